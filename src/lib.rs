@@ -1,0 +1,11 @@
+//! kubeboot keeps a self-hosted Kubernetes control plane recoverable: it reads the
+//! control plane out of a live api-server, a live etcd or an etcd snapshot, renders a
+//! bootkube-style asset dir, and boots it again. See DESIGN.md for the flow.
+
+pub mod assets;
+pub mod codec;
+pub mod fsutil;
+pub mod model;
+pub mod render;
+pub mod snapshot;
+pub mod source;

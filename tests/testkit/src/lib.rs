@@ -1,0 +1,2 @@
+//! Test harness for kubeboot: real etcd on free loopback ports, cluster loaders and
+//! (later) the api-server and kubelet doubles. Not shipped.
