@@ -3,9 +3,11 @@
 //! bootkube-style asset dir, and boots it again. See DESIGN.md for the flow.
 
 pub mod assets;
+pub mod cmd;
 pub mod codec;
 pub mod fsutil;
 pub mod model;
+pub mod registry;
 pub mod render;
 pub mod snapshot;
 pub mod source;

@@ -1,2 +1,4 @@
 //! Test harness for kubeboot: real etcd on free loopback ports, cluster loaders and
 //! (later) the api-server and kubelet doubles. Not shipped.
+pub mod cluster;
+pub mod etcd;

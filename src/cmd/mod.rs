@@ -1,0 +1,178 @@
+//! The command layer: argument structs, dispatch, and the one place where errors
+//! become exit codes (DESIGN.md §2). Library modules return typed errors; only this
+//! layer adds context, and the chain is printed once, on one line, by `main`.
+
+pub mod decode;
+pub mod inspect;
+pub mod recover;
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Stable, documented exit codes (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Failed = 1,
+    Usage = 2,
+    NoSource = 3,
+    Policy = 4,
+}
+
+/// An error on its way to `main`, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Exit,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: Exit::Failed,
+            error: e.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    /// One line: the context chain joined with ": ", newlines folded.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = format!("{:#}", self.error);
+        f.write_str(&text.replace('\n', " "))
+    }
+}
+
+/// Attaches an exit code to any error.
+pub trait ExitWith<T> {
+    fn exit_with(self, code: Exit) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> ExitWith<T> for Result<T, E> {
+    fn exit_with(self, code: Exit) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            code,
+            error: e.into(),
+        })
+    }
+}
+
+/// A usage error found after parsing (flags that clap cannot cross-check).
+pub fn usage(msg: impl fmt::Display) -> Failure {
+    Failure {
+        code: Exit::Usage,
+        error: anyhow::anyhow!("{msg}"),
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubeboot",
+    version,
+    about = "Keeps a self-hosted Kubernetes control plane recoverable",
+    after_help = "Exit codes: 0 done or healthy, 1 failed, 2 usage or config error, \
+                  3 no recovery source could be read, 4 refused by policy."
+)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Recover(recover::RecoverArgs),
+    Inspect(inspect::InspectArgs),
+    Decode(decode::DecodeArgs),
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Recover(args) => recover::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Decode(args) => decode::run(args),
+    }
+}
+
+/// How a decoded object is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+    Raw,
+}
+
+/// Prints a decoded object as YAML or pretty JSON, ending in a newline.
+pub fn render_object(object: &serde_json::Value, output: Output) -> anyhow::Result<String> {
+    Ok(match output {
+        Output::Json | Output::Raw => {
+            let mut s = serde_json::to_string_pretty(object)?;
+            s.push('\n');
+            s
+        }
+        Output::Yaml => serde_yaml_ng::to_string(object)?,
+    })
+}
+
+/// Parses durations such as `500ms`, `5s`, `2m` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 5s or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "{s:?} has unknown unit {unit:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn failure_prints_one_line() {
+        let f = Failure::from(anyhow::anyhow!("inner\nsecond").context("outer"));
+        assert_eq!(f.to_string(), "outer: inner second");
+        assert_eq!(f.code, Exit::Failed);
+    }
+}

@@ -1,0 +1,199 @@
+//! `kubeboot recover`: the operator gets a bootkube-style asset dir, rendered from the
+//! control plane still stored in a live etcd or an etcd snapshot, ready for `start`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use crate::render::{self, RenderOptions};
+use crate::source::{self, etcd::EtcdConfig};
+use crate::{assets, snapshot};
+
+/// Flags keep bootkube's names; its `--etcd-*-path` spellings are accepted as aliases
+/// so existing runbooks keep working.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Where to write the asset dir. Must be absent or empty unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub recovery_dir: PathBuf,
+    /// Kubeconfig copied to auth/kubeconfig for the bootstrap control plane.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Read from a live etcd (comma-separated URLs).
+    #[arg(
+        long,
+        value_name = "URLS",
+        value_delimiter = ',',
+        conflicts_with = "etcd_backup_file"
+    )]
+    pub etcd_servers: Vec<String>,
+    /// Read from an `etcdctl snapshot save` file or a data-dir member/snap/db.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_backup_file: Option<PathBuf>,
+    /// CA bundle that signed etcd's serving certificate.
+    #[arg(long, alias = "etcd-ca-path", value_name = "FILE")]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long, alias = "etcd-certificate-path", value_name = "FILE")]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long, alias = "etcd-private-key-path", value_name = "FILE")]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// The api-server's --etcd-prefix.
+    #[arg(long, default_value = "/registry", value_name = "PREFIX")]
+    pub etcd_prefix: String,
+    /// Accept a snapshot without a sha256 trailer (a raw data-dir db).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Move a non-empty --recovery-dir aside (timestamped) instead of refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for a connection to etcd.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_dial_timeout: Duration,
+    /// How long one etcd request may take.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_request_timeout: Duration,
+    /// Host dir the bootstrap pods mount Secrets and ConfigMaps from.
+    #[arg(
+        long,
+        default_value = "/etc/kubernetes/bootstrap-secrets",
+        value_name = "DIR"
+    )]
+    pub bootstrap_secrets_dir: String,
+    /// Host path of the kubeconfig the bootstrap pods use
+    /// [default: <bootstrap-secrets-dir>/kubeconfig].
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap_kubeconfig: Option<String>,
+}
+
+/// Which source the flags select; checked before anything touches disk or network.
+enum Choice {
+    Etcd(Vec<String>),
+    Snapshot(PathBuf),
+}
+
+fn choose(args: &RecoverArgs) -> Result<Choice, Failure> {
+    if !args.etcd_prefix.starts_with('/') {
+        return Err(usage(format!(
+            "--etcd-prefix {:?} must start with '/'",
+            args.etcd_prefix
+        )));
+    }
+    if args.etcd_certfile.is_some() != args.etcd_keyfile.is_some() {
+        return Err(usage(
+            "--etcd-certfile and --etcd-keyfile must be given together",
+        ));
+    }
+    match (&args.etcd_backup_file, args.etcd_servers.is_empty()) {
+        (Some(file), true) => Ok(Choice::Snapshot(file.clone())),
+        (None, false) => Ok(Choice::Etcd(args.etcd_servers.clone())),
+        (Some(_), false) => Err(usage(
+            "give only one of --etcd-servers and --etcd-backup-file",
+        )),
+        (None, true) if args.kubeconfig.is_some() => Err(usage(
+            "recovering through the api-server (--kubeconfig alone) is not implemented yet; \
+             give --etcd-servers or --etcd-backup-file",
+        )),
+        (None, true) => Err(usage(
+            "give a source: --etcd-servers URLS or --etcd-backup-file FILE",
+        )),
+    }
+}
+
+/// Fails fast, before any network read, on a target `assets::write` would refuse.
+fn refuse_non_empty(dir: &std::path::Path, force: bool) -> Result<(), Failure> {
+    let non_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !force {
+        return Err(usage(format!(
+            "refusing to write into non-empty --recovery-dir {} (use --force)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn run(args: RecoverArgs) -> Result<(), Failure> {
+    let choice = choose(&args)?;
+    refuse_non_empty(&args.recovery_dir, args.force)?;
+    let kubeconfig = match &args.kubeconfig {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))
+                .exit_with(Exit::Usage)?,
+        ),
+        None => None,
+    };
+    let (stored, info) = match choice {
+        Choice::Snapshot(file) => {
+            let opts = snapshot::Options {
+                skip_hash_check: args.skip_hash_check,
+            };
+            tracing::info!(file = %file.display(), "reading etcd snapshot");
+            source::snapshot::read(&file, &opts, &args.etcd_prefix)
+        }
+        Choice::Etcd(endpoints) => {
+            let mut cfg = EtcdConfig::new(endpoints);
+            cfg.ca_file = args.etcd_cafile.clone();
+            cfg.cert_file = args.etcd_certfile.clone();
+            cfg.key_file = args.etcd_keyfile.clone();
+            cfg.dial_timeout = args.etcd_dial_timeout;
+            cfg.request_timeout = args.etcd_request_timeout;
+            tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(source::etcd::read(
+                &cfg,
+                &source::prefixes(&args.etcd_prefix),
+            ))
+        }
+    }
+    .map_err(|e| {
+        let code = if e.is_unreadable() {
+            Exit::NoSource
+        } else {
+            Exit::Failed
+        };
+        Failure {
+            code,
+            error: e.into(),
+        }
+    })?;
+    let cp = source::assemble(&args.etcd_prefix, &stored, info, kubeconfig)?;
+    for warning in &cp.warnings {
+        tracing::warn!("{warning}");
+    }
+    let opts = RenderOptions {
+        kubeconfig_host_path: args
+            .bootstrap_kubeconfig
+            .clone()
+            .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
+        secrets_host_dir: args.bootstrap_secrets_dir.clone(),
+    };
+    let assets = render::render(&cp, &opts)?;
+    assets::write(&args.recovery_dir, &assets, args.force)?;
+    let revision = cp.source.revision.map_or("?".into(), |r| r.to_string());
+    let components = assets
+        .files
+        .keys()
+        .filter(|p| p.starts_with("bootstrap-manifests/"))
+        .count();
+    println!(
+        "recovered {components} control-plane component(s) from {} at revision {} into {} ({} files)",
+        cp.source.location,
+        revision,
+        args.recovery_dir.display(),
+        assets.files.len()
+    );
+    if cp.kubeconfig.is_none() {
+        println!(
+            "note: no --kubeconfig given; put one at {}/auth/kubeconfig before `kubeboot start`",
+            args.recovery_dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `kubeboot inspect` and `kubeboot decode` on real data no one here wrote
+//! (`../shared/fixtures/auger`), through the real binary.
+
+mod common;
+
+use common::{assert_fails, fixtures, kubeboot, stdout};
+
+#[test]
+fn inspect_lists_exactly_the_fixture_keys() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&[
+        "inspect",
+        db.to_str().unwrap(),
+        "--skip-hash-check",
+        "--keys",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let want = std::fs::read_to_string(fixtures().join("auger/boltdb/keys.txt")).unwrap();
+    let mut want: Vec<&str> = want.lines().filter(|l| !l.is_empty()).collect();
+    want.sort();
+    let got = stdout(&out);
+    assert_eq!(got.lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn inspect_keys_with_prefix() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&[
+        "inspect",
+        db.to_str().unwrap(),
+        "--skip-hash-check",
+        "--keys",
+        "--prefix",
+        "/registry/pods/",
+    ]);
+    assert_eq!(stdout(&out), "/registry/pods/default/pi-dqtsw\n");
+}
+
+#[test]
+fn inspect_summary_reports_missing_trailer_and_counts() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&["inspect", db.to_str().unwrap(), "--skip-hash-check"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("revision:"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("pods") && l.ends_with(" 1")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("(outside the prefix)") && l.ends_with(" 1")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_raw_db_needs_skip_hash_check() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&["inspect", db.to_str().unwrap()]);
+    assert_fails(&out, 3, "--skip-hash-check");
+}
+
+#[test]
+fn inspect_get_decodes_the_pod_like_the_fixture() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&[
+        "inspect",
+        db.to_str().unwrap(),
+        "--skip-hash-check",
+        "--get",
+        "/registry/pods/default/pi-dqtsw",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["kind"], "Pod");
+    assert_eq!(got["metadata"]["name"], "pi-dqtsw");
+}
+
+#[test]
+fn inspect_get_raw_prints_the_stored_bytes() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&[
+        "inspect",
+        db.to_str().unwrap(),
+        "--skip-hash-check",
+        "--get",
+        "/registry/namespaces/default",
+        "-o",
+        "raw",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        out.stdout.starts_with(b"k8s\0"),
+        "{:?}",
+        &out.stdout[..8.min(out.stdout.len())]
+    );
+}
+
+#[test]
+fn inspect_get_missing_key_is_a_one_line_error() {
+    let db = fixtures().join("auger/boltdb/db");
+    let out = kubeboot(&[
+        "inspect",
+        db.to_str().unwrap(),
+        "--skip-hash-check",
+        "--get",
+        "/nope",
+    ]);
+    assert_fails(&out, 1, "/nope");
+}
+
+#[test]
+fn decode_matches_the_fixture_json() {
+    for name in ["pod", "job"] {
+        let bin = fixtures().join(format!("auger/storage/{name}.bin"));
+        let out = kubeboot(&["decode", bin.to_str().unwrap(), "-o", "json"]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixtures().join(format!("auger/json/{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn decode_yaml_is_the_default() {
+    let bin = fixtures().join("auger/storage/job.bin");
+    let out = kubeboot(&["decode", bin.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("kind: Job\napiVersion: batch/v1\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    assert_fails(&kubeboot(&["inspect", empty.to_str().unwrap()]), 3, "empty");
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, b"k8s\0\x0a\x03xyz garbage").unwrap();
+    assert_fails(
+        &kubeboot(&["decode", garbage.to_str().unwrap()]),
+        1,
+        "garbage",
+    );
+    assert_fails(
+        &kubeboot(&["decode", "/nonexistent/file"]),
+        2,
+        "/nonexistent/file",
+    );
+    let missing = kubeboot(&["inspect", "/nonexistent/snap.db"]);
+    assert_fails(&missing, 3, "/nonexistent/snap.db");
+}

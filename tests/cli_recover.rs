@@ -1,0 +1,263 @@
+//! `kubeboot recover` end to end against real etcd: a bootkube-style control plane is
+//! stored exactly as kube-apiserver stores it, then recovered from the live etcd and
+//! from an `etcdctl snapshot save` file, through the real binary.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_fails, kubeboot, mode_of, stderr, tree};
+use kubeboot_testkit::cluster;
+use kubeboot_testkit::etcd::{Etcd, EtcdOptions};
+
+fn started(tls: bool) -> Etcd {
+    Etcd::start(EtcdOptions {
+        tls,
+        ..EtcdOptions::default()
+    })
+    .expect("start etcd")
+}
+
+fn load(etcd: &Etcd) -> Vec<(String, Vec<u8>)> {
+    cluster::load_into(etcd).expect("load the test cluster into etcd")
+}
+
+fn recover(args: &[&str], dir: &Path) -> std::process::Output {
+    let mut all = vec!["recover", "--recovery-dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    kubeboot(&all)
+}
+
+#[test]
+fn live_etcd_and_its_snapshot_recover_the_same_asset_dir() {
+    let etcd = started(false);
+    load(&etcd);
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("backup.db");
+    etcd.snapshot_save(&snap).unwrap();
+
+    let live = work.path().join("live");
+    let out = recover(&["--etcd-servers", &etcd.endpoint()], &live);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_snap = work.path().join("snap");
+    let out = recover(&["--etcd-backup-file", snap.to_str().unwrap()], &from_snap);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (mut a, mut b) = (tree(&live), tree(&from_snap));
+    let (ja, jb) = (
+        a.remove("kubeboot.json").unwrap(),
+        b.remove("kubeboot.json").unwrap(),
+    );
+    assert_eq!(a, b, "asset dirs differ");
+    let (mut ja, mut jb): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&ja.1).unwrap(),
+        serde_json::from_slice(&jb.1).unwrap(),
+    );
+    assert_eq!(ja["source"]["kind"], "etcd");
+    assert_eq!(jb["source"]["kind"], "snapshot");
+    assert_eq!(ja["source"]["revision"], jb["source"]["revision"]);
+    ja.as_object_mut().unwrap().remove("source");
+    jb.as_object_mut().unwrap().remove("source");
+    assert_eq!(ja, jb, "kubeboot.json differs outside `source`");
+
+    // What the renderer was given: the three control-plane components, not the
+    // checkpointer nor the user's workload, and their secrets, private.
+    let manifests: Vec<_> = a
+        .keys()
+        .filter(|k| k.starts_with("bootstrap-manifests/"))
+        .collect();
+    assert_eq!(
+        manifests,
+        [
+            "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
+            "bootstrap-manifests/bootstrap-kube-controller-manager.yaml",
+            "bootstrap-manifests/bootstrap-kube-scheduler.yaml",
+        ]
+    );
+    let key = &a["tls/secrets/kube-apiserver/apiserver.key"];
+    assert_eq!(key.0, 0o400, "the volume's defaultMode 0400 is honoured");
+    assert!(String::from_utf8_lossy(&key.1).contains("TEST-APISERVER-KEY"));
+    assert_eq!(mode_of(&live.join("tls/secrets/kube-apiserver")), 0o700);
+    assert!(
+        !a.keys().any(|k| k.contains("shop")),
+        "user objects leaked into the assets"
+    );
+    assert_eq!(
+        a["tls/config-maps/kube-scheduler-config/policy.bin"].1,
+        b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff"
+    );
+}
+
+#[test]
+fn tls_etcd_with_bootkube_flag_spellings() {
+    let etcd = started(true);
+    load(&etcd);
+    let tls = etcd.tls().expect("tls");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    let out = recover(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--etcd-ca-path",
+            tls.ca_cert.to_str().unwrap(),
+            "--etcd-certificate-path",
+            tls.client_cert.to_str().unwrap(),
+            "--etcd-private-key-path",
+            tls.client_key.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        dir.join("bootstrap-manifests/bootstrap-kube-apiserver.yaml")
+            .exists()
+    );
+
+    // Without a client certificate the server refuses us: a one-line error naming the
+    // endpoint, exit 3, and nothing written.
+    let dir = work.path().join("no-cert");
+    let out = recover(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--etcd-cafile",
+            tls.ca_cert.to_str().unwrap(),
+            "--etcd-dial-timeout",
+            "3s",
+            "--etcd-request-timeout",
+            "5s",
+        ],
+        &dir,
+    );
+    assert_fails(&out, 3, &etcd.endpoint());
+    assert!(!dir.exists());
+}
+
+#[test]
+fn unreachable_etcd_is_exit_3_and_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = recover(
+        &[
+            "--etcd-servers",
+            &endpoint,
+            "--etcd-dial-timeout",
+            "1s",
+            "--etcd-request-timeout",
+            "2s",
+        ],
+        &dir,
+    );
+    assert_fails(&out, 3, &endpoint);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_missing_referenced_secret_names_it_and_writes_nothing() {
+    let etcd = started(false);
+    load(&etcd);
+    etcd.etcdctl(&[
+        "del",
+        "/registry/secrets/kube-system/kube-controller-manager",
+    ])
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    let out = recover(&["--etcd-servers", &etcd.endpoint()], &dir);
+    assert_fails(&out, 1, "kube-controller-manager");
+    assert!(!dir.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "temp files left behind: {leftovers:?}"
+    );
+}
+
+#[test]
+fn a_non_empty_recovery_dir_is_refused_unless_forced() {
+    let etcd = started(false);
+    load(&etcd);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("precious"), b"operator notes").unwrap();
+    let out = recover(&["--etcd-servers", &etcd.endpoint()], &dir);
+    assert_fails(&out, 2, "--force");
+    assert_eq!(
+        std::fs::read(dir.join("precious")).unwrap(),
+        b"operator notes"
+    );
+
+    let out = recover(&["--etcd-servers", &etcd.endpoint(), "--force"], &dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("kubeboot.json").exists());
+    // The old contents were moved aside, never deleted.
+    let aside: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("precious").exists())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    assert_fails(&recover(&[], &dir), 2, "--etcd-servers");
+    assert_fails(
+        &recover(
+            &[
+                "--etcd-servers",
+                "http://127.0.0.1:1",
+                "--etcd-certfile",
+                "/x",
+            ],
+            &dir,
+        ),
+        2,
+        "--etcd-keyfile",
+    );
+    assert_fails(
+        &recover(
+            &["--etcd-backup-file", "/x", "--etcd-prefix", "registry"],
+            &dir,
+        ),
+        2,
+        "--etcd-prefix",
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
+fn the_kubeconfig_is_copied_private() {
+    let etcd = started(false);
+    load(&etcd);
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = work.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, b"apiVersion: v1\nkind: Config\n").unwrap();
+    let dir = work.path().join("out");
+    let out = recover(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.join("auth/kubeconfig")).unwrap(),
+        b"apiVersion: v1\nkind: Config\n"
+    );
+    assert_eq!(mode_of(&dir.join("auth/kubeconfig")), 0o600);
+    assert_eq!(mode_of(&dir.join("auth")), 0o700);
+}

@@ -1,0 +1,89 @@
+//! Shared helpers for the CLI integration tests: run the real `kubeboot` binary and
+//! look at what it left on disk.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `kubeboot ARGS` with a bounded wait; panics with its output if it hangs.
+pub fn kubeboot(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kubeboot");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kubeboot {args:?} did not finish within 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts the exit code and that stderr's error is exactly one line mentioning `needle`.
+pub fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    let errors: Vec<_> = err
+        .lines()
+        .filter(|l| l.starts_with("kubeboot: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "want one error line, got: {err}");
+    assert!(
+        errors[0].contains(needle),
+        "error {:?} lacks {needle:?}",
+        errors[0]
+    );
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+/// Every file under `dir`: relative path → (mode, bytes).
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::metadata(&p).expect("metadata");
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
+                let mode = meta.permissions().mode() & 0o7777;
+                out.insert(rel, (mode, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out
+}
+
+pub fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o7777
+}
