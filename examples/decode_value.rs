@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("{}", serde_json::to_string_pretty(&decoded.object)?);
     eprintln!(
-        "{name}: {:?}, {} bytes, decoded in {took:?}",
+        "{name}: {:?}, {} bytes, decoded in {first:?} (first call), {warm:?} (warm)",
         decoded.format,
         bytes.len()
     );

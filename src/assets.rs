@@ -73,6 +73,15 @@ fn dir_modes(assets: &AssetDir) -> BTreeMap<String, u32> {
     modes
 }
 
+/// Fails fast, before any source is read, on a target [`write`] would refuse: a
+/// non-empty `dir` without `force`. A missing or unreadable dir is left to `write`.
+pub fn check_target(dir: &Path, force: bool) -> Result<(), AssetsError> {
+    if !force && dir.is_dir() && !is_empty_dir(dir)? {
+        return Err(AssetsError::NotEmpty(dir.to_path_buf()));
+    }
+    Ok(())
+}
+
 fn is_empty_dir(dir: &Path) -> Result<bool, AssetsError> {
     let mut entries = fs::read_dir(dir).map_err(FsError::io("read dir", dir))?;
     Ok(entries.next().is_none())

@@ -137,9 +137,6 @@ impl LockFile {
             .mode(0o600)
             .open(path)
             .map_err(FsError::io("open lock file", path))?;
-        // `File::try_lock` is stable since Rust 1.89; Cargo.toml's rust-version (1.85)
-        // should be raised to match (reported to the lead; Cargo.toml is not ours).
-        #[allow(clippy::incompatible_msrv)]
         let locked = file.try_lock();
         match locked {
             Ok(()) => Ok(LockFile {

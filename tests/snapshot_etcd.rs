@@ -49,7 +49,7 @@ fn key(i: usize) -> Vec<u8> {
 fn value(rng: &mut Rng, i: usize, round: u8) -> Vec<u8> {
     let len = match i % 600 {
         0 => [0, 150_000, 700_000, 1_100_000, 1_500_000][(i / 600) % 5],
-        _ if i % 97 == 0 => 0,
+        _ if i.is_multiple_of(97) => 0,
         _ => (rng.next() % 3000) as usize,
     };
     let mut v = vec![round; len];
@@ -77,13 +77,13 @@ async fn write_history(c: &mut Client) -> Result<i64> {
     for t in 0..16 {
         let mut c = c.clone();
         let vals: Vec<_> = (0..KEYS)
-            .filter(|i| i % 3 == 0 && i % 16 == t)
+            .filter(|i| i.is_multiple_of(3) && i % 16 == t)
             .map(|i| (i, value(&mut rng, i, 2)))
             .collect();
         tasks.push(tokio::spawn(async move {
             for (i, v) in vals {
                 c.put(key(i), v.clone(), None).await?;
-                if i % 9 == 0 {
+                if i.is_multiple_of(9) {
                     c.put(key(i), v, None).await?;
                 }
             }
@@ -227,4 +227,55 @@ fn etcd_35_snapshot_matches_etcdctl_get() {
         return;
     };
     bounded(deadline(), move || check_against_etcd(Some(dir), false));
+}
+
+/// Not a test: builds a large snapshot for the `inspect` benchmark.
+/// `KUBEBOOT_BENCH_OUT=/tmp/big.db KUBEBOOT_BENCH_KEYS=200000 cargo test --release
+/// --test snapshot_etcd -- --ignored --nocapture make_large_snapshot`
+#[test]
+#[ignore = "benchmark input generator"]
+fn make_large_snapshot() {
+    let out = std::env::var("KUBEBOOT_BENCH_OUT").unwrap_or_else(|_| "/tmp/kubeboot-big.db".into());
+    let keys: usize = std::env::var("KUBEBOOT_BENCH_KEYS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    bounded(Duration::from_secs(600), move || {
+        let etcd = Etcd::start(EtcdOptions {
+            max_request_bytes: Some(8 << 20),
+            ..Default::default()
+        })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let c = etcd.client().await?;
+            let mut tasks = Vec::new();
+            for t in 0..8 {
+                let mut c = c.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut rng = Rng(t as u64 + 1);
+                    let mine: Vec<usize> = (t..keys).step_by(8).collect();
+                    for chunk in mine.chunks(128) {
+                        let ops: Vec<TxnOp> = chunk
+                            .iter()
+                            .map(|&i| {
+                                let k = format!("/registry/pods/ns{}/pod-{i:07}", i % 50);
+                                TxnOp::put(k, vec![b'x'; 200 + (rng.next() % 1800) as usize], None)
+                            })
+                            .collect();
+                        c.txn(Txn::new().and_then(ops)).await?;
+                    }
+                    anyhow::Ok(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            anyhow::Ok(())
+        })?;
+        etcd.snapshot_save(std::path::Path::new(&out))?;
+        eprintln!("wrote {out} ({keys} keys)");
+        Ok(())
+    });
 }

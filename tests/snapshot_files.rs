@@ -50,7 +50,7 @@ fn make_small_snapshot() -> Result<Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(tokio::time::timeout(Duration::from_secs(30), async {
+    let write = async {
         let mut c = etcd.client().await?;
         let mut rng = Rng(3);
         for i in 0..150 {
@@ -84,7 +84,8 @@ fn make_small_snapshot() -> Result<Vec<u8>> {
             .await?;
         c.delete("/registry/things/t002", None).await?;
         anyhow::Ok(())
-    }))??;
+    };
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), write).await })??;
     let file = etcd.temp_dir().join("small.db");
     etcd.snapshot_save(&file)?;
     Ok(std::fs::read(file)?)

@@ -104,21 +104,9 @@ fn choose(args: &RecoverArgs) -> Result<Choice, Failure> {
     }
 }
 
-/// Fails fast, before any network read, on a target `assets::write` would refuse.
-fn refuse_non_empty(dir: &std::path::Path, force: bool) -> Result<(), Failure> {
-    let non_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
-    if non_empty && !force {
-        return Err(usage(format!(
-            "refusing to write into non-empty --recovery-dir {} (use --force)",
-            dir.display()
-        )));
-    }
-    Ok(())
-}
-
 pub fn run(args: RecoverArgs) -> Result<(), Failure> {
     let choice = choose(&args)?;
-    refuse_non_empty(&args.recovery_dir, args.force)?;
+    assets::check_target(&args.recovery_dir, args.force).exit_with(Exit::Usage)?;
     let kubeconfig = match &args.kubeconfig {
         Some(path) => Some(
             std::fs::read(path)

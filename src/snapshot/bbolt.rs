@@ -266,7 +266,7 @@ impl<'a> Db<'a> {
             .iter()
             .map(|&ps| read_meta(data, ps as usize, 1).and_then(|m| same_size(m, ps)))
             .find(Result::is_ok)
-            .unwrap_or_else(|| Err(Problem::BadChecksum));
+            .unwrap_or(Err(Problem::BadChecksum));
         let meta = match (m0, m1) {
             (Ok(a), Ok(b)) => {
                 if b.txid > a.txid {
@@ -501,7 +501,7 @@ mod tests {
         put_meta(&mut f, 0, 1, 2);
         put_meta(&mut f, 1, 2, 2);
         let mut inline = vec![0u8; BUCKET_HEADER_LEN];
-        let mut page = vec![0u8; 64];
+        let mut page = [0u8; 64];
         page[8..10].copy_from_slice(&LEAF_PAGE.to_le_bytes());
         page[10..12].copy_from_slice(&1u16.to_le_bytes());
         page[16..32].copy_from_slice(&[0, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
