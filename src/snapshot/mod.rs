@@ -132,21 +132,43 @@ impl Snapshot {
         })
     }
 
-    fn parse(mut bytes: Vec<u8>, opts: &Options) -> Result<Snapshot, Problem> {
+    fn parse(bytes: Vec<u8>, opts: &Options) -> Result<Snapshot, Problem> {
         if bytes.is_empty() {
             return Err(Problem::Empty);
         }
-        let integrity = match trailer::check(&mut bytes, opts.skip_hash_check) {
-            // A file that is not bbolt at all says so, rather than "missing trailer".
-            Err(Problem::MissingTrailer) => {
+        let has_trailer = trailer::has_trailer(bytes.len());
+        let integrity = match (has_trailer, opts.skip_hash_check) {
+            (true, false) => Integrity::Verified,
+            (true, true) => Integrity::TrailerNotChecked,
+            (false, true) => Integrity::NoTrailerSkipped,
+            (false, false) => {
+                // A file that is not bbolt at all says so, rather than "missing trailer".
                 bbolt::Db::open(&bytes)?;
                 return Err(Problem::MissingTrailer);
             }
-            other => other?,
         };
-        let data = prost::bytes::Bytes::from(bytes);
-        let db = bbolt::Db::open(&data)?;
-        let view = mvcc::read(&db, &data)?;
+        let body_len = bytes.len() - if has_trailer { trailer::TRAILER_LEN } else { 0 };
+        let file = prost::bytes::Bytes::from(bytes);
+        let body = file.slice(..body_len);
+        let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body));
+        let (view, hash) = if integrity == Integrity::Verified {
+            // A wrong hash is the root cause of any parse error, so it is reported first.
+            std::thread::scope(|s| {
+                let hasher = std::thread::Builder::new()
+                    .name("snapshot-sha256".into())
+                    .spawn_scoped(s, || trailer::verify(&file));
+                let view = read();
+                let hash = match hasher {
+                    Ok(h) => h.join().unwrap_or_else(|_| trailer::verify(&file)),
+                    Err(_) => trailer::verify(&file),
+                };
+                (view, hash)
+            })
+        } else {
+            (read(), Ok(()))
+        };
+        hash?;
+        let view = view?;
         Ok(Snapshot {
             kvs: view.kvs,
             revision: view.revision,

@@ -172,11 +172,37 @@ fn compaction(db: &Db<'_>) -> Result<Option<i64>, Problem> {
 
 /// The latest live view: per key, the newest revision unless it is a tombstone,
 /// sorted by key. Order of the input does not matter.
-pub fn latest(mut revisions: Vec<Revision>) -> Vec<KeyValue> {
-    revisions.sort_unstable_by(|a, b| a.kv.key.cmp(&b.kv.key).then(a.rev.cmp(&b.rev)));
-    revisions
-        .chunk_by(|a, b| a.kv.key == b.kv.key)
-        .filter_map(<[Revision]>::last)
+///
+/// Keys share long prefixes (`/registry/pods/...`), so a plain sort spends its time in
+/// `memcmp`. Each revision gets an abbreviated key instead: the 16 bytes after the
+/// prefix common to all keys, as a big-endian `u128` (zero padded, so its order agrees
+/// with the byte order of the keys); only ties compare the full keys.
+pub fn latest(revisions: Vec<Revision>) -> Vec<KeyValue> {
+    let first = revisions
+        .first()
+        .map(|r| r.kv.key.clone())
+        .unwrap_or_default();
+    let lcp = revisions.iter().fold(first.len(), |n, r| {
+        first
+            .iter()
+            .take(n)
+            .zip(r.kv.key.iter())
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
+    let full = |i: usize| revisions.get(i).map(|r| (&r.kv.key, r.rev));
+    let mut order: Vec<(u128, usize)> = revisions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (abbreviate(&r.kv.key, lcp), i))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a.1).cmp(&full(b.1))));
+    let same_key = |a: &(u128, usize), b: &(u128, usize)| {
+        a.0 == b.0 && full(a.1).map(|f| f.0) == full(b.1).map(|f| f.0)
+    };
+    order
+        .chunk_by(same_key)
+        .filter_map(|group| revisions.get(group.last()?.1))
         .filter(|r| !r.rev.tombstone)
         .map(|r| KeyValue {
             key: r.kv.key.to_vec(),
@@ -187,6 +213,14 @@ pub fn latest(mut revisions: Vec<Revision>) -> Vec<KeyValue> {
             lease: r.kv.lease,
         })
         .collect()
+}
+
+fn abbreviate(key: &[u8], skip: usize) -> u128 {
+    let mut buf = [0u8; 16];
+    for (d, s) in buf.iter_mut().zip(key.iter().skip(skip)) {
+        *d = *s;
+    }
+    u128::from_be_bytes(buf)
 }
 
 #[cfg(test)]
@@ -290,6 +324,27 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn abbreviated_sort_agrees_with_byte_order() {
+        let keys = [
+            "/p/x",
+            "/p/x\0",
+            "/p/",
+            "/p/x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0a",
+            "/p/y",
+            "/p/x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        ];
+        let revs = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| put(i as i64 + 1, k, "v"))
+            .collect();
+        let got: Vec<Vec<u8>> = latest(revs).into_iter().map(|kv| kv.key).collect();
+        let mut want: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

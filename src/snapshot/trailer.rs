@@ -10,10 +10,13 @@
 //! <https://github.com/etcd-io/etcd/blob/v3.5.1/etcdutl/snapshot/v3_snapshot.go>
 //! (3.4: `clientv3/snapshot/v3_snapshot.go`). We do the same. A data-dir
 //! `member/snap/db` never has one.
+//!
+//! Hashing a large file costs about as much as parsing it, so `Snapshot` runs
+//! [`verify`] on a second thread while it parses.
 
 use sha2::{Digest, Sha256};
 
-use super::{Integrity, Problem};
+use super::Problem;
 
 /// Length of the trailer: one sha256 digest.
 pub const TRAILER_LEN: usize = 32;
@@ -23,34 +26,20 @@ pub fn has_trailer(len: usize) -> bool {
     len >= TRAILER_LEN && len % 512 == TRAILER_LEN
 }
 
-/// Checks the trailer (unless `skip`) and strips it off `bytes`.
-///
-/// Without a trailer the file is accepted only with `skip` ([`Problem::MissingTrailer`]
-/// otherwise); the caller decides whether a format error should be reported first.
-pub fn check(bytes: &mut Vec<u8>, skip: bool) -> Result<Integrity, Problem> {
-    if !has_trailer(bytes.len()) {
-        return if skip {
-            Ok(Integrity::NoTrailerSkipped)
-        } else {
-            Err(Problem::MissingTrailer)
-        };
+/// Checks that the last 32 bytes of `file` are the sha256 of the rest.
+pub fn verify(file: &[u8]) -> Result<(), Problem> {
+    if !has_trailer(file.len()) {
+        return Err(Problem::MissingTrailer);
     }
-    let body_len = bytes.len() - TRAILER_LEN;
-    let integrity = if skip {
-        Integrity::TrailerNotChecked
-    } else {
-        let (body, expected) = bytes.split_at(body_len);
-        let actual = Sha256::digest(body);
-        if actual.as_slice() != expected {
-            return Err(Problem::HashMismatch {
-                expected: hex::encode(expected),
-                actual: hex::encode(actual),
-            });
-        }
-        Integrity::Verified
-    };
-    bytes.truncate(body_len);
-    Ok(integrity)
+    let (body, expected) = file.split_at(file.len() - TRAILER_LEN);
+    let actual = Sha256::digest(body);
+    if actual.as_slice() != expected {
+        return Err(Problem::HashMismatch {
+            expected: hex::encode(expected),
+            actual: hex::encode(actual),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -64,31 +53,21 @@ mod tests {
     }
 
     #[test]
-    fn verifies_and_strips() {
-        let mut v = with_trailer(&[7u8; 1024]);
-        assert_eq!(check(&mut v, false), Ok(Integrity::Verified));
-        assert_eq!(v.len(), 1024);
+    fn verifies() {
+        assert_eq!(verify(&with_trailer(&[7u8; 1024])), Ok(()));
     }
 
     #[test]
     fn mismatch_is_an_error() {
         let mut v = with_trailer(&[7u8; 1024]);
         v[3] ^= 1;
-        assert!(matches!(
-            check(&mut v, false),
-            Err(Problem::HashMismatch { .. })
-        ));
-        // Skipping does not verify, but still strips.
-        assert_eq!(check(&mut v, true), Ok(Integrity::TrailerNotChecked));
-        assert_eq!(v.len(), 1024);
+        assert!(matches!(verify(&v), Err(Problem::HashMismatch { .. })));
     }
 
     #[test]
-    fn raw_db_needs_skip() {
-        let mut v = vec![0u8; 4096];
-        assert_eq!(check(&mut v, false), Err(Problem::MissingTrailer));
-        assert_eq!(check(&mut v, true), Ok(Integrity::NoTrailerSkipped));
-        assert_eq!(v.len(), 4096);
+    fn detected_by_length() {
+        assert_eq!(verify(&[0u8; 4096]), Err(Problem::MissingTrailer));
         assert!(!has_trailer(0) && !has_trailer(31) && has_trailer(32) && has_trailer(544));
+        assert!(!has_trailer(4096) && has_trailer(4096 + 32));
     }
 }

@@ -63,10 +63,10 @@ pub fn as_created(mut obj: Value) -> Result<Value> {
             obj["spec"]["revisionHistoryLimit"] = json!(10);
         }
     }
-    if kind == "Pod" {
-        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-            default_pod_spec(spec);
-        }
+    if kind == "Pod"
+        && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        default_pod_spec(spec);
     }
     if kind == "Secret" {
         fold_string_data(&mut obj);
