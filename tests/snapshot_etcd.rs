@@ -30,14 +30,14 @@ fn etcdctl_view(etcd: &Etcd) -> Result<(i64, BTreeMap<Vec<u8>, KeyValue>)> {
     let mut kvs = BTreeMap::new();
     for kv in json["kvs"].as_array().context("no kvs")? {
         let kv = KeyValue {
-            key: b64(&kv["key"])?,
-            value: b64(&kv["value"])?,
+            key: b64(&kv["key"])?.into(),
+            value: b64(&kv["value"])?.into(),
             create_revision: int(&kv["create_revision"]),
             mod_revision: int(&kv["mod_revision"]),
             version: int(&kv["version"]),
             lease: int(&kv["lease"]),
         };
-        kvs.insert(kv.key.clone(), kv);
+        kvs.insert(kv.key.to_vec(), kv);
     }
     Ok((int(&json["header"]["revision"]), kvs))
 }

@@ -161,7 +161,7 @@ fn small_snapshot_reads_and_verifies() {
     assert_eq!(snap.integrity(), Integrity::Verified);
     assert!(
         snap.get(b"/registry/things/t004")
-            .is_some_and(|kv| kv.value == b"second")
+            .is_some_and(|kv| kv.value[..] == b"second"[..])
     );
     assert!(
         snap.get(b"/registry/things/t002").is_none()

@@ -202,16 +202,13 @@ impl Snapshot {
 
     /// The live value of `key`, if any.
     pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
-        let i = self
-            .kvs
-            .binary_search_by(|kv| kv.key.as_slice().cmp(key))
-            .ok()?;
+        let i = self.kvs.binary_search_by(|kv| kv.key[..].cmp(key)).ok()?;
         self.kvs.get(i)
     }
 
     /// live keys with this prefix, sorted by key bytes
     pub fn prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a KeyValue> + 'a {
-        let start = self.kvs.partition_point(|kv| kv.key.as_slice() < prefix);
+        let start = self.kvs.partition_point(|kv| &kv.key[..] < prefix);
         self.kvs
             .get(start..)
             .unwrap_or_default()

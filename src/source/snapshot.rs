@@ -20,7 +20,7 @@ pub fn read(
         for kv in snap.prefix(prefix.as_bytes()) {
             stored.push(Stored {
                 key: String::from_utf8_lossy(&kv.key).into_owned(),
-                value: kv.value.clone(),
+                value: kv.value.to_vec(),
                 mod_revision: kv.mod_revision,
             });
         }
