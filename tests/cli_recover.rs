@@ -261,3 +261,57 @@ fn the_kubeconfig_is_copied_private() {
     assert_eq!(mode_of(&dir.join("auth/kubeconfig")), 0o600);
     assert_eq!(mode_of(&dir.join("auth")), 0o700);
 }
+
+#[test]
+fn a_wrong_ca_says_so_instead_of_timing_out() {
+    // bootkube #997: TLS failures surfaced as "context deadline exceeded".
+    let etcd = started(true);
+    let tls = etcd.tls().expect("tls");
+    let work = tempfile::tempdir().unwrap();
+    // A CA that did not sign etcd's certificate: the client cert's own file.
+    let dir = work.path().join("out");
+    let out = recover(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--etcd-cafile",
+            tls.client_cert.to_str().unwrap(),
+            "--etcd-certfile",
+            tls.client_cert.to_str().unwrap(),
+            "--etcd-keyfile",
+            tls.client_key.to_str().unwrap(),
+            "--etcd-dial-timeout",
+            "3s",
+        ],
+        &dir,
+    );
+    assert_fails(&out, 3, &etcd.endpoint());
+    let err = stderr(&out).to_lowercase();
+    assert!(err.contains("certificate") || err.contains("tls"), "{err}");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_damaged_backup_is_exit_3_and_writes_nothing() {
+    let etcd = started(false);
+    load(&etcd);
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("backup.db");
+    etcd.snapshot_save(&snap).unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+
+    let cut = work.path().join("cut.db");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 3;
+    flipped[mid] ^= 0x40;
+    let flip = work.path().join("flip.db");
+    std::fs::write(&flip, &flipped).unwrap();
+
+    for (file, needle) in [(&cut, "cut.db"), (&flip, "flip.db")] {
+        let dir = work.path().join("out");
+        let out = recover(&["--etcd-backup-file", file.to_str().unwrap()], &dir);
+        assert_fails(&out, 3, needle);
+        assert!(!dir.exists());
+    }
+}
