@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 /// Where a [`ControlPlane`] was read from. Only this part of `kubeboot.json` may differ
@@ -16,6 +17,8 @@ pub enum SourceKind {
     Apiserver,
     Etcd,
     Snapshot,
+    /// A brand-new cluster from `kubeboot render`; nothing was read.
+    Rendered,
 }
 
 /// Provenance of a recovery, recorded under `source` in `kubeboot.json`.
@@ -49,6 +52,24 @@ pub struct ControlPlane {
     /// Things the operator must know about the read itself, e.g. fields newer than the
     /// codec's protos. They end up in `kubeboot.json`; a silent loss is a wrong recovery.
     pub warnings: Vec<String>,
+}
+
+impl ControlPlane {
+    /// Sorts every list by namespace and name, so rendering never depends on the order
+    /// a source returned objects in.
+    pub fn sort(&mut self) {
+        fn key(m: &ObjectMeta) -> (Option<&String>, Option<&String>) {
+            (m.namespace.as_ref(), m.name.as_ref())
+        }
+        self.daemonsets
+            .sort_by(|a, b| key(&a.metadata).cmp(&key(&b.metadata)));
+        self.deployments
+            .sort_by(|a, b| key(&a.metadata).cmp(&key(&b.metadata)));
+        self.secrets
+            .sort_by(|a, b| key(&a.metadata).cmp(&key(&b.metadata)));
+        self.config_maps
+            .sort_by(|a, b| key(&a.metadata).cmp(&key(&b.metadata)));
+    }
 }
 
 /// File mode for anything that may hold a secret: keys, tokens, kubeconfigs, Secret data.

@@ -315,3 +315,48 @@ fn a_damaged_backup_is_exit_3_and_writes_nothing() {
         assert!(!dir.exists());
     }
 }
+
+#[test]
+fn apiserver_source_bad_kubeconfig_and_unreachable_server() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    let bad = work.path().join("bad-kubeconfig");
+    std::fs::write(&bad, b"this: [is not a kubeconfig").unwrap();
+    assert_fails(
+        &recover(&["--kubeconfig", bad.to_str().unwrap()], &dir),
+        2,
+        "bad-kubeconfig",
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("https://127.0.0.1:{port}");
+    let kubeconfig = work.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    \
+             insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: test-only\n\
+             contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let out = recover(
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--apiserver-timeout",
+            "3s",
+        ],
+        &dir,
+    );
+    assert_fails(&out, 3, &format!("127.0.0.1:{port}"));
+    assert!(
+        !stderr(&out).contains("test-only"),
+        "a token leaked into the error"
+    );
+    assert!(!dir.exists());
+}

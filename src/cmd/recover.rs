@@ -8,8 +8,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use crate::model::ControlPlane;
 use crate::render::{self, RenderOptions};
-use crate::source::{self, etcd::EtcdConfig};
+use crate::source::{self, SourceError, apiserver::ApiserverConfig, etcd::EtcdConfig};
 use crate::{assets, snapshot};
 
 /// Flags keep bootkube's names; its `--etcd-*-path` spellings are accepted as aliases
@@ -57,6 +58,9 @@ pub struct RecoverArgs {
     /// How long one etcd request may take.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub etcd_request_timeout: Duration,
+    /// How long one api-server request may take (the --kubeconfig source).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub apiserver_timeout: Duration,
     /// Host dir the bootstrap pods mount Secrets and ConfigMaps from.
     #[arg(
         long,
@@ -72,6 +76,7 @@ pub struct RecoverArgs {
 
 /// Which source the flags select; checked before anything touches disk or network.
 enum Choice {
+    Apiserver(PathBuf),
     Etcd(Vec<String>),
     Snapshot(PathBuf),
 }
@@ -94,13 +99,60 @@ fn choose(args: &RecoverArgs) -> Result<Choice, Failure> {
         (Some(_), false) => Err(usage(
             "give only one of --etcd-servers and --etcd-backup-file",
         )),
-        (None, true) if args.kubeconfig.is_some() => Err(usage(
-            "recovering through the api-server (--kubeconfig alone) is not implemented yet; \
-             give --etcd-servers or --etcd-backup-file",
-        )),
-        (None, true) => Err(usage(
-            "give a source: --etcd-servers URLS or --etcd-backup-file FILE",
-        )),
+        (None, true) => match &args.kubeconfig {
+            Some(kubeconfig) => Ok(Choice::Apiserver(kubeconfig.clone())),
+            None => Err(usage(
+                "give a source: --kubeconfig FILE (a running api-server), \
+                 --etcd-servers URLS or --etcd-backup-file FILE",
+            )),
+        },
+    }
+}
+
+/// Reads the chosen source into a `ControlPlane`.
+fn read_source(
+    choice: Choice,
+    args: &RecoverArgs,
+    kubeconfig: Option<Vec<u8>>,
+) -> Result<ControlPlane, SourceError> {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::File {
+                path: "(tokio runtime)".into(),
+                reason: e.to_string(),
+            })
+    };
+    match choice {
+        Choice::Snapshot(file) => {
+            let opts = snapshot::Options {
+                skip_hash_check: args.skip_hash_check,
+            };
+            tracing::info!(file = %file.display(), "reading etcd snapshot");
+            let (stored, info) = source::snapshot::read(&file, &opts, &args.etcd_prefix)?;
+            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig)
+        }
+        Choice::Etcd(endpoints) => {
+            let mut cfg = EtcdConfig::new(endpoints);
+            cfg.ca_file = args.etcd_cafile.clone();
+            cfg.cert_file = args.etcd_certfile.clone();
+            cfg.key_file = args.etcd_keyfile.clone();
+            cfg.dial_timeout = args.etcd_dial_timeout;
+            cfg.request_timeout = args.etcd_request_timeout;
+            tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
+            let prefixes = source::prefixes(&args.etcd_prefix);
+            let (stored, info) = runtime()?.block_on(source::etcd::read(&cfg, &prefixes))?;
+            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig)
+        }
+        Choice::Apiserver(path) => {
+            let cfg = ApiserverConfig {
+                request_timeout: args.apiserver_timeout,
+                ..ApiserverConfig::default()
+            };
+            tracing::info!(kubeconfig = %path.display(), "reading the api-server");
+            runtime()?.block_on(source::apiserver::read(&path, &cfg, kubeconfig))
+        }
     }
 }
 
@@ -115,43 +167,17 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let (stored, info) = match choice {
-        Choice::Snapshot(file) => {
-            let opts = snapshot::Options {
-                skip_hash_check: args.skip_hash_check,
-            };
-            tracing::info!(file = %file.display(), "reading etcd snapshot");
-            source::snapshot::read(&file, &opts, &args.etcd_prefix)
-        }
-        Choice::Etcd(endpoints) => {
-            let mut cfg = EtcdConfig::new(endpoints);
-            cfg.ca_file = args.etcd_cafile.clone();
-            cfg.cert_file = args.etcd_certfile.clone();
-            cfg.key_file = args.etcd_keyfile.clone();
-            cfg.dial_timeout = args.etcd_dial_timeout;
-            cfg.request_timeout = args.etcd_request_timeout;
-            tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(source::etcd::read(
-                &cfg,
-                &source::prefixes(&args.etcd_prefix),
-            ))
-        }
-    }
-    .map_err(|e| {
-        let code = if e.is_unreadable() {
-            Exit::NoSource
-        } else {
-            Exit::Failed
+    let cp = read_source(choice, &args, kubeconfig).map_err(|e| {
+        let code = match &e {
+            SourceError::Config { .. } => Exit::Usage,
+            e if e.is_unreadable() => Exit::NoSource,
+            _ => Exit::Failed,
         };
         Failure {
             code,
             error: e.into(),
         }
     })?;
-    let cp = source::assemble(&args.etcd_prefix, &stored, info, kubeconfig)?;
     for warning in &cp.warnings {
         tracing::warn!("{warning}");
     }

@@ -86,7 +86,7 @@ async fn connect(cfg: &EtcdConfig) -> Result<Client, SourceError> {
     let connecting = Client::connect(cfg.endpoints.clone(), Some(opts));
     match tokio::time::timeout(cfg.dial_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(cfg.err(format!("cannot connect: {}", chain(&e)))),
+        Ok(Err(e)) => Err(cfg.err(format!("cannot connect: {}", super::error_chain(&e)))),
         Err(_) => Err(cfg.err(format!(
             "no connection within the dial timeout of {:?}",
             cfg.dial_timeout
@@ -114,7 +114,7 @@ fn tls_options(cfg: &EtcdConfig) -> Result<TlsOptions, SourceError> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, SourceError> {
-    std::fs::read(path).map_err(|e| SourceError::File {
+    std::fs::read(path).map_err(|e| SourceError::Config {
         path: path.display().to_string(),
         reason: e.to_string(),
     })
@@ -139,7 +139,9 @@ async fn read_prefix(
         let request = client.get(from.clone(), Some(opts));
         let mut resp = match tokio::time::timeout(cfg.request_timeout, request).await {
             Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(cfg.err(format!("reading {prefix}: {}", chain(&e)))),
+            Ok(Err(e)) => {
+                return Err(cfg.err(format!("reading {prefix}: {}", super::error_chain(&e))));
+            }
             Err(_) => {
                 return Err(cfg.err(format!(
                     "reading {prefix}: no answer within {:?}",
@@ -183,21 +185,6 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
-}
-
-/// An error and its sources on one line, so TLS causes are never hidden.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out.replace('\n', " ")
 }
 
 #[cfg(test)]

@@ -6,12 +6,10 @@
 //! The etcd and snapshot sources share [`assemble`]: they only differ in how they fetch
 //! `(key, value, mod_revision)` triples under the four prefixes.
 
+pub mod apiserver;
 pub mod etcd;
 pub mod snapshot;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, CodecError};
@@ -38,6 +36,8 @@ pub enum SourceError {
     /// The source itself could not be read: nothing to recover from.
     #[error("etcd {endpoint}: {reason}")]
     Etcd { endpoint: String, reason: String },
+    #[error("api-server {endpoint}: {reason}")]
+    Apiserver { endpoint: String, reason: String },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     /// The source was read, but an object in it is unusable.
@@ -47,6 +47,10 @@ pub enum SourceError {
     Object { key: String, reason: String },
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    /// A file the operator pointed at (kubeconfig, CA, client cert) is unusable: a
+    /// configuration error (exit code 2), not a dead source.
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
 }
 
 impl SourceError {
@@ -55,7 +59,10 @@ impl SourceError {
     pub fn is_unreadable(&self) -> bool {
         matches!(
             self,
-            SourceError::Etcd { .. } | SourceError::Snapshot(_) | SourceError::File { .. }
+            SourceError::Etcd { .. }
+                | SourceError::Apiserver { .. }
+                | SourceError::Snapshot(_)
+                | SourceError::File { .. }
         )
     }
 }
@@ -111,10 +118,7 @@ pub fn assemble(
             _ => {}
         }
     }
-    sort_by_name(&mut cp.config_maps, |o: &ConfigMap| &o.metadata);
-    sort_by_name(&mut cp.secrets, |o: &Secret| &o.metadata);
-    sort_by_name(&mut cp.daemonsets, |o: &DaemonSet| &o.metadata);
-    sort_by_name(&mut cp.deployments, |o: &Deployment| &o.metadata);
+    cp.sort();
     Ok(cp)
 }
 
@@ -125,11 +129,20 @@ fn typed<T: DeserializeOwned>(key: &str, object: serde_json::Value) -> Result<T,
     })
 }
 
-fn sort_by_name<T>(items: &mut [T], meta: impl Fn(&T) -> &ObjectMeta) {
-    items.sort_by(|a, b| {
-        let (a, b) = (meta(a), meta(b));
-        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
-    });
+/// An error and its sources on one line, so TLS and auth causes are never hidden
+/// behind a generic "transport error" or "deadline exceeded".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out.replace('\n', " ")
 }
 
 /// The current time in RFC 3339, for `SourceInfo::read_at`.
