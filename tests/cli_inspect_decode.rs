@@ -5,15 +5,18 @@ mod common;
 
 use common::{assert_fails, fixtures, kubeboot, stdout};
 
+/// `kubeboot inspect <the auger fixture db> --skip-hash-check EXTRA...` (a raw data-dir
+/// db has no sha256 trailer).
+fn inspect_fixture_db(extra: &[&str]) -> std::process::Output {
+    let db = fixtures().join("auger/boltdb/db");
+    let mut args = vec!["inspect", db.to_str().unwrap(), "--skip-hash-check"];
+    args.extend_from_slice(extra);
+    kubeboot(&args)
+}
+
 #[test]
 fn inspect_lists_exactly_the_fixture_keys() {
-    let db = fixtures().join("auger/boltdb/db");
-    let out = kubeboot(&[
-        "inspect",
-        db.to_str().unwrap(),
-        "--skip-hash-check",
-        "--keys",
-    ]);
+    let out = inspect_fixture_db(&["--keys"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let want = std::fs::read_to_string(fixtures().join("auger/boltdb/keys.txt")).unwrap();
     let mut want: Vec<&str> = want.lines().filter(|l| !l.is_empty()).collect();
@@ -24,22 +27,13 @@ fn inspect_lists_exactly_the_fixture_keys() {
 
 #[test]
 fn inspect_keys_with_prefix() {
-    let db = fixtures().join("auger/boltdb/db");
-    let out = kubeboot(&[
-        "inspect",
-        db.to_str().unwrap(),
-        "--skip-hash-check",
-        "--keys",
-        "--prefix",
-        "/registry/pods/",
-    ]);
+    let out = inspect_fixture_db(&["--keys", "--prefix", "/registry/pods/"]);
     assert_eq!(stdout(&out), "/registry/pods/default/pi-dqtsw\n");
 }
 
 #[test]
 fn inspect_summary_reports_missing_trailer_and_counts() {
-    let db = fixtures().join("auger/boltdb/db");
-    let out = kubeboot(&["inspect", db.to_str().unwrap(), "--skip-hash-check"]);
+    let out = inspect_fixture_db(&[]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("revision:"), "{text}");
@@ -64,16 +58,7 @@ fn a_raw_db_needs_skip_hash_check() {
 
 #[test]
 fn inspect_get_decodes_the_pod_like_the_fixture() {
-    let db = fixtures().join("auger/boltdb/db");
-    let out = kubeboot(&[
-        "inspect",
-        db.to_str().unwrap(),
-        "--skip-hash-check",
-        "--get",
-        "/registry/pods/default/pi-dqtsw",
-        "-o",
-        "json",
-    ]);
+    let out = inspect_fixture_db(&["--get", "/registry/pods/default/pi-dqtsw", "-o", "json"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["kind"], "Pod");
@@ -82,16 +67,7 @@ fn inspect_get_decodes_the_pod_like_the_fixture() {
 
 #[test]
 fn inspect_get_raw_prints_the_stored_bytes() {
-    let db = fixtures().join("auger/boltdb/db");
-    let out = kubeboot(&[
-        "inspect",
-        db.to_str().unwrap(),
-        "--skip-hash-check",
-        "--get",
-        "/registry/namespaces/default",
-        "-o",
-        "raw",
-    ]);
+    let out = inspect_fixture_db(&["--get", "/registry/namespaces/default", "-o", "raw"]);
     assert!(out.status.success());
     assert!(
         out.stdout.starts_with(b"k8s\0"),
@@ -102,14 +78,7 @@ fn inspect_get_raw_prints_the_stored_bytes() {
 
 #[test]
 fn inspect_get_missing_key_is_a_one_line_error() {
-    let db = fixtures().join("auger/boltdb/db");
-    let out = kubeboot(&[
-        "inspect",
-        db.to_str().unwrap(),
-        "--skip-hash-check",
-        "--get",
-        "/nope",
-    ]);
+    let out = inspect_fixture_db(&["--get", "/nope"]);
     assert_fails(&out, 1, "/nope");
 }
 

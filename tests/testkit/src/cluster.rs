@@ -174,26 +174,6 @@ pub async fn put_all(
     Ok(())
 }
 
-/// A client for the harness's etcd, with its TLS material when it has some.
-pub async fn client(etcd: &crate::etcd::Etcd) -> Result<etcd_client::Client> {
-    let mut opts = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(std::time::Duration::from_secs(5))
-        .with_timeout(std::time::Duration::from_secs(30));
-    if let Some(tls) = etcd.tls() {
-        let ca = std::fs::read(&tls.ca_cert)?;
-        let cert = std::fs::read(&tls.client_cert)?;
-        let key = std::fs::read(&tls.client_key)?;
-        opts = opts.with_tls(
-            etcd_client::TlsOptions::new()
-                .ca_certificate(etcd_client::Certificate::from_pem(ca))
-                .identity(etcd_client::Identity::from_pem(cert, key)),
-        );
-    }
-    etcd_client::Client::connect([etcd.endpoint()], Some(opts))
-        .await
-        .with_context(|| format!("connecting to {}", etcd.endpoint()))
-}
-
 /// Stores the bootkube-style test cluster (`tests/data/cluster`) in `etcd` under
 /// `/registry`, as kube-apiserver would, and returns what it stored.
 pub fn load_into(etcd: &crate::etcd::Etcd) -> Result<Vec<(String, Vec<u8>)>> {
@@ -203,7 +183,7 @@ pub fn load_into(etcd: &crate::etcd::Etcd) -> Result<Vec<(String, Vec<u8>)>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut c = client(etcd).await?;
+        let mut c = etcd.client().await?;
         put_all(&mut c, &entries).await
     })?;
     Ok(entries)
