@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod cmd;
 pub mod codec;
+pub mod encryption;
 pub mod fsutil;
 pub mod model;
 pub mod registry;

@@ -360,3 +360,87 @@ fn apiserver_source_bad_kubeconfig_and_unreachable_server() {
     );
     assert!(!dir.exists());
 }
+
+#[test]
+fn encryption_at_rest_is_decrypted_with_the_apiservers_config() {
+    let config_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/encryption/encryption-config.yaml");
+    let config = kubeboot::encryption::EncryptionConfig::from_file(&config_path).unwrap();
+    let objects = cluster::read_objects(&cluster::cluster_data_dir()).unwrap();
+    let plain = cluster::storage_entries("/registry", &objects).unwrap();
+    let encrypted = cluster::encrypt_entries("/registry", &plain, &config).unwrap();
+    let secret_key = "/registry/secrets/kube-system/kube-apiserver";
+    let stored = &encrypted.iter().find(|(k, _)| k == secret_key).unwrap().1;
+    assert!(
+        stored.starts_with(b"k8s:enc:aescbc:v1:key1:"),
+        "secrets use the first provider"
+    );
+    let ds = "/registry/daemonsets/kube-system/kube-apiserver";
+    let stored = &encrypted.iter().find(|(k, _)| k == ds).unwrap().1;
+    assert!(
+        stored.starts_with(b"k8s:enc:aesgcm:v1:gcm1:"),
+        "*.apps uses aesgcm"
+    );
+
+    let (etcd_plain, etcd_enc) = (started(false), started(false));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        cluster::put_all(&mut etcd_plain.client().await.unwrap(), &plain)
+            .await
+            .unwrap();
+        cluster::put_all(&mut etcd_enc.client().await.unwrap(), &encrypted)
+            .await
+            .unwrap();
+    });
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("encrypted.db");
+    etcd_enc.snapshot_save(&snap).unwrap();
+
+    // Without the config: exit 1, naming the key and the provider; nothing written.
+    let dir = work.path().join("no-config");
+    let out = recover(&["--etcd-backup-file", snap.to_str().unwrap()], &dir);
+    assert_fails(&out, 1, "aes");
+    assert!(stderr(&out).contains("/registry/"), "{}", stderr(&out));
+    assert!(!dir.exists());
+
+    // With it, from the snapshot and from the live etcd: the same assets as from the
+    // unencrypted cluster.
+    let config_arg = config_path.to_str().unwrap();
+    let want = work.path().join("plain");
+    assert!(
+        recover(&["--etcd-servers", &etcd_plain.endpoint()], &want)
+            .status
+            .success()
+    );
+    for (name, source) in [
+        (
+            "from-snap",
+            vec!["--etcd-backup-file", snap.to_str().unwrap()],
+        ),
+        ("from-etcd", vec!["--etcd-servers", &etcd_enc.endpoint()]),
+    ] {
+        let dir = work.path().join(name);
+        let mut args = source.clone();
+        args.extend(["--encryption-provider-config", config_arg]);
+        let out = recover(&args, &dir);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let (mut got, mut exp) = (tree(&dir), tree(&want));
+        got.remove("kubeboot.json");
+        exp.remove("kubeboot.json");
+        assert_eq!(got, exp, "{name}");
+    }
+
+    // A bad config file is a config error.
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/encryption/short-key.yaml");
+    let dir = work.path().join("bad-config");
+    let out = recover(
+        &[
+            "--etcd-backup-file",
+            snap.to_str().unwrap(),
+            "--encryption-provider-config",
+            bad.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_fails(&out, 2, "short-key.yaml");
+}

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use crate::encryption::EncryptionConfig;
 use crate::model::ControlPlane;
 use crate::render::{self, RenderOptions};
 use crate::source::{self, SourceError, apiserver::ApiserverConfig, etcd::EtcdConfig};
@@ -46,6 +47,10 @@ pub struct RecoverArgs {
     /// The api-server's --etcd-prefix.
     #[arg(long, default_value = "/registry", value_name = "PREFIX")]
     pub etcd_prefix: String,
+    /// The api-server's EncryptionConfiguration, to decrypt values encrypted at rest
+    /// (etcd and snapshot sources).
+    #[arg(long, value_name = "FILE")]
+    pub encryption_provider_config: Option<PathBuf>,
     /// Accept a snapshot without a sha256 trailer (a raw data-dir db).
     #[arg(long)]
     pub skip_hash_check: bool,
@@ -114,6 +119,7 @@ fn read_source(
     choice: Choice,
     args: &RecoverArgs,
     kubeconfig: Option<Vec<u8>>,
+    encryption: Option<&EncryptionConfig>,
 ) -> Result<ControlPlane, SourceError> {
     let runtime = || {
         tokio::runtime::Builder::new_current_thread()
@@ -131,7 +137,7 @@ fn read_source(
             };
             tracing::info!(file = %file.display(), "reading etcd snapshot");
             let (stored, info) = source::snapshot::read(&file, &opts, &args.etcd_prefix)?;
-            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig)
+            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig, encryption)
         }
         Choice::Etcd(endpoints) => {
             let mut cfg = EtcdConfig::new(endpoints);
@@ -143,13 +149,19 @@ fn read_source(
             tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
             let prefixes = source::prefixes(&args.etcd_prefix);
             let (stored, info) = runtime()?.block_on(source::etcd::read(&cfg, &prefixes))?;
-            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig)
+            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig, encryption)
         }
         Choice::Apiserver(path) => {
             let cfg = ApiserverConfig {
                 request_timeout: args.apiserver_timeout,
                 ..ApiserverConfig::default()
             };
+            if encryption.is_some() {
+                tracing::warn!(
+                    "--encryption-provider-config is not needed with the api-server source: \
+                     the api-server decrypts"
+                );
+            }
             tracing::info!(kubeconfig = %path.display(), "reading the api-server");
             runtime()?.block_on(source::apiserver::read(&path, &cfg, kubeconfig))
         }
@@ -167,7 +179,11 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let cp = read_source(choice, &args, kubeconfig).map_err(|e| {
+    let encryption = match &args.encryption_provider_config {
+        Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
+        None => None,
+    };
+    let cp = read_source(choice, &args, kubeconfig, encryption.as_ref()).map_err(|e| {
         let code = match &e {
             SourceError::Config { .. } => Exit::Usage,
             e if e.is_unreadable() => Exit::NoSource,

@@ -13,6 +13,7 @@ pub mod snapshot;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, CodecError};
+use crate::encryption::{EncryptionConfig, EncryptionError};
 use crate::model::{ControlPlane, SourceInfo};
 use crate::registry;
 use crate::snapshot::SnapshotError;
@@ -43,6 +44,8 @@ pub enum SourceError {
     /// The source was read, but an object in it is unusable.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error(transparent)]
+    Encryption(#[from] EncryptionError),
     #[error("{key}: {reason}")]
     Object { key: String, reason: String },
     #[error("{path}: {reason}")]
@@ -80,11 +83,14 @@ pub fn prefixes(etcd_prefix: &str) -> Vec<String> {
 /// Objects come out as the api-server would serve them: `resourceVersion` is the
 /// object's etcd mod revision, which kube-apiserver never stores in the value itself.
 /// Fields newer than the codec's protos are kept as warnings, not dropped silently.
+/// Values encrypted at rest are decrypted with `encryption`, the api-server's own
+/// `--encryption-provider-config`; without it they are an error naming key and provider.
 pub fn assemble(
     etcd_prefix: &str,
     stored: &[Stored],
     source: SourceInfo,
     kubeconfig: Option<Vec<u8>>,
+    encryption: Option<&EncryptionConfig>,
 ) -> Result<ControlPlane, SourceError> {
     let mut cp = ControlPlane {
         source,
@@ -96,7 +102,15 @@ pub fn assemble(
         warnings: Vec::new(),
     };
     for item in stored {
-        let decoded = codec::decode(&item.key, &item.value)?;
+        let decrypted;
+        let value = match encryption {
+            Some(config) => {
+                decrypted = config.decrypt(&item.key, &item.value)?;
+                &decrypted
+            }
+            None => &item.value,
+        };
+        let decoded = codec::decode(&item.key, value)?;
         cp.warnings.extend(
             decoded
                 .unknown_fields

@@ -150,6 +150,34 @@ pub fn storage_entries(prefix: &str, objects: &[Value]) -> Result<Vec<(String, V
     Ok(out)
 }
 
+/// Encrypts entries as kube-apiserver with `--encryption-provider-config` would: each
+/// value under the group-qualified resource its key belongs to (`secrets`,
+/// `daemonsets.apps`), with the etcd key as the AES-GCM authenticated data.
+pub fn encrypt_entries(
+    prefix: &str,
+    entries: &[(String, Vec<u8>)],
+    config: &kubeboot::encryption::EncryptionConfig,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    entries
+        .iter()
+        .map(|(key, value)| {
+            let segment = kubeboot::registry::resource_of_key(prefix, key)
+                .with_context(|| format!("{key} is outside {prefix}"))?;
+            let group = kubeboot::registry::BUILTIN
+                .iter()
+                .find(|r| r.segment == segment)
+                .map_or("", |r| r.group);
+            let plural = segment.rsplit('/').next().unwrap_or(segment);
+            let resource = if group.is_empty() {
+                plural.to_string()
+            } else {
+                format!("{plural}.{group}")
+            };
+            Ok((key.clone(), config.encrypt(&resource, key, value)?))
+        })
+        .collect()
+}
+
 /// The bootkube-style cluster the tests recover: `tests/data/cluster`.
 pub fn cluster_data_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/cluster")
