@@ -8,6 +8,7 @@ pub mod codec;
 pub mod encryption;
 pub mod fsutil;
 pub mod model;
+pub mod newcluster;
 pub mod registry;
 pub mod render;
 pub mod snapshot;

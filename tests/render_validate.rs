@@ -3,23 +3,19 @@
 //! `kubernetes-validate --strict -k 1.35.0` (DESIGN.md §6). A pod that k8s-openapi
 //! accepts but the Kubernetes schema rejects is a bug.
 //!
-//! The validator comes from `KUBEBOOT_VALIDATE` (`eval "$(scripts/setup-tools)"`).
-//! Without it the schema check is skipped loudly, except under `CI`, where it fails.
+//! The validator and its skip rules are in `kubeboot_testkit::validate`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kubeboot::model::{ControlPlane, SourceInfo, SourceKind};
 use kubeboot::render::{RenderOptions, render};
 use kubeboot::{assets, model::AssetDir};
+use kubeboot_testkit::validate;
 use serde::Deserialize;
-
-const VALIDATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn control_plane() -> ControlPlane {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/render");
@@ -75,38 +71,6 @@ fn control_plane() -> ControlPlane {
 
 fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
-/// Runs the validator on `file`, bounded by a timeout; returns (success, output).
-fn validate(validator: &str, file: &Path) -> (bool, String) {
-    let out_path = file.with_extension("validate.log");
-    let log = fs::File::create(&out_path).unwrap();
-    let mut child = Command::new(validator)
-        .args(["--strict", "-k", "1.35.0"])
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {validator}: {e}"));
-    let deadline = Instant::now() + VALIDATE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{validator} on {} did not finish within {VALIDATE_TIMEOUT:?}",
-                file.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = fs::read_to_string(&out_path).unwrap_or_default();
-    let _ = fs::remove_file(&out_path);
-    (status.success(), output)
 }
 
 #[test]
@@ -174,33 +138,7 @@ fn rendered_pods_pass_kubernetes_validate() {
         ]
     );
 
-    let Some(validator) = std::env::var("KUBEBOOT_VALIDATE")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        if std::env::var_os("CI").is_some() {
-            panic!("KUBEBOOT_VALIDATE is not set under CI; run scripts/setup-tools");
-        }
-        // Straight to stderr, not eprintln!: the harness captures that and hides it.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: kubernetes-validate not found (run scripts/setup-tools)"
-        );
-        return;
-    };
-    let failures: Vec<String> = manifests
-        .iter()
-        .filter_map(|m| {
-            let (ok, output) = validate(&validator, m);
-            (!ok).then(|| format!("{}:\n{output}", m.display()))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "kubernetes-validate rejected:\n{}",
-        failures.join("\n")
-    );
+    validate::assert_valid(&manifests);
 }
 
 #[test]

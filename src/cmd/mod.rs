@@ -5,6 +5,7 @@
 pub mod decode;
 pub mod inspect;
 pub mod recover;
+pub mod render;
 
 use std::fmt;
 use std::time::Duration;
@@ -93,6 +94,7 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     Inspect(inspect::InspectArgs),
     Decode(decode::DecodeArgs),
+    Render(render::RenderArgs),
 }
 
 /// Runs one parsed command.
@@ -101,6 +103,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Recover(args) => recover::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Decode(args) => decode::run(args),
+        Command::Render(args) => render::run(args),
     }
 }
 

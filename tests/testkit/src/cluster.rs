@@ -59,8 +59,10 @@ pub fn as_created(mut obj: Value) -> Result<Value> {
         {
             default_pod_spec(spec);
         }
-        if kind == "DaemonSet" || kind == "Deployment" {
-            obj["spec"]["revisionHistoryLimit"] = json!(10);
+        if (kind == "DaemonSet" || kind == "Deployment")
+            && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
         }
     }
     if kind == "Pod"

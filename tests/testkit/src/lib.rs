@@ -1,4 +1,7 @@
 //! Test harness for kubeboot: real etcd on free loopback ports, cluster loaders and
 //! (later) the api-server and kubelet doubles. Not shipped.
+pub mod apiserver;
 pub mod cluster;
 pub mod etcd;
+pub mod kubelet;
+pub mod validate;

@@ -1,0 +1,114 @@
+//! `kubeboot render`: the operator gets the asset dir of a brand-new self-hosted
+//! cluster (PKI, kubeconfig, bootstrap and self-hosted manifests), ready for
+//! `kubeboot start`, as `bootkube render` gave. The work is in `newcluster`; this
+//! maps flags to options and errors to exit codes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Exit, Failure, usage};
+use crate::assets::{self, AssetsError};
+use crate::newcluster::{self, Images, NewClusterOptions};
+use crate::render::RenderOptions;
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Where to write the asset dir. Must be absent or empty unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub asset_dir: PathBuf,
+    /// URLs the api-server is reached at (comma-separated). The first goes into the
+    /// kubeconfigs and sets the api-server's port; all go into its serving cert.
+    #[arg(long, value_name = "URLS", value_delimiter = ',', default_value = newcluster::DEFAULT_API_SERVERS)]
+    pub api_servers: Vec<String>,
+    /// The pod network; each node gets a /24 (IPv4) or /64 (IPv6) of it.
+    #[arg(long, value_name = "CIDR", default_value = newcluster::DEFAULT_POD_CIDR)]
+    pub pod_cidr: String,
+    /// The service network; its first address is the `kubernetes` service.
+    #[arg(long, value_name = "CIDR", default_value = newcluster::DEFAULT_SERVICE_CIDR)]
+    pub service_cidr: String,
+    /// etcd client URLs (comma-separated). With https, an etcd CA and server, peer and
+    /// client certs are generated under tls/etcd/.
+    #[arg(long, value_name = "URLS", value_delimiter = ',', default_value = newcluster::DEFAULT_ETCD_SERVERS)]
+    pub etcd_servers: Vec<String>,
+    /// Run etcd inside the cluster (not supported yet: refused).
+    #[arg(long)]
+    pub self_hosted_etcd: bool,
+    /// Image overrides, comma-separated NAME=IMAGE; NAME is kube-apiserver,
+    /// kube-controller-manager, kube-scheduler, kube-proxy or pod-checkpointer.
+    #[arg(long, value_name = "NAME=IMAGE", value_delimiter = ',')]
+    pub images: Vec<String>,
+    /// Move a non-empty --asset-dir aside (timestamped) instead of refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// Host dir the bootstrap pods mount Secrets and ConfigMaps from.
+    #[arg(
+        long,
+        default_value = crate::render::DEFAULT_SECRETS_HOST_DIR,
+        value_name = "DIR"
+    )]
+    pub bootstrap_secrets_dir: String,
+    /// Host path of the kubeconfig the bootstrap pods use
+    /// [default: kubeconfig in --bootstrap-secrets-dir].
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap_kubeconfig: Option<String>,
+}
+
+fn options(args: &RenderArgs) -> Result<NewClusterOptions, newcluster::NewClusterError> {
+    let mut images = Images::default();
+    for spec in &args.images {
+        images.set(spec)?;
+    }
+    Ok(NewClusterOptions {
+        api_servers: args.api_servers.clone(),
+        pod_cidr: args.pod_cidr.clone(),
+        service_cidr: args.service_cidr.clone(),
+        etcd_servers: args.etcd_servers.clone(),
+        self_hosted_etcd: args.self_hosted_etcd,
+        images,
+        render: RenderOptions {
+            kubeconfig_host_path: args
+                .bootstrap_kubeconfig
+                .clone()
+                .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
+            secrets_host_dir: args.bootstrap_secrets_dir.clone(),
+        },
+    })
+}
+
+fn failure(e: newcluster::NewClusterError) -> Failure {
+    let code = if e.is_usage() {
+        Exit::Usage
+    } else {
+        Exit::Failed
+    };
+    Failure {
+        code,
+        error: e.into(),
+    }
+}
+
+fn refused(dir: &std::path::Path) -> Failure {
+    usage(format!(
+        "refusing to write into non-empty --asset-dir {} (use --force)",
+        dir.display()
+    ))
+}
+
+pub fn run(args: RenderArgs) -> Result<(), Failure> {
+    let opts = options(&args).map_err(failure)?;
+    // Options are checked before the target: rendering is pure and takes milliseconds.
+    let rendered = newcluster::render_new(&opts).map_err(failure)?;
+    match assets::write(&args.asset_dir, &rendered, args.force) {
+        Err(AssetsError::NotEmpty(_)) => return Err(refused(&args.asset_dir)),
+        other => other?,
+    }
+    let dir = args.asset_dir.display();
+    println!(
+        "rendered a new cluster into {dir} ({} files) for {}",
+        rendered.files.len(),
+        opts.api_servers.join(",")
+    );
+    println!("next: kubeboot start --asset-dir {dir}");
+    Ok(())
+}

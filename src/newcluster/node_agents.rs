@@ -1,0 +1,189 @@
+//! The two node agents of a new cluster: the pod checkpointer (masters) and
+//! kube-proxy (every node). Neither gets a bootstrap pod: `start` creates them from
+//! `manifests/` once the bootstrap api-server answers.
+
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
+};
+use k8s_openapi::api::core::v1::{
+    Container, PodSpec, PodTemplateSpec, SecurityContext, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+use super::objects::{
+    self as o, CHECKPOINT_ANNOTATION, Component, IN_CLUSTER_CM, IN_CLUSTER_DIR, Object,
+};
+use super::{NewClusterError, Plan};
+
+fn daemon_set(
+    app: &str,
+    tier: &str,
+    annotations: Option<BTreeMap<String, String>>,
+    spec: PodSpec,
+) -> Object {
+    Object::DaemonSet(DaemonSet {
+        metadata: o::meta(app, Some(o::labels(tier, app))),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(o::labels(tier, app)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(o::labels(tier, app)),
+                    annotations,
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Where the checkpointer mounts its kubeconfig. Not under `/etc/kubernetes`, which it
+/// mounts from the host: a nested mount point would be created on the host.
+pub const CHECKPOINTER_KUBECONFIG_DIR: &str = "/etc/checkpointer";
+
+/// `manifests/pod-checkpointer.yaml`: `kubeboot checkpoint` on every master, itself
+/// checkpointed (so it survives a reboot of all masters and can restore the
+/// api-server's checkpoint), reading local pods from the kubelet and writing static
+/// pods under the host's `/etc/kubernetes`.
+pub fn checkpointer(plan: &Plan) -> Component {
+    const APP: &str = "pod-checkpointer";
+    let container = Container {
+        name: APP.into(),
+        image: Some(plan.images.pod_checkpointer.clone()),
+        command: Some(vec![
+            "kubeboot".into(),
+            "checkpoint".into(),
+            format!("--kubeconfig={CHECKPOINTER_KUBECONFIG_DIR}/kubeconfig"),
+        ]),
+        env: Some(vec![
+            o::field_env("NODE_NAME", "spec.nodeName"),
+            o::field_env("POD_NAME", "metadata.name"),
+            o::field_env("POD_NAMESPACE", "metadata.namespace"),
+            o::field_env("HOST_IP", "status.hostIP"),
+        ]),
+        volume_mounts: Some(vec![
+            o::mount("kubeconfig", CHECKPOINTER_KUBECONFIG_DIR, true),
+            o::mount("etc-kubernetes", "/etc/kubernetes", false),
+            o::mount("var-run", "/var/run", false),
+        ]),
+        ..Default::default()
+    };
+    let mut spec = PodSpec {
+        containers: vec![container],
+        host_network: Some(true),
+        priority_class_name: Some("system-node-critical".into()),
+        service_account_name: Some(APP.into()),
+        volumes: Some(vec![
+            o::config_map_volume("kubeconfig", IN_CLUSTER_CM),
+            o::host_path_volume("etc-kubernetes", "/etc/kubernetes", "Directory"),
+            o::host_path_volume("var-run", "/var/run", "Directory"),
+        ]),
+        ..Default::default()
+    };
+    o::on_masters(&mut spec);
+    let annotations = BTreeMap::from([(CHECKPOINT_ANNOTATION.to_string(), "true".to_string())]);
+    let [role, role_binding] = o::role_for_sa(
+        APP,
+        vec![
+            o::rule(&[""], &["pods"], &["get", "list", "watch"]),
+            o::rule(&[""], &["secrets", "configmaps"], &["get"]),
+        ],
+    );
+    Component {
+        file: format!("{APP}.yaml"),
+        objects: vec![
+            o::service_account(APP, true),
+            role,
+            role_binding,
+            o::cluster_role(
+                APP,
+                vec![o::rule(&[""], &["nodes", "nodes/proxy"], &["get"])],
+            ),
+            o::cluster_role_binding(APP, APP, o::sa_subject(APP)),
+            daemon_set(APP, "control-plane", Some(annotations), spec),
+        ],
+    }
+}
+
+/// `manifests/kube-proxy.yaml`: on every node (it tolerates every taint), configured
+/// by a `KubeProxyConfiguration` in the `kube-proxy` ConfigMap.
+pub fn kube_proxy(plan: &Plan) -> Result<Component, NewClusterError> {
+    const APP: &str = "kube-proxy";
+    const CONFIG_DIR: &str = "/var/lib/kube-proxy";
+    let config = serde_yaml_ng::to_string(&json!({
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": format!("{IN_CLUSTER_DIR}/kubeconfig")},
+        "clusterCIDR": plan.pod_cidr.to_string(),
+    }))
+    .map_err(|source| NewClusterError::Serialize {
+        what: "the kube-proxy configuration".into(),
+        source,
+    })?;
+    let container = Container {
+        name: APP.into(),
+        image: Some(plan.images.kube_proxy.clone()),
+        command: Some(vec![
+            "kube-proxy".into(),
+            format!("--config={CONFIG_DIR}/config.yaml"),
+            "--hostname-override=$(NODE_NAME)".into(),
+        ]),
+        env: Some(vec![o::field_env("NODE_NAME", "spec.nodeName")]),
+        security_context: Some(SecurityContext {
+            privileged: Some(true),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            o::mount("config", CONFIG_DIR, true),
+            o::mount("kubeconfig", IN_CLUSTER_DIR, true),
+            o::mount("lib-modules", "/lib/modules", true),
+            o::mount("xtables-lock", "/run/xtables.lock", false),
+        ]),
+        ..Default::default()
+    };
+    let spec = PodSpec {
+        containers: vec![container],
+        host_network: Some(true),
+        priority_class_name: Some("system-node-critical".into()),
+        service_account_name: Some(APP.into()),
+        tolerations: Some(vec![Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]),
+        volumes: Some(vec![
+            o::config_map_volume("config", APP),
+            o::config_map_volume("kubeconfig", IN_CLUSTER_CM),
+            o::host_path_volume("lib-modules", "/lib/modules", "Directory"),
+            o::host_path_volume("xtables-lock", "/run/xtables.lock", "FileOrCreate"),
+        ]),
+        ..Default::default()
+    };
+    Ok(Component {
+        file: format!("{APP}.yaml"),
+        objects: vec![
+            o::service_account(APP, true),
+            Object::ConfigMap(o::config_map(APP, &[("config.yaml", config)])),
+            o::cluster_role_binding(
+                "kubeboot:node-proxier",
+                "system:node-proxier",
+                o::sa_subject(APP),
+            ),
+            daemon_set(APP, "node", None, spec),
+        ],
+    })
+}

@@ -1,0 +1,133 @@
+//! `kubeboot render` through the real binary: the asset dir it writes, the exit codes
+//! and one-line errors of DESIGN.md §2, and `--force`'s move-aside semantics.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_fails, kubeboot, mode_of, stdout, tree};
+
+fn render(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["render", "--asset-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    kubeboot(&args)
+}
+
+#[test]
+fn renders_a_bootable_asset_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let out = render(
+        &dir,
+        &[
+            "--api-servers",
+            "https://10.0.0.5:6443,https://k8s.example.com",
+            "--etcd-servers",
+            "https://10.0.0.11:2379",
+            "--images",
+            "kube-scheduler=reg.example/sched:v1,kube-proxy=reg.example/proxy:v1",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        stdout(&out).contains("next: kubeboot start --asset-dir"),
+        "{}",
+        stdout(&out)
+    );
+    let files = tree(&dir);
+    for want in [
+        "auth/kubeconfig",
+        "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
+        "bootstrap-manifests/bootstrap-kube-controller-manager.yaml",
+        "bootstrap-manifests/bootstrap-kube-scheduler.yaml",
+        "manifests/00-namespace-kube-system.yaml",
+        "manifests/pod-checkpointer.yaml",
+        "manifests/kube-proxy.yaml",
+        "tls/ca.crt",
+        "tls/ca.key",
+        "tls/etcd/ca.crt",
+        "tls/secrets/kube-apiserver/apiserver.key",
+        "tls/config-maps/kubeconfig-in-cluster/kubeconfig",
+        "kubeboot.json",
+    ] {
+        assert!(
+            files.contains_key(want),
+            "{want} missing: {:?}",
+            files.keys()
+        );
+    }
+    assert_eq!(files["auth/kubeconfig"].0, 0o600);
+    assert_eq!(files["tls/ca.key"].0, 0o600);
+    assert_eq!(mode_of(&dir), 0o700);
+    let kubeconfig = String::from_utf8_lossy(&files["auth/kubeconfig"].1);
+    assert!(
+        kubeconfig.contains("server: https://10.0.0.5:6443"),
+        "{kubeconfig}"
+    );
+    let sched = String::from_utf8_lossy(&files["manifests/kube-scheduler.yaml"].1);
+    assert!(sched.contains("image: reg.example/sched:v1"), "{sched}");
+    let apiserver =
+        String::from_utf8_lossy(&files["bootstrap-manifests/bootstrap-kube-apiserver.yaml"].1);
+    assert!(apiserver.contains("--secure-port=6443"), "{apiserver}");
+    let report: serde_json::Value = serde_json::from_slice(&files["kubeboot.json"].1).unwrap();
+    assert_eq!(report["source"]["kind"], "rendered");
+}
+
+#[test]
+fn non_empty_dir_is_refused_unless_forced_then_moved_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("precious"), b"keep me").unwrap();
+    let out = render(&dir, &[]);
+    assert_fails(&out, 2, "refusing to write into non-empty --asset-dir");
+    assert_eq!(std::fs::read(dir.join("precious")).unwrap(), b"keep me");
+
+    let out = render(&dir, &["--force"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(dir.join("kubeboot.json").exists());
+    let aside: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &dir)
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(aside[0].join("precious")).unwrap(),
+        b"keep me"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    for (args, needle) in [
+        (
+            vec!["--self-hosted-etcd"],
+            "--self-hosted-etcd is not supported yet",
+        ),
+        (
+            vec!["--images", "kube-dns=x:1"],
+            "--images \"kube-dns=x:1\": unknown name",
+        ),
+        (
+            vec!["--service-cidr", "10.3.0.7/24"],
+            "--service-cidr \"10.3.0.7/24\"",
+        ),
+        (
+            vec!["--api-servers", "10.0.0.1:6443"],
+            "must start with https://",
+        ),
+        (
+            vec!["--bootstrap-secrets-dir", "relative"],
+            "render options",
+        ),
+    ] {
+        let out = render(&dir, &args);
+        assert_fails(&out, 2, needle);
+        assert!(!dir.exists(), "{args:?} wrote {}", dir.display());
+    }
+    let out = kubeboot(&["render"]);
+    assert_eq!(out.status.code(), Some(2), "--asset-dir is required");
+}

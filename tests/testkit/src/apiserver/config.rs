@@ -1,0 +1,184 @@
+//! kube-apiserver's command line, the subset the rendered manifests rely on. The real
+//! server has hundreds of flags and manifests pass many of them, so unknown flags are
+//! accepted and reported back to be logged, never an error: a static pod that runs the
+//! double in place of kube-apiserver must start with the same arguments.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use super::store::EtcdConfig;
+
+/// The parsed flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub etcd: EtcdConfig,
+    pub etcd_prefix: String,
+    /// 0 picks a free port (tests); the real server would disable HTTPS.
+    pub secure_port: u16,
+    pub bind_address: IpAddr,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
+    pub token_auth_file: Option<PathBuf>,
+    /// Accepted and kept; service-account tokens are not verified.
+    pub service_account_key_files: Vec<PathBuf>,
+    pub encryption_provider_config: Option<PathBuf>,
+    /// The address served in `/api`'s `serverAddressByClientCIDRs`.
+    pub advertise_address: Option<String>,
+    /// `-v`/`--v`: 2 and up logs every request.
+    pub verbosity: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            etcd: EtcdConfig::default(),
+            etcd_prefix: "/registry".into(),
+            secure_port: 6443,
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            client_ca_file: None,
+            token_auth_file: None,
+            service_account_key_files: Vec::new(),
+            encryption_provider_config: None,
+            advertise_address: None,
+            verbosity: 0,
+        }
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "etcd-servers",
+    "etcd-prefix",
+    "etcd-cafile",
+    "etcd-certfile",
+    "etcd-keyfile",
+    "secure-port",
+    "bind-address",
+    "tls-cert-file",
+    "tls-private-key-file",
+    "client-ca-file",
+    "token-auth-file",
+    "service-account-key-file",
+    "encryption-provider-config",
+    "advertise-address",
+    "v",
+];
+
+impl Config {
+    /// Parses arguments (without the program name). Returns the config and the
+    /// unknown flags, which the caller logs.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<(Config, Vec<String>)> {
+        let mut c = Config::default();
+        let mut ignored = Vec::new();
+        let mut args = args.into_iter().peekable();
+        while let Some(arg) = args.next() {
+            let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+                ignored.push(arg);
+                continue;
+            };
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (flag.to_string(), None),
+            };
+            let takes_next =
+                inline.is_none() && args.peek().is_some_and(|next| !next.starts_with('-'));
+            if !KNOWN.contains(&name.as_str()) {
+                let value = if takes_next { args.next() } else { inline };
+                ignored.push(match value {
+                    Some(v) => format!("--{name}={v}"),
+                    None => format!("--{name}"),
+                });
+                continue;
+            }
+            let value = match inline {
+                Some(v) => v,
+                None if takes_next => args.next().unwrap_or_default(),
+                None => bail!("flag --{name} needs a value"),
+            };
+            c.set(&name, value)?;
+        }
+        if c.etcd.servers.is_empty() {
+            bail!("--etcd-servers must be specified");
+        }
+        Ok((c, ignored))
+    }
+
+    fn set(&mut self, name: &str, v: String) -> Result<()> {
+        let path = || Some(PathBuf::from(&v));
+        match name {
+            "etcd-servers" => {
+                self.etcd.servers = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "etcd-prefix" => self.etcd_prefix = v.clone(),
+            "etcd-cafile" => self.etcd.cafile = path(),
+            "etcd-certfile" => self.etcd.certfile = path(),
+            "etcd-keyfile" => self.etcd.keyfile = path(),
+            "secure-port" => self.secure_port = v.parse().context("--secure-port")?,
+            "bind-address" => self.bind_address = v.parse().context("--bind-address")?,
+            "tls-cert-file" => self.tls_cert_file = path(),
+            "tls-private-key-file" => self.tls_private_key_file = path(),
+            "client-ca-file" => self.client_ca_file = path(),
+            "token-auth-file" => self.token_auth_file = path(),
+            "service-account-key-file" => self.service_account_key_files.push(v.clone().into()),
+            "encryption-provider-config" => self.encryption_provider_config = path(),
+            "advertise-address" => self.advertise_address = Some(v.clone()),
+            "v" => self.verbosity = v.parse().context("--v")?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(Config, Vec<String>)> {
+        Config::from_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn known_and_unknown_flags() {
+        let (c, ignored) = parse(&[
+            "--etcd-servers=https://127.0.0.1:2379,https://127.0.0.2:2379",
+            "--secure-port",
+            "6444",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged",
+            "--enable-admission-plugins",
+            "NodeRestriction",
+            "--service-account-key-file=/a",
+            "--service-account-key-file=/b",
+            "--v=2",
+        ])
+        .unwrap();
+        assert_eq!(c.etcd.servers.len(), 2);
+        assert_eq!(c.secure_port, 6444);
+        assert_eq!(c.etcd_prefix, "/registry");
+        assert_eq!(c.service_account_key_files.len(), 2);
+        assert_eq!(c.verbosity, 2);
+        assert_eq!(
+            ignored,
+            [
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged",
+                "--enable-admission-plugins=NodeRestriction"
+            ]
+        );
+    }
+
+    #[test]
+    fn etcd_servers_are_required_and_values_checked() {
+        assert!(parse(&["--secure-port=1"]).is_err());
+        assert!(parse(&["--etcd-servers=x", "--secure-port=no"]).is_err());
+        assert!(parse(&["--etcd-servers=x", "--tls-cert-file"]).is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! `fake-apiserver`: a kube-apiserver double for tests on machines where no real one can
+//! be installed. It speaks the real wire protocol (HTTPS with client certificates, REST
+//! paths, `Status` errors, discovery, chunked watches) well enough for kubectl, kube-rs
+//! and the project's other doubles, and stores objects in real etcd exactly as
+//! kube-apiserver does (registry keys, `k8s\0` protobuf values, resourceVersion = etcd
+//! mod revision), so what recovery later reads from etcd is what a real cluster wrote.
+//!
+//! Start it in-process with [`ApiServer::start`] or as the `fake-apiserver` binary with
+//! kube-apiserver's flags ([`Config::from_args`]). What it does and does not do is listed
+//! in `rest.rs`.
+
+mod config;
+mod defaults;
+pub mod discovery;
+pub mod harness;
+mod openapi;
+mod patch;
+mod rest;
+pub mod selectors;
+pub mod status;
+pub mod store;
+mod table;
+pub mod tls;
+mod watch;
+mod write;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch as signal};
+
+pub use config::Config;
+use status::ApiError;
+use store::Store;
+use tls::User;
+
+/// The largest request body accepted (kube-apiserver's limit is 3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+/// A client that does not finish the TLS handshake in this time is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Shared by every connection.
+struct State {
+    store: Arc<Store>,
+    tokens: HashMap<String, User>,
+    server_address: String,
+    verbosity: u8,
+    /// Set once the system namespaces exist (a `/readyz` check, like the real
+    /// server's post-start hooks).
+    bootstrapped: Arc<AtomicBool>,
+}
+
+/// A running server; dropping it stops accepting and closes open connections.
+pub struct ApiServer {
+    addr: SocketAddr,
+    shutdown: signal::Sender<bool>,
+}
+
+impl ApiServer {
+    /// Binds, then serves on the current tokio runtime until dropped.
+    pub async fn start(config: Config) -> Result<ApiServer> {
+        let tls = tls::server_config(
+            config.tls_cert_file.as_deref(),
+            config.tls_private_key_file.as_deref(),
+            config.client_ca_file.as_deref(),
+        )?;
+        let tokens = match &config.token_auth_file {
+            Some(p) => tls::load_tokens(p)?,
+            None => HashMap::new(),
+        };
+        let encryption = match &config.encryption_provider_config {
+            Some(p) => Some(
+                kubeboot::encryption::EncryptionConfig::from_file(p)
+                    .with_context(|| format!("--encryption-provider-config {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let listener = TcpListener::bind((config.bind_address, config.secure_port))
+            .await
+            .with_context(|| format!("binding {}:{}", config.bind_address, config.secure_port))?;
+        let addr = listener.local_addr()?;
+        let server_address = match &config.advertise_address {
+            Some(a) => format!("{a}:{}", addr.port()),
+            None => addr.to_string(),
+        };
+        let store = Store::new(&config.etcd_prefix, config.etcd.clone(), encryption);
+        let state = Arc::new(State {
+            store: Arc::new(store),
+            tokens,
+            server_address,
+            verbosity: config.verbosity,
+            bootstrapped: Arc::new(AtomicBool::new(false)),
+        });
+        let (shutdown, stop) = signal::channel(false);
+        tokio::spawn(defaults::ensure_system_namespaces(
+            state.store.clone(),
+            state.bootstrapped.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(accept_loop(
+            listener,
+            tokio_rustls::TlsAcceptor::from(tls),
+            state,
+            stop,
+        ));
+        Ok(ApiServer { addr, shutdown })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:PORT` (the bound address, with loopback for 0.0.0.0).
+    pub fn url(&self) -> String {
+        let ip = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.addr.ip().to_string()
+        };
+        format!("https://{ip}:{}", self.addr.port())
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<State>,
+    mut stop: signal::Receiver<bool>,
+) {
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("fake-apiserver: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let (acceptor, state, mut stop) = (acceptor.clone(), state.clone(), stop.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(tls::user_from_cert);
+            let svc = hyper::service::service_fn(move |req| {
+                let (state, user) = (state.clone(), user.clone());
+                async move { Ok::<_, Infallible>(handle(&state, user, req).await) }
+            });
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+/// What a handler produces.
+pub enum Reply {
+    Json(u16, Value),
+    Text(u16, String),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        Reply::Json(e.code, e.to_status())
+    }
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn into_response(reply: Reply) -> (u16, Response<Body>) {
+    let (code, ctype, body) = match reply {
+        Reply::Json(code, v) => (
+            code,
+            "application/json",
+            full(serde_json::to_vec(&v).unwrap_or_default()),
+        ),
+        Reply::Text(code, t) => (code, "text/plain; charset=utf-8", full(t)),
+        Reply::Stream(rx) => {
+            let frames = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
+            });
+            (200, "application/json", StreamBody::new(frames).boxed())
+        }
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = ctype.parse() {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    (code, resp)
+}
+
+fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Paths anonymous clients may read (kube-apiserver's `system:public-info-viewer`).
+fn public(path: &str) -> bool {
+    ["/healthz", "/livez", "/readyz", "/version"]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let auth = header(&req, hyper::header::AUTHORIZATION);
+    let token_user = auth
+        .strip_prefix("Bearer ")
+        .map(|t| state.tokens.get(t.trim()).cloned());
+    let user = match (cert_user, token_user) {
+        (_, Some(None)) => None,
+        (Some(u), _) => Some(u),
+        (None, Some(u)) => u,
+        (None, None) => None,
+    };
+    let reply = if user.is_none() && !public(&path) {
+        ApiError::new(401, "Unauthorized", "Unauthorized").into()
+    } else {
+        let accept = header(&req, hyper::header::ACCEPT);
+        let content_type = header(&req, hyper::header::CONTENT_TYPE);
+        match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(body) => {
+                let r = rest::Incoming {
+                    method: method.as_str(),
+                    path: &path,
+                    query: &query,
+                    accept: &accept,
+                    content_type: &content_type,
+                    body: body.to_bytes(),
+                };
+                route(state, r).await
+            }
+            Err(e) => {
+                ApiError::new(413, "RequestEntityTooLarge", format!("request body: {e}")).into()
+            }
+        }
+    };
+    let (code, resp) = into_response(reply);
+    if state.verbosity >= 2 || code >= 500 {
+        let who = user.map_or_else(|| "system:anonymous".into(), |u| u.name);
+        eprintln!("fake-apiserver: {method} {path}?{query} {code} user={who}");
+    }
+    resp
+}
+
+async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let get = req.method == "GET";
+    let json = |v: Option<Value>| match v {
+        Some(v) => Reply::Json(200, v),
+        None => ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .into(),
+    };
+    match segs.as_slice() {
+        ["healthz" | "livez", ..] if get => Reply::Text(200, "ok".into()),
+        ["readyz", ..] if get => {
+            if !state.store.healthy().await {
+                Reply::Text(
+                    500,
+                    "[-]etcd failed: reason withheld\nreadyz check failed".into(),
+                )
+            } else if !state.bootstrapped.load(Ordering::SeqCst) {
+                let msg =
+                    "[-]poststarthook/system-namespaces failed: not finished\nreadyz check failed";
+                Reply::Text(500, msg.into())
+            } else {
+                Reply::Text(200, "ok".into())
+            }
+        }
+        ["version"] if get => json(Some(discovery::version())),
+        ["api"] if get => json(Some(discovery::core_versions(&state.server_address))),
+        ["api", v] if get => json(discovery::resource_list("", v)),
+        ["apis"] if get => json(Some(discovery::group_list())),
+        ["apis", g] if get => json(discovery::group(g)),
+        ["apis", g, v] if get => json(discovery::resource_list(g, v)),
+        ["openapi", "v3"] if get => json(Some(openapi::root())),
+        ["openapi", "v3", gv @ ..] if get => json(openapi::document(&gv.join("/"))),
+        ["api", v, rest @ ..] => rest::handle(&state.store, "", v, rest, &req).await,
+        ["apis", g, v, rest @ ..] => rest::handle(&state.store, g, v, rest, &req).await,
+        _ => json(None),
+    }
+}

@@ -1,0 +1,49 @@
+//! `fake-kubelet`: runs static pods (and, with `--kubeconfig`, api-server pods) as local
+//! processes so kubeboot's start/recover/checkpointer flows can be tested on a machine
+//! without a kubelet. The logic is in `kubeboot_testkit::kubelet`; this is flags, the
+//! runtime and signals. Exit codes: 0 after SIGTERM/SIGINT, 2 bad flags, 1 other errors.
+
+use std::process::ExitCode;
+
+use kubeboot_testkit::kubelet::{self, Config, config::USAGE};
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let mut cfg = match Config::from_args(std::env::args().skip(1)) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("fake-kubelet: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = cfg.load_image_map() {
+        eprintln!("fake-kubelet: {e:#}");
+        return ExitCode::from(2);
+    }
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let mut term = signal(SignalKind::terminate())?;
+                let mut int = signal(SignalKind::interrupt())?;
+                let shutdown = async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                };
+                kubelet::run(cfg, shutdown).await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-kubelet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

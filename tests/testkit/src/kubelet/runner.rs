@@ -1,0 +1,351 @@
+//! One supervisor task per pod: admit (host ports), run init containers in order to
+//! completion, then run the containers with restartPolicy and crash-loop back-off, and
+//! stop everything within the grace period when told to.
+//!
+//! *Expected flow:* wait for the pod's previous incarnation to stop → take its host ports
+//! (retried every 500 ms while another pod holds one; containers show
+//! `waiting: HostPortConflict`) → init containers → containers → wait for stop → release
+//! ports. *Guarantees:* at most one incarnation of a pod key runs at a time; every
+//! process is SIGTERMed then SIGKILLed within `min(grace, --max-grace-period)` of a stop.
+//! *Caveats:* sidecar init containers (`restartPolicy: Always` on an init container) run
+//! as plain init containers; a restart after a long run resets the back-off once the
+//! container ran for longer than `--backoff-max`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::sync::watch;
+
+use super::status::{AfterExit, CState, Live, State, Term, after_exit, waiting};
+use super::{Done, Entry, Shared, probe, process};
+
+struct Ctx {
+    shared: Arc<Shared>,
+    key: String,
+    pod: Pod,
+    live: Arc<Mutex<Live>>,
+    stop: watch::Receiver<bool>,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Init(usize),
+    Main(usize),
+}
+
+/// Starts the supervisor for `pod` under `key`, after `after` (the previous incarnation).
+pub fn start(
+    shared: Arc<Shared>,
+    key: String,
+    pod: Pod,
+    source: super::Source,
+    identity: String,
+    after: Option<Done>,
+) -> Entry {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let cs = |c: &Container, r: &str| CState::new(&c.name, c.image.as_deref().unwrap_or(""), r);
+    let first = if spec.init_containers.as_ref().is_some_and(|v| !v.is_empty()) {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
+    let live = Live::new(
+        spec.init_containers
+            .iter()
+            .flatten()
+            .map(|c| cs(c, "ContainerCreating"))
+            .collect(),
+        spec.containers.iter().map(|c| cs(c, first)).collect(),
+    );
+    let live = Arc::new(Mutex::new(live));
+    let (stop_tx, stop) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        shared,
+        key,
+        pod: pod.clone(),
+        live: live.clone(),
+        stop,
+    });
+    let task = tokio::spawn(supervise(ctx, after));
+    let done: Done = async move {
+        let _ = task.await;
+    }
+    .boxed()
+    .shared();
+    Entry {
+        pod,
+        source,
+        identity,
+        live,
+        stop: stop_tx,
+        done,
+    }
+}
+
+impl Ctx {
+    fn update(&self, which: Which, f: impl FnOnce(&mut CState)) {
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let c = match which {
+            Which::Init(i) => l.init.get_mut(i),
+            Which::Main(i) => l.containers.get_mut(i),
+        };
+        if let Some(c) = c {
+            f(c);
+        }
+    }
+
+    fn live(&self, f: impl FnOnce(&mut Live)) {
+        f(&mut self.live.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Sleeps `d`; true if the pod was told to stop meanwhile.
+    async fn sleep_or_stop(&self, d: Duration) -> bool {
+        let mut rx = self.stop.clone();
+        // A closed channel (the entry is gone) also means stop.
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = rx.wait_for(|s| *s) => true,
+        };
+        stopped || *self.stop.borrow()
+    }
+
+    fn grace(&self) -> Duration {
+        let s = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        Duration::from_secs(s.max(0) as u64).min(self.shared.cfg.max_grace)
+    }
+
+    fn node_ip(&self) -> String {
+        self.shared.cfg.node_ip.to_string()
+    }
+}
+
+/// Host ports the pod needs: `hostPort`s, and every `containerPort` under hostNetwork.
+pub fn host_ports(pod: &Pod) -> Vec<u16> {
+    let Some(spec) = &pod.spec else {
+        return Vec::new();
+    };
+    let host_net = spec.host_network == Some(true);
+    let mut ports: Vec<u16> = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| match p.host_port {
+            Some(h) if h > 0 => Some(h),
+            _ if host_net => Some(p.container_port),
+            _ => None,
+        })
+        .filter_map(|p| u16::try_from(p).ok())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Takes all of `ports` for `key`, or none: `Err` names the holder.
+fn acquire(shared: &Shared, key: &str, ports: &[u16]) -> Result<(), String> {
+    let mut held = shared.ports.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, k)) = ports
+        .iter()
+        .find_map(|p| held.get(p).filter(|k| *k != key).map(|k| (p, k)))
+    {
+        return Err(format!("host port {p} is held by pod {k}"));
+    }
+    for p in ports {
+        held.insert(*p, key.to_string());
+    }
+    Ok(())
+}
+
+fn release(shared: &Shared, key: &str) {
+    shared
+        .ports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|_, k| k != key);
+}
+
+async fn supervise(ctx: Arc<Ctx>, after: Option<Done>) {
+    if let Some(prev) = after {
+        prev.await;
+    }
+    let ports = host_ports(&ctx.pod);
+    while let Err(msg) = acquire(&ctx.shared, &ctx.key, &ports) {
+        ctx.live(|l| {
+            for c in l.init.iter_mut().chain(l.containers.iter_mut()) {
+                c.state = waiting("HostPortConflict", &msg);
+            }
+        });
+        if ctx.sleep_or_stop(Duration::from_millis(500)).await {
+            return;
+        }
+    }
+    run_pod(&ctx).await;
+    let mut rx = ctx.stop.clone();
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+    release(&ctx.shared, &ctx.key);
+}
+
+async fn run_pod(ctx: &Arc<Ctx>) {
+    let spec = ctx.pod.spec.clone().unwrap_or_default();
+    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+        match run_container(ctx, Which::Init(i), c).await {
+            Some(0) => {}
+            Some(_) => return ctx.live(|l| l.init_failed = true),
+            None => return,
+        }
+    }
+    ctx.live(|l| {
+        l.initialized = true;
+        for c in &mut l.containers {
+            c.state = waiting("ContainerCreating", "");
+        }
+    });
+    let runs = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| run_container(ctx, Which::Main(i), c));
+    futures::future::join_all(runs).await;
+}
+
+/// Runs one container until the policy says it is done (`Some(exit code)`) or the pod is
+/// stopped (`None`).
+async fn run_container(ctx: &Arc<Ctx>, which: Which, c: &Container) -> Option<i32> {
+    let cfg = &ctx.shared.cfg;
+    let policy = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into());
+    let (ns, name) = ctx.key.split_once('/').unwrap_or(("default", &ctx.key));
+    let log = process::log_path(cfg, ns, name, &c.name);
+    let mut crashes = 0u32;
+    loop {
+        let env = process::env(c, &ctx.pod, &ctx.node_ip());
+        let spawned = process::argv(cfg, c, &env)
+            .and_then(|a| process::spawn(&a, &env, c.working_dir.as_deref(), &log));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!(
+                    "fake-kubelet: {}/{}: {}: {}",
+                    ctx.key, c.name, e.reason, e.message
+                );
+                ctx.update(which, |s| s.state = waiting(e.reason, &e.message));
+                let d = cfg
+                    .backoff_base
+                    .saturating_mul(1 << crashes.min(16))
+                    .min(cfg.backoff_max);
+                crashes += 1;
+                if ctx.sleep_or_stop(d).await {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let since = Timestamp::now();
+        let ran = Instant::now();
+        let pid = child.id();
+        let probe = c
+            .readiness_probe
+            .clone()
+            .filter(|_| matches!(which, Which::Main(_)));
+        ctx.update(which, |s| {
+            s.state = State::Running { since };
+            s.pid = pid;
+            s.ever_started = true;
+            s.ready = probe.is_none() && matches!(which, Which::Main(_));
+        });
+        let prober = probe.map(|p| tokio::spawn(probe_loop(ctx.clone(), which, c.clone(), p)));
+        let mut rx = ctx.stop.clone();
+        let stop = async {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (code, stopped) = tokio::select! {
+            st = child.wait() => (st.map(process::exit_code).unwrap_or(255), false),
+            _ = stop => (process::terminate(&mut child, ctx.grace()).await, true),
+        };
+        if let Some(p) = prober {
+            p.abort();
+        }
+        let reason = if code == 0 { "Completed" } else { "Error" };
+        let t = Term {
+            exit_code: code,
+            reason: reason.into(),
+            started: Some(since),
+            finished: Timestamp::now(),
+        };
+        ctx.update(which, |s| {
+            s.state = State::Terminated(t.clone());
+            s.pid = None;
+            s.ready = false;
+        });
+        if stopped {
+            return None;
+        }
+        if ran.elapsed() > cfg.backoff_max {
+            crashes = 0;
+        }
+        match after_exit(
+            &policy,
+            matches!(which, Which::Init(_)),
+            code,
+            crashes,
+            cfg.backoff_base,
+            cfg.backoff_max,
+        ) {
+            AfterExit::Done => {
+                ctx.update(which, |s| s.done = Some(code));
+                return Some(code);
+            }
+            AfterExit::Restart(d) => {
+                if !d.is_zero() {
+                    let msg = format!(
+                        "back-off {d:?} restarting failed container={} pod={}",
+                        c.name, ctx.key
+                    );
+                    ctx.update(which, |s| {
+                        s.last = Some(t.clone());
+                        s.state = waiting("CrashLoopBackOff", &msg);
+                    });
+                }
+                if ctx.sleep_or_stop(d).await {
+                    return None;
+                }
+                ctx.update(which, |s| {
+                    s.last = Some(t);
+                    s.restarts += 1;
+                });
+                crashes += 1;
+            }
+        }
+    }
+}
+
+async fn probe_loop(
+    ctx: Arc<Ctx>,
+    which: Which,
+    c: Container,
+    p: k8s_openapi::api::core::v1::Probe,
+) {
+    let (initial, period, failure_threshold) = probe::timing(&p);
+    tokio::time::sleep(initial).await;
+    let mut failures = 0;
+    loop {
+        let ok = probe::run(&c, &p, &ctx.node_ip()).await;
+        failures = if ok { 0 } else { failures + 1 };
+        if ok || failures >= failure_threshold {
+            ctx.update(which, |s| s.ready = ok);
+        }
+        tokio::time::sleep(period).await;
+    }
+}

@@ -1,0 +1,113 @@
+//! fake-kubelet against the fake api-server, checked with kube-rs the way `start` and the
+//! checkpointer look: the Node is registered and Ready, a static pod gets a mirror pod
+//! whose status says Running, and a pod created through the API for this node is run,
+//! reported, and stopped when it is deleted.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use kubeboot_testkit::apiserver::harness::Harness;
+use kubeboot_testkit::kubelet::harness::{FakeKubelet, KubeletOptions, container_pid, pid_alive};
+use serde_json::json;
+
+const TEST_DEADLINE: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn client(h: &Harness) -> Result<kube::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Polls `f` until it returns `Some`, or fails naming `what`.
+async fn until<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> Result<T> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(t) = f().await {
+            return Ok(t);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {WAIT:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn phase(p: &Pod) -> Option<&str> {
+    p.status.as_ref()?.phase.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Result<()> {
+    tokio::time::timeout(TEST_DEADLINE, async {
+        let h = Harness::start().await?;
+        let c = client(&h).await?;
+        let opts = KubeletOptions {
+            image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
+            kubeconfig: Some(h.kubeconfig.clone()),
+            node_labels: Some("node-role.kubernetes.io/control-plane=".into()),
+            ..Default::default()
+        };
+        let k = tokio::task::spawn_blocking(|| FakeKubelet::start(env!("CARGO_BIN_EXE_fake-kubelet"), opts)).await??;
+        let sleeper = "  containers:\n  - {name: s, image: sleeper, command: [sleep, '300']}\n";
+        k.write_manifest("s.yaml", &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: s, namespace: kube-system}}\nspec:\n{sleeper}"))?;
+
+        let nodes: Api<Node> = Api::all(c.clone());
+        let node = until("node1 Ready", || async {
+            let n = nodes.get_opt("node1").await.ok()??;
+            let conds = n.status.as_ref()?.conditions.as_ref()?;
+            conds.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(n)
+        })
+        .await?;
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get("kubernetes.io/hostname").map(String::as_str), Some("node1"));
+        assert!(labels.contains_key("node-role.kubernetes.io/control-plane"));
+        let st = node.status.unwrap();
+        let ip = st.addresses.unwrap().into_iter().find(|a| a.type_ == "InternalIP").map(|a| a.address);
+        assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(st.daemon_endpoints.and_then(|d| d.kubelet_endpoint).map(|e| e.port), Some(i32::from(k.port)));
+        let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
+        until("node lease", || async { leases.get_opt("node1").await.ok()? }).await?;
+
+        let system: Api<Pod> = Api::namespaced(c.clone(), "kube-system");
+        let mirror = until("mirror pod s-node1 Running", || async {
+            let p = system.get_opt("s-node1").await.ok()??;
+            (phase(&p) == Some("Running")).then_some(p)
+        })
+        .await?;
+        let ann = mirror.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(ann.get("kubernetes.io/config.source").map(String::as_str), Some("file"));
+        assert_eq!(ann.get("kubernetes.io/config.mirror"), ann.get("kubernetes.io/config.hash"));
+        assert!(ann.contains_key("kubernetes.io/config.mirror"));
+
+        let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+        let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "bound", "namespace": "default"},
+            "spec": {"nodeName": "node1", "containers": [{"name": "s", "image": "sleeper", "command": ["sleep", "300"]}]}}))?;
+        pods.create(&PostParams::default(), &pod).await?;
+        let running = until("pod bound Running in the API", || async {
+            let p = pods.get_opt("bound").await.ok()??;
+            (phase(&p) == Some("Running")).then_some(p)
+        })
+        .await?;
+        let ready = running.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        assert!(ready, "{:?}", running.status);
+        let pid = container_pid(&running, "s").expect("containerID pid://");
+        assert!(pid_alive(pid));
+
+        pods.delete("bound", &DeleteParams::default()).await?;
+        until("pod bound stopped", || async { (!pid_alive(pid)).then_some(()) }).await?;
+        until("pod bound gone from the API", || async { pods.get_opt("bound").await.ok()?.is_none().then_some(()) }).await?;
+        drop(k);
+        Ok(())
+    })
+    .await?
+}
