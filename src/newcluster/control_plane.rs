@@ -10,17 +10,13 @@
 //! whose loss (all masters rebooted at once) the cluster cannot heal by itself; the
 //! other two are rescheduled as soon as an api-server runs.
 
-use k8s_openapi::api::apps::v1::{
-    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
-    RollingUpdateDaemonSet,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Container, ContainerPort, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
     ResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
 use super::Plan;
@@ -224,28 +220,9 @@ pub fn apiserver(plan: &Plan, pki: &Pki) -> Component {
             privileged_port(spec);
         }
     }
-    if let Some(meta) = template.metadata.as_mut() {
-        meta.annotations = Some(BTreeMap::from([(
-            CHECKPOINT_ANNOTATION.to_string(),
-            "true".to_string(),
-        )]));
-    }
-    let ds = Object::DaemonSet(DaemonSet {
-        metadata: o::meta(APP, Some(o::labels(TIER, APP))),
-        spec: Some(DaemonSetSpec {
-            selector: selector(APP),
-            template,
-            update_strategy: Some(DaemonSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDaemonSet {
-                    max_unavailable: Some(IntOrString::Int(1)),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
-        }),
-        status: None,
-    });
+    let annotations = BTreeMap::from([(CHECKPOINT_ANNOTATION.to_string(), "true".to_string())]);
+    let spec = template.spec.unwrap_or_default();
+    let ds = o::daemon_set(APP, TIER, Some(annotations), spec);
     Component {
         file: format!("{APP}.yaml"),
         objects: vec![

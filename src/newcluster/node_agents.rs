@@ -2,14 +2,7 @@
 //! kube-proxy (every node). Neither gets a bootstrap pod: `start` creates them from
 //! `manifests/` once the bootstrap api-server answers.
 
-use k8s_openapi::api::apps::v1::{
-    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
-};
-use k8s_openapi::api::core::v1::{
-    Container, PodSpec, PodTemplateSpec, SecurityContext, Toleration,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Container, PodSpec, SecurityContext, Toleration};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -17,40 +10,6 @@ use super::objects::{
     self as o, CHECKPOINT_ANNOTATION, Component, IN_CLUSTER_CM, IN_CLUSTER_DIR, Object,
 };
 use super::{NewClusterError, Plan};
-
-fn daemon_set(
-    app: &str,
-    tier: &str,
-    annotations: Option<BTreeMap<String, String>>,
-    spec: PodSpec,
-) -> Object {
-    Object::DaemonSet(DaemonSet {
-        metadata: o::meta(app, Some(o::labels(tier, app))),
-        spec: Some(DaemonSetSpec {
-            selector: LabelSelector {
-                match_labels: Some(o::labels(tier, app)),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(o::labels(tier, app)),
-                    annotations,
-                    ..Default::default()
-                }),
-                spec: Some(spec),
-            },
-            update_strategy: Some(DaemonSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDaemonSet {
-                    max_unavailable: Some(IntOrString::Int(1)),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
-        }),
-        status: None,
-    })
-}
 
 /// Where the checkpointer mounts its kubeconfig. Not under `/etc/kubernetes`, which it
 /// mounts from the host: a nested mount point would be created on the host.
@@ -115,7 +74,7 @@ pub fn checkpointer(plan: &Plan) -> Component {
                 vec![o::rule(&[""], &["nodes", "nodes/proxy"], &["get"])],
             ),
             o::cluster_role_binding(APP, APP, o::sa_subject(APP)),
-            daemon_set(APP, "control-plane", Some(annotations), spec),
+            o::daemon_set(APP, "control-plane", Some(annotations), spec),
         ],
     }
 }
@@ -183,7 +142,7 @@ pub fn kube_proxy(plan: &Plan) -> Result<Component, NewClusterError> {
                 "system:node-proxier",
                 o::sa_subject(APP),
             ),
-            daemon_set(APP, "node", None, spec),
+            o::daemon_set(APP, "node", None, spec),
         ],
     })
 }

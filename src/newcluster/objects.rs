@@ -8,17 +8,19 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, RollingUpdateDaemonSet,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, Probe,
-    SeccompProfile, Secret, SecretVolumeSource, SecurityContext, ServiceAccount, Toleration,
-    Volume, VolumeMount,
+    HostPathVolumeSource, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
+    ServiceAccount, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
@@ -308,4 +310,40 @@ pub fn non_root() -> (PodSecurityContext, SecurityContext) {
             ..Default::default()
         },
     )
+}
+
+/// A DaemonSet of `app` in `tier`: selector and pod labels `tier`/`k8s-app`, the given
+/// pod annotations, rolling updates one node at a time.
+pub fn daemon_set(
+    app: &str,
+    tier: &str,
+    annotations: Option<BTreeMap<String, String>>,
+    spec: PodSpec,
+) -> Object {
+    Object::DaemonSet(DaemonSet {
+        metadata: meta(app, Some(labels(tier, app))),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(labels(tier, app)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(tier, app)),
+                    annotations,
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    })
 }
