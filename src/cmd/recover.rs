@@ -120,16 +120,8 @@ fn read_source(
     args: &RecoverArgs,
     kubeconfig: Option<Vec<u8>>,
     encryption: Option<&EncryptionConfig>,
+    runtime: &tokio::runtime::Runtime,
 ) -> Result<ControlPlane, SourceError> {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SourceError::File {
-                path: "(tokio runtime)".into(),
-                reason: e.to_string(),
-            })
-    };
     match choice {
         Choice::Snapshot(file) => {
             let opts = snapshot::Options {
@@ -148,7 +140,7 @@ fn read_source(
             cfg.request_timeout = args.etcd_request_timeout;
             tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
             let prefixes = source::prefixes(&args.etcd_prefix);
-            let (stored, info) = runtime()?.block_on(source::etcd::read(&cfg, &prefixes))?;
+            let (stored, info) = runtime.block_on(source::etcd::read(&cfg, &prefixes))?;
             source::assemble(&args.etcd_prefix, &stored, info, kubeconfig, encryption)
         }
         Choice::Apiserver(path) => {
@@ -163,7 +155,7 @@ fn read_source(
                 );
             }
             tracing::info!(kubeconfig = %path.display(), "reading the api-server");
-            runtime()?.block_on(source::apiserver::read(&path, &cfg, kubeconfig))
+            runtime.block_on(source::apiserver::read(&path, &cfg, kubeconfig))
         }
     }
 }
@@ -183,17 +175,23 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
         None => None,
     };
-    let cp = read_source(choice, &args, kubeconfig, encryption.as_ref()).map_err(|e| {
-        let code = match &e {
-            SourceError::Config { .. } => Exit::Usage,
-            e if e.is_unreadable() => Exit::NoSource,
-            _ => Exit::Failed,
-        };
-        Failure {
-            code,
-            error: e.into(),
-        }
-    })?;
+    // The network sources are async; a current-thread runtime spawns no threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let cp =
+        read_source(choice, &args, kubeconfig, encryption.as_ref(), &runtime).map_err(|e| {
+            let code = match &e {
+                SourceError::Config { .. } => Exit::Usage,
+                e if e.is_unreadable() => Exit::NoSource,
+                _ => Exit::Failed,
+            };
+            Failure {
+                code,
+                error: e.into(),
+            }
+        })?;
     for warning in &cp.warnings {
         tracing::warn!("{warning}");
     }

@@ -48,8 +48,6 @@ pub enum SourceError {
     Encryption(#[from] EncryptionError),
     #[error("{key}: {reason}")]
     Object { key: String, reason: String },
-    #[error("{path}: {reason}")]
-    File { path: String, reason: String },
     /// A file the operator pointed at (kubeconfig, CA, client cert) is unusable: a
     /// configuration error (exit code 2), not a dead source.
     #[error("{path}: {reason}")]
@@ -62,10 +60,7 @@ impl SourceError {
     pub fn is_unreadable(&self) -> bool {
         matches!(
             self,
-            SourceError::Etcd { .. }
-                | SourceError::Apiserver { .. }
-                | SourceError::Snapshot(_)
-                | SourceError::File { .. }
+            SourceError::Etcd { .. } | SourceError::Apiserver { .. } | SourceError::Snapshot(_)
         )
     }
 }
