@@ -144,7 +144,25 @@ impl Reader {
                 "listing {resource} in {NAMESPACE}: HTTP {} {}: {}",
                 status.code, status.reason, status.message
             ),
-            other => format!("listing {resource} in {NAMESPACE}: {}", one_line(other)),
+            other => {
+                let chain = one_line(other);
+                // These alerts come from the server about our certificate, which the
+                // rustls text ("received fatal alert: UnknownCA") does not say.
+                let refused = [
+                    "UnknownCA",
+                    "BadCertificate",
+                    "CertificateRequired",
+                    "CertificateExpired",
+                ]
+                .iter()
+                .any(|a| chain.contains(&format!("fatal alert: {a}")));
+                let hint = if refused {
+                    " (the api-server refused the kubeconfig's client certificate)"
+                } else {
+                    ""
+                };
+                format!("listing {resource} in {NAMESPACE}: {chain}{hint}")
+            }
         };
         SourceError::Apiserver {
             endpoint: self.endpoint.clone(),

@@ -2,12 +2,18 @@
 //! server has hundreds of flags and manifests pass many of them, so unknown flags are
 //! accepted and reported back to be logged, never an error: a static pod that runs the
 //! double in place of kube-apiserver must start with the same arguments.
+//!
+//! One flag is the double's own: `--testkit-fault` (see `fault.rs`), which kube-apiserver
+//! does not have. [`Config::resolve_node`] then applies the simulated node's network and
+//! mounts (`node.rs`) before any file is opened.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
+use super::fault::Fault;
+use super::node::{self, Mounts};
 use super::store::EtcdConfig;
 
 /// The parsed flags.
@@ -22,13 +28,22 @@ pub struct Config {
     pub tls_private_key_file: Option<PathBuf>,
     pub client_ca_file: Option<PathBuf>,
     pub token_auth_file: Option<PathBuf>,
-    /// Accepted and kept; service-account tokens are not verified.
+    /// Keys that verify service-account tokens (public or private PEM).
     pub service_account_key_files: Vec<PathBuf>,
+    /// The key that signs TokenRequest tokens (PKCS#8 PEM, EC P-256 or RSA).
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// `--service-account-issuer` (repeatable): the first is `iss` of new tokens, all are
+    /// accepted.
+    pub service_account_issuers: Vec<String>,
+    /// `--api-audiences`; empty means the issuers.
+    pub api_audiences: Vec<String>,
     pub encryption_provider_config: Option<PathBuf>,
     /// The address served in `/api`'s `serverAddressByClientCIDRs`.
     pub advertise_address: Option<String>,
     /// `-v`/`--v`: 2 and up logs every request.
     pub verbosity: u8,
+    /// `--testkit-fault` rules (test-only; see `fault.rs`).
+    pub faults: Vec<Fault>,
 }
 
 impl Default for Config {
@@ -43,9 +58,13 @@ impl Default for Config {
             client_ca_file: None,
             token_auth_file: None,
             service_account_key_files: Vec::new(),
+            service_account_signing_key_file: None,
+            service_account_issuers: Vec::new(),
+            api_audiences: Vec::new(),
             encryption_provider_config: None,
             advertise_address: None,
             verbosity: 0,
+            faults: Vec::new(),
         }
     }
 }
@@ -63,6 +82,10 @@ const KNOWN: &[&str] = &[
     "client-ca-file",
     "token-auth-file",
     "service-account-key-file",
+    "service-account-signing-key-file",
+    "service-account-issuer",
+    "api-audiences",
+    "testkit-fault",
     "encryption-provider-config",
     "advertise-address",
     "v",
@@ -127,13 +150,59 @@ impl Config {
             "tls-private-key-file" => self.tls_private_key_file = path(),
             "client-ca-file" => self.client_ca_file = path(),
             "token-auth-file" => self.token_auth_file = path(),
-            "service-account-key-file" => self.service_account_key_files.push(v.clone().into()),
+            "service-account-key-file" => self
+                .service_account_key_files
+                .extend(v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from)),
+            "service-account-signing-key-file" => self.service_account_signing_key_file = path(),
+            "service-account-issuer" => self.service_account_issuers.push(v.clone()),
+            "api-audiences" => {
+                self.api_audiences = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "testkit-fault" => self.faults.push(Fault::parse(&v)?),
             "encryption-provider-config" => self.encryption_provider_config = path(),
             "advertise-address" => self.advertise_address = Some(v.clone()),
             "v" => self.verbosity = v.parse().context("--v")?,
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Applies the simulated node (`node.rs`): an unspecified bind address becomes the
+    /// node IP and every file path is translated through the pod's mounts.
+    pub fn resolve_node(&mut self, node_ip: Option<IpAddr>, mounts: &Mounts) {
+        self.bind_address = node::bind_address(self.bind_address, node_ip);
+        let tr = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p.as_mut() {
+                *path = node::translate(path, mounts);
+            }
+        };
+        tr(&mut self.etcd.cafile);
+        tr(&mut self.etcd.certfile);
+        tr(&mut self.etcd.keyfile);
+        tr(&mut self.tls_cert_file);
+        tr(&mut self.tls_private_key_file);
+        tr(&mut self.client_ca_file);
+        tr(&mut self.token_auth_file);
+        tr(&mut self.service_account_signing_key_file);
+        tr(&mut self.encryption_provider_config);
+        for p in &mut self.service_account_key_files {
+            *p = node::translate(p, mounts);
+        }
+    }
+
+    /// The audiences tokens must name: `--api-audiences`, else the issuers.
+    pub fn audiences(&self) -> Vec<String> {
+        if self.api_audiences.is_empty() {
+            self.service_account_issuers.clone()
+        } else {
+            self.api_audiences.clone()
+        }
     }
 }
 
@@ -156,14 +225,31 @@ mod tests {
             "--enable-admission-plugins",
             "NodeRestriction",
             "--service-account-key-file=/a",
-            "--service-account-key-file=/b",
+            "--service-account-key-file=/b,/c",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--testkit-fault",
+            "GET:/api=503:1",
+            "--tls-cert-file=/etc/kubernetes/secrets/apiserver.crt",
+            "--bind-address=0.0.0.0",
             "--v=2",
         ])
         .unwrap();
+        let mut c = c;
+        c.resolve_node(
+            Some([10, 0, 0, 2].into()),
+            &vec![("/etc/kubernetes/secrets".into(), "/host/s".into())],
+        );
+        assert_eq!(c.bind_address, IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(
+            c.tls_cert_file.as_deref(),
+            Some(std::path::Path::new("/host/s/apiserver.crt"))
+        );
+        assert_eq!(c.faults.len(), 1);
+        assert_eq!(c.audiences(), ["https://kubernetes.default.svc"]);
         assert_eq!(c.etcd.servers.len(), 2);
         assert_eq!(c.secure_port, 6444);
         assert_eq!(c.etcd_prefix, "/registry");
-        assert_eq!(c.service_account_key_files.len(), 2);
+        assert_eq!(c.service_account_key_files.len(), 3);
         assert_eq!(c.verbosity, 2);
         assert_eq!(
             ignored,

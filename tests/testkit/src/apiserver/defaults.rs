@@ -25,7 +25,7 @@ fn tracks_generation(res: &ApiResource) -> bool {
     res.has_generation() || res.kind == "Pod"
 }
 
-fn random_uid() -> String {
+pub(super) fn random_uid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -109,6 +109,7 @@ pub fn on_create(res: &ApiResource, obj: Value) -> ApiResult<Value> {
         }
         "Secret" if obj.get("type").is_none() => obj["type"] = json!("Opaque"),
         "Service" => default_service(&mut obj),
+        "CustomResourceDefinition" => super::crd::on_create(&mut obj),
         _ => {}
     }
     Ok(obj)
@@ -251,7 +252,7 @@ pub async fn ensure_system_namespaces(
     done: Arc<AtomicBool>,
     mut stop: signal::Receiver<bool>,
 ) {
-    let Some(res) = discovery::find("", "v1", "namespaces") else {
+    let Some(res) = discovery::find("", "v1", "namespaces", &[]) else {
         return;
     };
     loop {
@@ -281,7 +282,7 @@ mod tests {
     use super::*;
 
     fn res(plural: &str, group: &str) -> &'static ApiResource {
-        discovery::find(group, "v1", plural).unwrap()
+        discovery::find(group, "v1", plural, &[]).unwrap()
     }
 
     #[test]

@@ -3,204 +3,30 @@
 //! `/api`, `/apis` and the per-version `APIResourceList`s, so names, kinds, scope,
 //! verbs and short names must be what kube-apiserver reports. Aggregated discovery
 //! (`apidiscovery.k8s.io/v2`) is not served: clients fall back to these documents when
-//! the response is plain `application/json`.
+//! the response is plain `application/json`. Custom resources of established CRDs
+//! (`crd.rs`) are passed in by the caller and listed beside the built-in ones.
 
 use serde_json::{Value, json};
 
-/// One served resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiResource {
-    pub group: &'static str,
-    pub version: &'static str,
-    pub plural: &'static str,
-    pub singular: &'static str,
-    pub kind: &'static str,
-    pub namespaced: bool,
-    pub short_names: &'static [&'static str],
-    /// Whether `<plural>/status` exists (main updates then keep the stored status).
-    pub status: bool,
-    pub categories: &'static [&'static str],
-}
+use super::resources::VERBS;
+pub use super::resources::{ApiResource, RESOURCES};
 
-impl ApiResource {
-    /// `v1` or `apps/v1`.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-
-    /// Whether the real server bumps `metadata.generation` on spec changes.
-    pub fn has_generation(&self) -> bool {
-        self.group == "apps"
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-const fn res(
-    group: &'static str,
-    version: &'static str,
-    plural: &'static str,
-    singular: &'static str,
-    kind: &'static str,
-    namespaced: bool,
-    short_names: &'static [&'static str],
-    status: bool,
-    categories: &'static [&'static str],
-) -> ApiResource {
-    ApiResource {
-        group,
-        version,
-        plural,
-        singular,
-        kind,
-        namespaced,
-        short_names,
-        status,
-        categories,
-    }
-}
-
-const ALL: &[&str] = &["all"];
-
-/// Everything served; each kind's etcd segment comes from `kubeboot::registry`.
-pub const RESOURCES: &[ApiResource] = &[
-    res(
-        "",
-        "v1",
-        "namespaces",
-        "namespace",
-        "Namespace",
-        false,
-        &["ns"],
-        true,
-        &[],
-    ),
-    res("", "v1", "nodes", "node", "Node", false, &["no"], true, &[]),
-    res("", "v1", "pods", "pod", "Pod", true, &["po"], true, ALL),
-    res(
-        "",
-        "v1",
-        "secrets",
-        "secret",
-        "Secret",
-        true,
-        &[],
-        false,
-        &[],
-    ),
-    res(
-        "",
-        "v1",
-        "configmaps",
-        "configmap",
-        "ConfigMap",
-        true,
-        &["cm"],
-        false,
-        &[],
-    ),
-    res(
-        "",
-        "v1",
-        "services",
-        "service",
-        "Service",
-        true,
-        &["svc"],
-        true,
-        ALL,
-    ),
-    res(
-        "",
-        "v1",
-        "endpoints",
-        "endpoints",
-        "Endpoints",
-        true,
-        &["ep"],
-        false,
-        &[],
-    ),
-    res(
-        "",
-        "v1",
-        "serviceaccounts",
-        "serviceaccount",
-        "ServiceAccount",
-        true,
-        &["sa"],
-        false,
-        &[],
-    ),
-    res(
-        "",
-        "v1",
-        "events",
-        "event",
-        "Event",
-        true,
-        &["ev"],
-        false,
-        &[],
-    ),
-    res(
-        "apps",
-        "v1",
-        "daemonsets",
-        "daemonset",
-        "DaemonSet",
-        true,
-        &["ds"],
-        true,
-        ALL,
-    ),
-    res(
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        "Deployment",
-        true,
-        &["deploy"],
-        true,
-        ALL,
-    ),
-    res(
-        "apps",
-        "v1",
-        "replicasets",
-        "replicaset",
-        "ReplicaSet",
-        true,
-        &["rs"],
-        true,
-        ALL,
-    ),
-    res(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "lease",
-        "Lease",
-        true,
-        &[],
-        false,
-        &[],
-    ),
-];
-
-const VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
-
-/// The resource at `/<prefix>/<group>/<version>/.../<plural>`.
-pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ApiResource> {
+/// The resource at `/<prefix>/<group>/<version>/.../<plural>`, built in or in `custom`.
+pub fn find(
+    group: &str,
+    version: &str,
+    plural: &str,
+    custom: &[&'static ApiResource],
+) -> Option<&'static ApiResource> {
     RESOURCES
         .iter()
+        .chain(custom.iter().copied())
         .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Whether a group is served by the built-in table (its paths never name custom resources).
+pub fn is_builtin_group(group: &str) -> bool {
+    RESOURCES.iter().any(|r| r.group == group)
 }
 
 /// `/api`.
@@ -209,42 +35,56 @@ pub fn core_versions(server_address: &str) -> Value {
         [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]})
 }
 
-fn groups() -> Vec<&'static str> {
-    let mut out: Vec<&str> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
-        if !out.contains(&r.group) {
-            out.push(r.group);
+/// Every non-core group with its versions, built-in groups first.
+fn groups(custom: &[&'static ApiResource]) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in RESOURCES.iter().chain(custom.iter().copied()) {
+        if r.group.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
+            Some(_) => {}
+            None => out.push((r.group, vec![r.version])),
         }
     }
     out
 }
 
+fn group_json(name: &str, versions: &[&str]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or(Value::Null);
+    json!({"name": name, "versions": gvs, "preferredVersion": preferred})
+}
+
 /// `/apis`.
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = groups()
-        .into_iter()
-        .map(|g| {
-            let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
-            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
-        })
+pub fn group_list(custom: &[&'static ApiResource]) -> Value {
+    let groups: Vec<Value> = groups(custom)
+        .iter()
+        .map(|(g, v)| group_json(g, v))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>`.
-pub fn group(name: &str) -> Option<Value> {
-    groups().contains(&name).then(|| {
-        let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
-        json!({"kind": "APIGroup", "apiVersion": "v1", "name": name,
-            "versions": [gv.clone()], "preferredVersion": gv})
-    })
+pub fn group(name: &str, custom: &[&'static ApiResource]) -> Option<Value> {
+    let all = groups(custom);
+    let (_, versions) = all.iter().find(|(g, _)| *g == name)?;
+    let mut g = group_json(name, versions);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Some(g)
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(group: &str, version: &str, custom: &[&'static ApiResource]) -> Option<Value> {
     let mut list = Vec::new();
     for r in RESOURCES
         .iter()
+        .chain(custom.iter().copied())
         .filter(|r| r.group == group && r.version == version)
     {
         let mut main = json!({"name": r.plural, "singularName": r.singular,
@@ -266,6 +106,13 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             list.push(
                 json!({"name": "pods/binding", "singularName": "", "namespaced": true,
                 "kind": "Binding", "verbs": ["create"]}),
+            );
+        }
+        if r.kind == "ServiceAccount" {
+            list.push(
+                json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                "verbs": ["create"]}),
             );
         }
     }
@@ -297,18 +144,31 @@ mod tests {
 
     #[test]
     fn every_resource_has_a_registry_layout() {
-        for r in RESOURCES {
+        for r in RESOURCES.iter().filter(|r| r.kind != "PriorityClass") {
             assert!(
                 kubeboot::registry::builtin(&r.api_version(), r.kind).is_some(),
                 "{}",
                 r.kind
             );
         }
+        let pc = find("scheduling.k8s.io", "v1", "priorityclasses", &[]).unwrap();
+        assert_eq!(pc.segment(), "priorityclasses");
+        let crd = find(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            crd.segment(),
+            "apiextensions.k8s.io/customresourcedefinitions"
+        );
     }
 
     #[test]
     fn short_names_are_listed() {
-        let core = resource_list("", "v1").unwrap();
+        let core = resource_list("", "v1", &[]).unwrap();
         let pods = core["resources"]
             .as_array()
             .unwrap()
@@ -316,7 +176,8 @@ mod tests {
             .find(|r| r["name"] == "pods")
             .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
-        assert!(group("apps").is_some());
-        assert!(resource_list("apps", "v2").is_none());
+        assert!(group("apps", &[]).is_some());
+        assert!(resource_list("apps", "v2", &[]).is_none());
+        assert!(group("example.com", &[]).is_none());
     }
 }

@@ -1,9 +1,9 @@
 //! A ready-to-use fake api-server for tests: a TLS etcd from the etcd harness, a PKI
 //! like kubeadm's (cluster CA, serving cert for 127.0.0.1, an admin client cert in
-//! `system:masters`, and a cert from an unrelated CA for refusal tests), the server
-//! started in-process, a kubeconfig for kubectl and kube-rs, and a bare HTTPS client
-//! for probing. `start` returns only once `/readyz` answers 200, polled against a
-//! deadline.
+//! `system:masters`, a service-account key pair, and for refusal tests a cert from an
+//! unrelated CA and an expired serving cert), the server started in-process, a kubeconfig
+//! for kubectl and kube-rs, and a bare HTTPS client for probing. `start` returns only once
+//! `/readyz` answers 200, polled against a deadline.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +36,16 @@ pub struct Pki {
     /// Signed by a CA the server does not trust.
     pub stranger_cert: PathBuf,
     pub stranger_key: PathBuf,
+    /// A serving cert for 127.0.0.1 from the cluster CA that expired in 2021.
+    pub expired_server_cert: PathBuf,
+    pub expired_server_key: PathBuf,
+    /// The service-account signing key (PKCS#8 EC P-256) and its public key.
+    pub sa_key: PathBuf,
+    pub sa_pub: PathBuf,
 }
+
+/// The `--service-account-issuer` the harness passes.
+pub const SA_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// etcd + fake api-server + kubeconfig. Drop stops both.
 pub struct Harness {
@@ -61,7 +70,19 @@ fn leaf(
     org: Option<&str>,
     usage: ExtendedKeyUsagePurpose,
 ) -> Result<(String, String)> {
+    leaf_with(issuer, sans, cn, org, usage, |_| {})
+}
+
+fn leaf_with(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    sans: &[&str],
+    cn: &str,
+    org: Option<&str>,
+    usage: ExtendedKeyUsagePurpose,
+    edit: impl FnOnce(&mut CertificateParams),
+) -> Result<(String, String)> {
     let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    edit(&mut p);
     p.distinguished_name.push(DnType::CommonName, cn);
     if let Some(o) = org {
         p.distinguished_name.push(DnType::OrganizationName, o);
@@ -98,6 +119,18 @@ pub fn write_pki(dir: &Path) -> Result<Pki> {
         Some("system:masters"),
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
+    let expired = leaf_with(
+        &ca,
+        &["127.0.0.1", "localhost"],
+        "kube-apiserver",
+        None,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        },
+    )?;
+    let sa = KeyPair::generate()?;
     let pki = Pki {
         ca_cert: dir.join("ca.crt"),
         server_cert: dir.join("apiserver.crt"),
@@ -106,6 +139,10 @@ pub fn write_pki(dir: &Path) -> Result<Pki> {
         admin_key: dir.join("admin.key"),
         stranger_cert: dir.join("stranger.crt"),
         stranger_key: dir.join("stranger.key"),
+        expired_server_cert: dir.join("apiserver-expired.crt"),
+        expired_server_key: dir.join("apiserver-expired.key"),
+        sa_key: dir.join("sa.key"),
+        sa_pub: dir.join("sa.pub"),
     };
     std::fs::write(&pki.ca_cert, ca.pem())?;
     for (path, pem) in [
@@ -115,6 +152,10 @@ pub fn write_pki(dir: &Path) -> Result<Pki> {
         (&pki.admin_key, &admin.1),
         (&pki.stranger_cert, &other.0),
         (&pki.stranger_key, &other.1),
+        (&pki.expired_server_cert, &expired.0),
+        (&pki.expired_server_key, &expired.1),
+        (&pki.sa_key, &sa.serialize_pem()),
+        (&pki.sa_pub, &sa.public_key_pem()),
     ] {
         std::fs::write(path, pem)?;
     }
@@ -144,6 +185,16 @@ impl Harness {
     pub async fn start_with(
         edit: impl FnOnce(&mut Config, &Path) -> Result<()>,
     ) -> Result<Harness> {
+        let h = Self::start_unready_with(edit).await?;
+        h.wait_ready().await?;
+        Ok(h)
+    }
+
+    /// Like `start_with` but returns as soon as the server listens, without probing
+    /// `/readyz` (for servers a normal client cannot reach, e.g. with an expired cert).
+    pub async fn start_unready_with(
+        edit: impl FnOnce(&mut Config, &Path) -> Result<()>,
+    ) -> Result<Harness> {
         let etcd = tokio::task::spawn_blocking(|| {
             Etcd::start(EtcdOptions {
                 tls: true,
@@ -168,21 +219,22 @@ impl Harness {
             tls_cert_file: Some(pki.server_cert.clone()),
             tls_private_key_file: Some(pki.server_key.clone()),
             client_ca_file: Some(pki.ca_cert.clone()),
+            service_account_key_files: vec![pki.sa_pub.clone()],
+            service_account_signing_key_file: Some(pki.sa_key.clone()),
+            service_account_issuers: vec![SA_ISSUER.into()],
             ..Config::default()
         };
         edit(&mut config, dir.path())?;
         let server = ApiServer::start(config).await?;
         let kubeconfig = dir.path().join("kubeconfig");
         write_kubeconfig(&kubeconfig, &server.url(), &pki)?;
-        let h = Harness {
+        Ok(Harness {
             server,
             etcd,
             pki,
             kubeconfig,
             dir,
-        };
-        h.wait_ready().await?;
-        Ok(h)
+        })
     }
 
     async fn wait_ready(&self) -> Result<()> {
@@ -232,7 +284,25 @@ pub async fn https_request(
 ) -> Result<(u16, String)> {
     tokio::time::timeout(
         REQUEST_DEADLINE,
-        request_once(url, ca, identity, method, path, body),
+        request_once(url, ca, identity, "", method, path, body),
+    )
+    .await
+    .with_context(|| format!("{method} {path}: no answer within {REQUEST_DEADLINE:?}"))?
+}
+
+/// Like `https_request` without a client cert, with `Authorization: Bearer TOKEN`.
+pub async fn bearer_request(
+    url: &str,
+    ca: &Path,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    tokio::time::timeout(
+        REQUEST_DEADLINE,
+        request_once(url, ca, None, &auth, method, path, body),
     )
     .await
     .with_context(|| format!("{method} {path}: no answer within {REQUEST_DEADLINE:?}"))?
@@ -242,6 +312,7 @@ async fn request_once(
     url: &str,
     ca: &Path,
     identity: Option<(&Path, &Path)>,
+    headers: &str,
     method: &str,
     path: &str,
     body: Option<&str>,
@@ -273,7 +344,7 @@ async fn request_once(
         .await?;
     let body = body.unwrap_or("");
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     tls.write_all(head.as_bytes()).await?;

@@ -7,16 +7,24 @@
 //!
 //! Start it in-process with [`ApiServer::start`] or as the `fake-apiserver` binary with
 //! kube-apiserver's flags ([`Config::from_args`]). What it does and does not do is listed
-//! in `rest.rs`.
+//! in `rest.rs` (verbs), `discovery.rs` (resources), `crd.rs` (custom resources),
+//! `serviceaccount.rs` (tokens) and `tls.rs` (authentication). There is no authorization:
+//! every authenticated user may do everything (test with `--testkit-fault`, `fault.rs`).
 
 mod config;
+pub mod crd;
 mod defaults;
 pub mod discovery;
+pub mod fault;
 pub mod harness;
+pub mod jwt;
+pub mod node;
 mod openapi;
 mod patch;
+mod resources;
 mod rest;
 pub mod selectors;
+pub mod serviceaccount;
 pub mod status;
 pub mod store;
 mod table;
@@ -42,6 +50,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch as signal};
 
 pub use config::Config;
+pub use fault::Fault;
+use serviceaccount::ServiceAccounts;
 use status::ApiError;
 use store::Store;
 use tls::User;
@@ -57,6 +67,8 @@ pub type Body = BoxBody<Bytes, Infallible>;
 struct State {
     store: Arc<Store>,
     tokens: HashMap<String, User>,
+    service_accounts: ServiceAccounts,
+    faults: Vec<Fault>,
     server_address: String,
     verbosity: u8,
     /// Set once the system namespaces exist (a `/readyz` check, like the real
@@ -82,6 +94,7 @@ impl ApiServer {
             Some(p) => tls::load_tokens(p)?,
             None => HashMap::new(),
         };
+        let service_accounts = ServiceAccounts::from_config(&config)?;
         let encryption = match &config.encryption_provider_config {
             Some(p) => Some(
                 kubeboot::encryption::EncryptionConfig::from_file(p)
@@ -101,6 +114,8 @@ impl ApiServer {
         let state = Arc::new(State {
             store: Arc::new(store),
             tokens,
+            service_accounts,
+            faults: config.faults.clone(),
             server_address,
             verbosity: config.verbosity,
             bootstrapped: Arc::new(AtomicBool::new(false)),
@@ -111,6 +126,7 @@ impl ApiServer {
             state.bootstrapped.clone(),
             stop.clone(),
         ));
+        tokio::spawn(crd::establish_pending(state.store.clone(), Duration::ZERO));
         tokio::spawn(accept_loop(
             listener,
             tokio_rustls::TlsAcceptor::from(tls),
@@ -246,16 +262,23 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let auth = header(&req, hyper::header::AUTHORIZATION);
-    let token_user = auth
-        .strip_prefix("Bearer ")
-        .map(|t| state.tokens.get(t.trim()).cloned());
+    let token_user = match auth.strip_prefix("Bearer ").map(str::trim) {
+        Some(t) => Some(bearer(state, t).await),
+        None => None,
+    };
     let user = match (cert_user, token_user) {
         (_, Some(None)) => None,
         (Some(u), _) => Some(u),
         (None, Some(u)) => u,
         (None, None) => None,
     };
-    let reply = if user.is_none() && !public(&path) {
+    let name = user
+        .as_ref()
+        .map_or("system:anonymous", |u| u.name.as_str());
+    let fault = fault::check(&state.faults, method.as_str(), &path, &query, name);
+    let reply = if let Some(e) = fault {
+        e.into()
+    } else if user.is_none() && !public(&path) {
         ApiError::new(401, "Unauthorized", "Unauthorized").into()
     } else {
         let accept = header(&req, hyper::header::ACCEPT);
@@ -285,9 +308,36 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
     resp
 }
 
+/// The user of a bearer token: a static token, else a service-account JWT.
+async fn bearer(state: &State, token: &str) -> Option<User> {
+    if let Some(u) = state.tokens.get(token) {
+        return Some(u.clone());
+    }
+    match state
+        .service_accounts
+        .authenticate(&state.store, token)
+        .await
+    {
+        Ok(u) => Some(u),
+        Err(why) => {
+            if state.verbosity >= 1 {
+                eprintln!("fake-apiserver: bearer token refused: {why}");
+            }
+            None
+        }
+    }
+}
+
 async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let get = req.method == "GET";
+    let store = &state.store;
+    // Custom resources of established CRDs, read from etcd when a path may need them.
+    let custom = match segs.as_slice() {
+        ["apis", g, ..] if !discovery::is_builtin_group(g) => crd::served(store).await,
+        ["apis"] | ["openapi", ..] => crd::served(store).await,
+        _ => Vec::new(),
+    };
     let json = |v: Option<Value>| match v {
         Some(v) => Reply::Json(200, v),
         None => ApiError::new(
@@ -315,14 +365,26 @@ async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
         }
         ["version"] if get => json(Some(discovery::version())),
         ["api"] if get => json(Some(discovery::core_versions(&state.server_address))),
-        ["api", v] if get => json(discovery::resource_list("", v)),
-        ["apis"] if get => json(Some(discovery::group_list())),
-        ["apis", g] if get => json(discovery::group(g)),
-        ["apis", g, v] if get => json(discovery::resource_list(g, v)),
-        ["openapi", "v3"] if get => json(Some(openapi::root())),
-        ["openapi", "v3", gv @ ..] if get => json(openapi::document(&gv.join("/"))),
-        ["api", v, rest @ ..] => rest::handle(&state.store, "", v, rest, &req).await,
-        ["apis", g, v, rest @ ..] => rest::handle(&state.store, g, v, rest, &req).await,
+        ["api", v] if get => json(discovery::resource_list("", v, &custom)),
+        ["apis"] if get => json(Some(discovery::group_list(&custom))),
+        ["apis", g] if get => json(discovery::group(g, &custom)),
+        ["apis", g, v] if get => json(discovery::resource_list(g, v, &custom)),
+        ["openapi", "v3"] if get => json(Some(openapi::root(&custom))),
+        ["openapi", "v3", gv @ ..] if get => json(openapi::document(&gv.join("/"), &custom)),
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "serviceaccounts",
+            name,
+            "token",
+        ] if req.method == "POST" => {
+            let sa = &state.service_accounts;
+            serviceaccount::token_request(sa, store, ns, name, &req.body).await
+        }
+        ["api", v, rest @ ..] => rest::handle(store, &custom, "", v, rest, &req).await,
+        ["apis", g, v, rest @ ..] => rest::handle(store, &custom, g, v, rest, &req).await,
         _ => json(None),
     }
 }

@@ -18,9 +18,9 @@ fn gv_path(r: &ApiResource) -> String {
 }
 
 /// `/openapi/v3`: the per-group-version documents.
-pub fn root() -> Value {
+pub fn root(custom: &[&'static ApiResource]) -> Value {
     let mut paths = Map::new();
-    for r in RESOURCES {
+    for r in RESOURCES.iter().chain(custom.iter().copied()) {
         let p = gv_path(r);
         let url = format!("/openapi/v3/{p}?hash=0");
         paths.insert(p, json!({"serverRelativeURL": url}));
@@ -29,9 +29,13 @@ pub fn root() -> Value {
 }
 
 /// `/openapi/v3/<gv path>`: one PATCH operation per kind with `fieldValidation`.
-pub fn document(gv: &str) -> Option<Value> {
+pub fn document(gv: &str, custom: &[&'static ApiResource]) -> Option<Value> {
     let mut paths = Map::new();
-    for r in RESOURCES.iter().filter(|r| gv_path(r) == gv) {
+    for r in RESOURCES
+        .iter()
+        .chain(custom.iter().copied())
+        .filter(|r| gv_path(r) == gv)
+    {
         let base = format!("/{}", gv_path(r));
         let path = if r.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)

@@ -1,8 +1,10 @@
 //! REST paths and read verbs. Served: get, list (label and field selectors, all
 //! namespaces, `limit`/`continue`), watch (`?watch=true` and `/watch/` paths) for the
-//! resources in `discovery::RESOURCES`; writes are in `write.rs`. Not served:
+//! resources in `discovery::RESOURCES` and custom resources of established CRDs (served
+//! at every served version with the `None` conversion: only `apiVersion` changes);
+//! writes are in `write.rs`. Not served:
 //! deletecollection, server-side apply semantics (treated as a merge patch), protobuf
-//! bodies (415/406), Table printing (plain objects, see `table.rs`).
+//! responses (406; `k8s\0` protobuf request bodies are decoded with the codec), Table printing (plain objects, see `table.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,13 +51,20 @@ fn not_found() -> ApiError {
     )
 }
 
-fn target(group: &str, version: &str, segs: &[&str]) -> ApiResult<Target> {
+fn target(
+    group: &str,
+    version: &str,
+    segs: &[&str],
+    custom: &[&'static ApiResource],
+) -> ApiResult<Target> {
     let (watch, segs) = match segs {
         ["watch", rest @ ..] => (true, rest),
         s => (false, s),
     };
     let (namespace, rest) = match segs {
-        ["namespaces", ns, plural, ..] if discovery::find(group, version, plural).is_some() => {
+        ["namespaces", ns, plural, ..]
+            if discovery::find(group, version, plural, custom).is_some() =>
+        {
             (Some(ns.to_string()), &segs[2..])
         }
         s => (None, s),
@@ -66,7 +75,7 @@ fn target(group: &str, version: &str, segs: &[&str]) -> ApiResult<Target> {
         [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(not_found()),
     };
-    let res = discovery::find(group, version, plural).ok_or_else(not_found)?;
+    let res = discovery::find(group, version, plural, custom).ok_or_else(not_found)?;
     let scoped_ok = res.namespaced == namespace.is_some() || (res.namespaced && name.is_none());
     let sub_ok = match sub.as_deref() {
         None => true,
@@ -121,12 +130,13 @@ pub fn query(q: &str) -> HashMap<String, String> {
 
 pub async fn handle(
     store: &Arc<Store>,
+    custom: &[&'static ApiResource],
     group: &str,
     version: &str,
     segs: &[&str],
     req: &Incoming<'_>,
 ) -> Reply {
-    match dispatch(store, group, version, segs, req).await {
+    match dispatch(store, custom, group, version, segs, req).await {
         Ok(r) => r,
         Err(e) => e.into(),
     }
@@ -134,12 +144,13 @@ pub async fn handle(
 
 async fn dispatch(
     store: &Arc<Store>,
+    custom: &[&'static ApiResource],
     group: &str,
     version: &str,
     segs: &[&str],
     req: &Incoming<'_>,
 ) -> ApiResult<Reply> {
-    let t = target(group, version, segs)?;
+    let t = target(group, version, segs, custom)?;
     let q = query(req.query);
     let acceptable =
         req.accept.is_empty() || req.accept.contains("json") || req.accept.contains("*/*");
@@ -174,39 +185,50 @@ async fn dispatch(
     }
 }
 
-/// The etcd key of the named object.
+/// The etcd key of the named object (`kubeboot::registry`'s layout, see
+/// `ApiResource::segment`).
 pub fn key(store: &Store, t: &Target) -> ApiResult<String> {
     let name = t.name.as_deref().unwrap_or_default();
-    kubeboot::registry::key_for(
-        &store.prefix,
-        &t.res.api_version(),
-        t.res.kind,
-        t.namespace.as_deref(),
-        name,
-        None,
-    )
-    .map_err(ApiError::bad_request)
+    if name.is_empty() || name.contains('/') {
+        return Err(ApiError::bad_request(format!(
+            "{} has an invalid name {name:?}",
+            t.res.kind
+        )));
+    }
+    Ok(match t.namespace.as_deref().filter(|_| t.res.namespaced) {
+        Some(ns) => format!("{}/{}/{ns}/{name}", store.prefix, t.res.segment()),
+        None => format!("{}/{}/{name}", store.prefix, t.res.segment()),
+    })
 }
 
 /// The etcd prefix of a list or watch (one namespace or all).
 fn list_prefix(store: &Store, t: &Target) -> ApiResult<String> {
-    let reg = kubeboot::registry::builtin(&t.res.api_version(), t.res.kind)
-        .ok_or_else(|| ApiError::internal(format!("{} has no registry layout", t.res.kind)))?;
+    let segment = t.res.segment();
     Ok(match &t.namespace {
-        Some(ns) => kubeboot::registry::namespace_prefix(&store.prefix, reg.segment, ns),
-        None => format!("{}/{}/", store.prefix, reg.segment),
+        Some(ns) => kubeboot::registry::namespace_prefix(&store.prefix, &segment, ns),
+        None => format!("{}/{segment}/", store.prefix),
     })
 }
 
 async fn get(store: &Store, t: &Target, req: &Incoming<'_>) -> ApiResult<Reply> {
     let name = t.name.as_deref().unwrap_or_default();
     match store.get(&key(store, t)?).await? {
-        Some(s) => Ok(Reply::Json(200, render(req, s.object))),
+        Some(s) => Ok(Reply::Json(200, render(req, t.res, s.object))),
         None => Err(ApiError::not_found(t.res.group, t.res.plural, name)),
     }
 }
 
-fn render(req: &Incoming<'_>, object: Value) -> Value {
+/// A custom resource read at another served version than it was written at (the
+/// `None` conversion strategy).
+pub fn convert(res: &ApiResource, mut object: Value) -> Value {
+    if res.custom && object.get("apiVersion").is_some() {
+        object["apiVersion"] = json!(res.api_version());
+    }
+    object
+}
+
+fn render(req: &Incoming<'_>, res: &ApiResource, object: Value) -> Value {
+    let object = convert(res, object);
     if table::wanted(req.accept) {
         table::render(object)
     } else {
@@ -300,7 +322,7 @@ async fn list(
         .collect();
     let list = json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(),
         "metadata": meta, "items": items});
-    Ok(Reply::Json(200, render(req, list)))
+    Ok(Reply::Json(200, render(req, t.res, list)))
 }
 
 fn last_key<'a>(items: &'a [super::store::Stored], prefix: &str) -> &'a str {
@@ -322,6 +344,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> ApiResu
         .and_then(|s| s.parse::<u64>().ok())
         .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
     let flag = |n: &str| q.get(n).is_some_and(|v| v == "true" || v == "1");
+    let res = t.res;
     let spec = watch::WatchSpec {
         prefix: list_prefix(store, t)?,
         since,
@@ -331,7 +354,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> ApiResu
         initial_events_end: flag("sendInitialEvents"),
         api_version: t.res.api_version(),
         kind: t.res.kind.to_string(),
-        render: Arc::new(|o| o),
+        render: Arc::new(move |o| convert(res, o)),
     };
     Ok(Reply::Stream(watch::start(store.clone(), spec)))
 }
@@ -346,20 +369,29 @@ mod tests {
             "",
             "v1",
             &["namespaces", "kube-system", "pods", "p", "status"],
+            &[],
         )
         .unwrap();
         assert_eq!(
             (t.res.kind, t.namespace.as_deref(), t.sub.as_deref()),
             ("Pod", Some("kube-system"), Some("status"))
         );
-        let t = target("", "v1", &["namespaces", "x", "status"]).unwrap();
+        let t = target("", "v1", &["namespaces", "x", "status"], &[]).unwrap();
         assert_eq!((t.res.kind, t.name.as_deref()), ("Namespace", Some("x")));
-        let t = target("apps", "v1", &["watch", "deployments"]).unwrap();
+        let t = target("apps", "v1", &["watch", "deployments"], &[]).unwrap();
         assert!(t.watch && t.namespace.is_none());
-        assert!(target("", "v1", &["pods", "p"]).is_err());
-        assert!(target("", "v1", &["namespaces", "a", "nodes", "n"]).is_err());
-        assert!(target("", "v1", &["namespaces", "a", "secrets", "s", "status"]).is_err());
-        assert!(target("", "v1", &["widgets"]).is_err());
+        assert!(target("", "v1", &["pods", "p"], &[]).is_err());
+        assert!(target("", "v1", &["namespaces", "a", "nodes", "n"], &[]).is_err());
+        assert!(
+            target(
+                "",
+                "v1",
+                &["namespaces", "a", "secrets", "s", "status"],
+                &[]
+            )
+            .is_err()
+        );
+        assert!(target("", "v1", &["widgets"], &[]).is_err());
     }
 
     #[test]

@@ -110,9 +110,17 @@ impl Store {
             meta.remove("selfLink");
         }
         let kind = object["kind"].as_str().unwrap_or_default();
-        let plain = kubeboot::codec::encode(&plain).map_err(|e| {
+        let encoded = kubeboot::codec::encode(&plain).map_err(|e| {
             ApiError::bad_request(format!("{kind} {key} cannot be handled as a {kind}: {e}"))
         })?;
+        let plain = if super::crd::stored_as_json(object) {
+            let mut json =
+                serde_json::to_vec(&plain).map_err(|e| ApiError::internal(e.to_string()))?;
+            json.push(b'\n');
+            json
+        } else {
+            encoded
+        };
         let stored = match &self.encryption {
             Some(enc) => enc
                 .encrypt(&resource_name(object), key, &plain)

@@ -3,7 +3,8 @@
 //! was computed from: a client's stale `resourceVersion` is a 409 Conflict, and a race
 //! with another writer is retried, as the real server's GuaranteedUpdate does.
 //! Known differences: deletes are immediate (no graceful pod deletion, no finalizers;
-//! deleting a namespace deletes its objects at once), and `dryRun=All` is honoured.
+//! deleting a namespace deletes its objects at once, deleting a CRD its custom resources),
+//! and `dryRun=All` is honoured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Reply;
+use super::crd;
 use super::defaults;
 use super::patch;
 use super::rest::{Incoming, Target, key};
@@ -31,23 +33,28 @@ fn media_type(req: &Incoming<'_>) -> String {
 
 fn body(req: &Incoming<'_>) -> ApiResult<Value> {
     let mt = media_type(req);
+    let undecodable = |e: String| {
+        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+    };
     if mt.contains("protobuf") {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {mt})"
-            ),
-        ));
+        // kubectl's typed `create` subcommands send `k8s\0` protobuf; the codec reads it.
+        if !req.body.starts_with(b"k8s\0") {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("the body of the request was in an unknown format (got {mt})"),
+            ));
+        }
+        return kubeboot::codec::decode("request body", &req.body)
+            .map(|d| d.object)
+            .map_err(|e| undecodable(e.to_string()));
     }
     let parsed = if mt.contains("yaml") {
         serde_yaml_ng::from_slice::<Value>(&req.body).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice::<Value>(&req.body).map_err(|e| e.to_string())
     };
-    parsed.map_err(|e| {
-        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-    })
+    parsed.map_err(undecodable)
 }
 
 /// Checks an object against the path and fills in its type and namespace.
@@ -110,7 +117,12 @@ fn check(t: &Target, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn valid_name(name: &str) -> bool {
+/// kube-apiserver's name rule: RBAC objects only need to be a valid path segment
+/// (`system:node`, `kubeboot:kube-scheduler`); everything else here is a DNS subdomain.
+fn valid_name(group: &str, name: &str) -> bool {
+    if group == "rbac.authorization.k8s.io" {
+        return !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%']);
+    }
     !name.is_empty()
         && name.len() <= 253
         && name != "."
@@ -158,7 +170,7 @@ pub async fn create(
         name = format!("{generate}{}", defaults::name_suffix());
         meta["name"] = json!(name);
     }
-    if !valid_name(&name) {
+    if !valid_name(t.res.group, &name) {
         return Err(ApiError::invalid(format!(
             "{} {name:?} is invalid: metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
             t.res.kind
@@ -178,6 +190,10 @@ pub async fn create(
         sub: None,
         ..*t
     };
+    let crd = t.res.kind == "CustomResourceDefinition";
+    if crd {
+        crd::validate(&obj)?;
+    }
     let mut obj = defaults::on_create(t.res, obj)?;
     if t.res.kind == "Service" {
         defaults::allocate_cluster_ip(store, &mut obj).await?;
@@ -186,7 +202,12 @@ pub async fn create(
         return Ok(Reply::Json(201, obj));
     }
     match store.create(&key(store, &t)?, &obj).await? {
-        Some(s) => Ok(Reply::Json(201, s.object)),
+        Some(s) => {
+            if crd {
+                tokio::spawn(crd::establish_pending(store.clone(), crd::ESTABLISH_AFTER));
+            }
+            Ok(Reply::Json(201, s.object))
+        }
         None => Err(ApiError::already_exists(t.res.group, t.res.plural, &name)),
     }
 }
@@ -331,10 +352,13 @@ pub async fn delete(
             if t.res.kind == "Namespace" && !dry_run(q) {
                 delete_namespace_contents(store, name).await?;
             }
+            if t.res.kind == "CustomResourceDefinition" && !dry_run(q) {
+                crd::delete_custom_resources(store, &cur.object).await?;
+            }
             return Ok(Reply::Json(
                 200,
                 match t.res.kind {
-                    "Pod" | "Namespace" | "Service" => cur.object,
+                    "Pod" | "Namespace" | "Service" | "CustomResourceDefinition" => cur.object,
                     _ => status::success(t.res.group, t.res.plural, name, Some(uid)),
                 },
             ));
@@ -345,11 +369,14 @@ pub async fn delete(
 
 /// What the namespace controller does after a namespace is deleted.
 async fn delete_namespace_contents(store: &Store, ns: &str) -> ApiResult<()> {
-    for r in super::discovery::RESOURCES.iter().filter(|r| r.namespaced) {
-        if let Some(reg) = kubeboot::registry::builtin(&r.api_version(), r.kind) {
-            let prefix = kubeboot::registry::namespace_prefix(&store.prefix, reg.segment, ns);
-            store.delete_prefix(&prefix).await?;
-        }
+    let custom = crd::served(store).await;
+    for r in super::discovery::RESOURCES
+        .iter()
+        .chain(custom.iter().copied())
+        .filter(|r| r.namespaced)
+    {
+        let prefix = kubeboot::registry::namespace_prefix(&store.prefix, &r.segment(), ns);
+        store.delete_prefix(&prefix).await?;
     }
     Ok(())
 }

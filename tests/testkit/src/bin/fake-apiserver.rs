@@ -1,12 +1,16 @@
 //! `fake-apiserver`: the kube-apiserver double as a process, so a static pod manifest
 //! rendered for kube-apiserver can run it with the same flags (unknown ones are logged
-//! and ignored). The server itself is `kubeboot_testkit::apiserver`.
+//! and ignored). The server itself is `kubeboot_testkit::apiserver`. Started by the
+//! fake-kubelet, it also honours `KUBEBOOT_TESTKIT_NODE_IP` and `KUBEBOOT_TESTKIT_MOUNTS`
+//! (`apiserver::node`), and tests may add the double's own `--testkit-fault` flag.
 
 use anyhow::Result;
-use kubeboot_testkit::apiserver::{ApiServer, Config};
+use kubeboot_testkit::apiserver::{ApiServer, Config, node};
 
 fn main() -> Result<()> {
-    let (config, ignored) = Config::from_args(std::env::args().skip(1))?;
+    let (mut config, ignored) = Config::from_args(std::env::args().skip(1))?;
+    let (node_ip, mounts) = node::from_env()?;
+    config.resolve_node(node_ip, &mounts);
     for flag in &ignored {
         eprintln!("fake-apiserver: ignoring unsupported flag {flag}");
     }
