@@ -56,8 +56,13 @@ impl ApiSync {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(kubeconfig)
             .with_context(|| format!("reading --kubeconfig {}", kubeconfig.display()))?;
+        let ca_pem = super::apiobjects::kubeconfig_ca(&kc);
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = Client::try_from(config)?;
+        let _ = shared.api.set(super::apiobjects::ApiHandle {
+            client: client.clone(),
+            ca_pem,
+        });
         let pods: Api<Pod> = Api::all(client.clone());
         let wc =
             watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));

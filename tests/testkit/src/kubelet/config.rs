@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 pub const USAGE: &str = "usage: fake-kubelet [--pod-manifest-path DIR] [--kubeconfig FILE]
   [--hostname-override NAME] [--node-ip IP] [--node-labels k=v,...]
   [--healthz-port 10248] [--port 10250] [--read-only-port 10255] (0 disables a port)
-  [--root-dir /var/lib/kubelet] [--image-map FILE]
+  [--root-dir /var/lib/kubelet] [--root-fs /] [--image-map FILE]
   [--backoff-base 10s] [--backoff-max 300s] [--max-grace-period 30s]
   [--file-check-frequency 500ms]";
 
@@ -28,6 +28,8 @@ pub struct Config {
     pub port: u16,
     pub read_only_port: u16,
     pub root_dir: PathBuf,
+    /// The node's filesystem: hostPath `P` is `root_fs/P` (several "nodes" on one host).
+    pub root_fs: PathBuf,
     pub image_map_path: Option<PathBuf>,
     pub image_map: ImageMap,
     /// First crash-loop delay; doubles per restart up to `backoff_max` (kubelet: 10 s, 5 min).
@@ -51,6 +53,7 @@ impl Default for Config {
             port: 10250,
             read_only_port: 10255,
             root_dir: PathBuf::from("/var/lib/kubelet"),
+            root_fs: PathBuf::from("/"),
             image_map_path: None,
             image_map: ImageMap::default(),
             backoff_base: Duration::from_secs(10),
@@ -110,6 +113,7 @@ impl Config {
             "port" => self.port = v.parse()?,
             "read-only-port" => self.read_only_port = v.parse()?,
             "root-dir" => self.root_dir = v.into(),
+            "root-fs" => self.root_fs = v.into(),
             "image-map" => self.image_map_path = Some(v.into()),
             "backoff-base" => self.backoff_base = parse_duration(v)?,
             "backoff-max" => self.backoff_max = parse_duration(v)?,
@@ -252,11 +256,14 @@ mod tests {
             "500ms",
             "--node-labels",
             "a=b,c=",
+            "--root-fs=/t/nodes/m1",
         ];
         let cfg = Config::from_args(args.map(String::from)).unwrap().unwrap();
         assert_eq!(cfg.node_ip.to_string(), "127.0.0.2");
         assert_eq!(cfg.backoff_base, Duration::from_millis(500));
         assert_eq!(cfg.node_labels.get("c").map(String::as_str), Some(""));
+        assert_eq!(cfg.root_fs, PathBuf::from("/t/nodes/m1"));
+        assert_eq!(Config::default().root_fs, PathBuf::from("/"));
         assert!(Config::from_args(["--nope=1".to_string()]).is_err());
         assert!(Config::from_args(["--help".to_string()]).unwrap().is_none());
     }

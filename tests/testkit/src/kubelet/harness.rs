@@ -1,12 +1,14 @@
-//! The `fake-kubelet` binary as a test fixture: a temp manifest dir, root dir and image
-//! map, free loopback ports, `/healthz` polled against a deadline before `start` returns,
+//! The `fake-kubelet` binary as a test fixture: a temp manifest dir, root dir, root
+//! filesystem and image map (or a node layout under `node_root`: `etc/kubernetes/manifests`
+//! and `var/lib/kubelet` inside the node's `--root-fs`), free loopback ports (or the
+//! kubelet's defaults on the node IP), `/healthz` polled against a deadline before `start` returns,
 //! and a blocking `/pods` reader. Drop sends SIGTERM (the kubelet stops its pods), waits
 //! a bounded time, then SIGKILLs; the pods' processes die with the kubelet either way.
 //! The binary path comes from the caller (`env!("CARGO_BIN_EXE_fake-kubelet")`), which
 //! only integration tests can name.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +30,13 @@ pub struct KubeletOptions {
     pub node_labels: Option<String>,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// `--node-ip`; the kubelet ports bind it.
+    pub node_ip: IpAddr,
+    /// The node's filesystem (`--root-fs`); the manifest dir and root dir go under it as
+    /// on a real node. `None`: a private temp dir.
+    pub node_root: Option<PathBuf>,
+    /// Serve on the kubelet's default ports (10248, 10250, 10255) instead of free ones.
+    pub default_ports: bool,
     pub extra_args: Vec<String>,
 }
 
@@ -40,6 +49,9 @@ impl Default for KubeletOptions {
             node_labels: None,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(4),
+            node_ip: IpAddr::from([127, 0, 0, 1]),
+            node_root: None,
+            default_ports: false,
             extra_args: Vec::new(),
         }
     }
@@ -50,6 +62,9 @@ pub struct FakeKubelet {
     child: Option<Child>,
     pub manifest_dir: PathBuf,
     pub root_dir: PathBuf,
+    /// The node's `--root-fs`: hostPath `P` is `root_fs/P`.
+    pub root_fs: PathBuf,
+    pub node_ip: IpAddr,
     pub healthz_port: u16,
     pub port: u16,
     pub read_only_port: u16,
@@ -65,11 +80,16 @@ fn free_port() -> Result<u16> {
 
 /// `GET http://127.0.0.1:port{path}` → (status code, body).
 pub fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    http_get_at(IpAddr::from([127, 0, 0, 1]), port, path)
+}
+
+/// `GET http://ip:port{path}` → (status code, body).
+pub fn http_get_at(ip: IpAddr, port: u16, path: &str) -> Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -102,9 +122,20 @@ impl FakeKubelet {
         let tmp = tempfile::Builder::new()
             .prefix("kubeboot-kubelet-")
             .tempdir()?;
-        let manifest_dir = tmp.path().join("manifests");
-        let root_dir = tmp.path().join("root");
+        let (root_fs, manifest_dir, root_dir) = match &opts.node_root {
+            Some(n) => (
+                n.clone(),
+                n.join("etc/kubernetes/manifests"),
+                n.join("var/lib/kubelet"),
+            ),
+            None => (
+                tmp.path().join("rootfs"),
+                tmp.path().join("manifests"),
+                tmp.path().join("root"),
+            ),
+        };
         std::fs::create_dir_all(&manifest_dir)?;
+        std::fs::create_dir_all(&root_fs)?;
         let map: String = opts
             .image_map
             .iter()
@@ -112,15 +143,20 @@ impl FakeKubelet {
             .collect();
         let map_path = tmp.path().join("image-map.yaml");
         std::fs::write(&map_path, map)?;
-        let (healthz_port, port, read_only_port) = (free_port()?, free_port()?, free_port()?);
+        let (healthz_port, port, read_only_port) = if opts.default_ports {
+            (10248, 10250, 10255)
+        } else {
+            (free_port()?, free_port()?, free_port()?)
+        };
         let log = tmp.path().join("kubelet.log");
         let out = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--pod-manifest-path={}", manifest_dir.display()))
             .arg(format!("--root-dir={}", root_dir.display()))
+            .arg(format!("--root-fs={}", root_fs.display()))
             .arg(format!("--image-map={}", map_path.display()))
             .arg(format!("--hostname-override={}", opts.node_name))
-            .arg("--node-ip=127.0.0.1")
+            .arg(format!("--node-ip={}", opts.node_ip))
             .arg(format!("--healthz-port={healthz_port}"))
             .arg(format!("--port={port}"))
             .arg(format!("--read-only-port={read_only_port}"))
@@ -147,6 +183,8 @@ impl FakeKubelet {
             child: Some(child),
             manifest_dir,
             root_dir,
+            root_fs,
+            node_ip: opts.node_ip,
             healthz_port,
             port,
             read_only_port,
@@ -181,12 +219,12 @@ impl FakeKubelet {
     }
 
     pub fn healthz(&self) -> bool {
-        matches!(http_get(self.healthz_port, "/healthz"), Ok((200, b)) if b == b"ok")
+        matches!(http_get_at(self.node_ip, self.healthz_port, "/healthz"), Ok((200, b)) if b == b"ok")
     }
 
     /// The pods from `/pods` on `port` (either kubelet port).
     pub fn pods_on(&self, port: u16) -> Result<Vec<Pod>> {
-        let (code, body) = http_get(port, "/pods")?;
+        let (code, body) = http_get_at(self.node_ip, port, "/pods")?;
         if code != 200 {
             bail!("/pods answered {code}");
         }

@@ -9,21 +9,43 @@
 //! an identity (file content hash, or pod UID); a pod that vanished or changed is stopped
 //! and its next incarnation starts only once the old one has stopped.
 //!
+//! Several kubelets can simulate several nodes on one machine: `--root-fs` is the node's
+//! filesystem (hostPath volumes resolve under it), `--node-ip` the node's address (the
+//! kubelet ports bind it, and containers get it as `KUBEBOOT_TESTKIT_NODE_IP`), and
+//! volumes are mapped into each container by rewriting paths in argv and env
+//! ([`mounts`]), the double's stand-in for a mount namespace.
+//!
 //! Differences from a real kubelet: no containers, namespaces or cgroups, every pod shares
 //! the host network (podIP = node IP), `/pods` is plain HTTP on both ports with no
 //! authentication, containers die with the kubelet, liveness/startup probes are not run,
-//! volumes other than hostPath are not materialised, and logs are
-//! `<root-dir>/pods/<ns>_<name>/<container>.log` rather than `/var/log/pods`.
+//! and logs are `<root-dir>/pods/<ns>_<name>/<container>.log` rather than
+//! `/var/log/pods`. Volumes: only hostPath, emptyDir, secret, configMap, downwardAPI and
+//! projected (no clusterTrustBundle/podCertificate) are supported; a container sees them
+//! only through argv/env rewriting and `KUBEBOOT_TESTKIT_MOUNTS` (paths inside shell
+//! scripts or files are not rewritten, `readOnly` is not enforced, and fsGroup/runAsUser
+//! change no ownership); a volume that cannot be set up shows as waiting
+//! `CreateContainerConfigError` (a real kubelet: `ContainerCreating` plus a `FailedMount`
+//! event); API-backed volumes refresh every 5 s (real: about a minute), also under
+//! `subPath`; the service-account token volume is added by the kubelet itself (a real
+//! cluster's ServiceAccount admission adds it), is skipped when the ServiceAccount does
+//! not exist, and takes `ca.crt` from the kubelet's kubeconfig rather than the
+//! `kube-root-ca.crt` ConfigMap; resource-field downward API items are skipped.
 
+pub mod apiobjects;
 pub mod apisync;
+pub mod atomic;
 pub mod config;
 pub mod harness;
+pub mod mounts;
+pub mod ports;
 pub mod probe;
 pub mod process;
+pub mod projection;
 pub mod runner;
 pub mod server;
 pub mod staticpods;
 pub mod status;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -82,6 +104,8 @@ pub struct Shared {
     pub ports: Mutex<BTreeMap<u16, String>>,
     generation: std::sync::atomic::AtomicU64,
     started: jiff::Timestamp,
+    /// The api-server client, once `--kubeconfig` is loaded.
+    pub api: std::sync::OnceLock<apiobjects::ApiHandle>,
 }
 
 /// A pod the sync loop wants running.
@@ -109,6 +133,7 @@ impl Shared {
             ports: Mutex::default(),
             generation: Default::default(),
             started: jiff::Timestamp::now(),
+            api: std::sync::OnceLock::new(),
         })
     }
 

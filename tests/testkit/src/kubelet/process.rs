@@ -8,6 +8,9 @@
 //! component (`kube-apiserver` for `registry.k8s.io/kube-apiserver`); otherwise the
 //! command runs as written from the host (`/bin/sh -c ...` in a `busybox` pod).
 //!
+//! Paths in argv and env values are rewritten by the container's mount table, and every
+//! process gets `KUBEBOOT_TESTKIT_MOUNTS` and `KUBEBOOT_TESTKIT_NODE_IP` (see [`in_node`]).
+//!
 //! Each process gets its own process group so SIGTERM reaches a shell's children, and
 //! `PR_SET_PDEATHSIG` so a killed kubelet leaves no process behind (unlike a real node,
 //! whose containers outlive the kubelet).
@@ -21,6 +24,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::process::{Child, Command};
 
 use super::config::{Config, repository};
+use super::mounts::{MOUNTS_ENV, MountTable, NODE_IP_ENV};
 
 /// Why a container could not be started; becomes `waiting.reason`.
 #[derive(Debug)]
@@ -98,6 +102,25 @@ pub fn env(c: &Container, pod: &Pod, node_ip: &str) -> BTreeMap<String, String> 
         }
     }
     out
+}
+
+/// argv and env as the process gets them on this "node": every element and value
+/// rewritten by the container's mount table ([`MountTable::rewrite`]), plus the table
+/// itself and the node IP for the doubles to read.
+pub fn in_node(
+    table: &MountTable,
+    argv: Vec<String>,
+    env: &BTreeMap<String, String>,
+    node_ip: &str,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let argv = argv.iter().map(|a| table.rewrite(a)).collect();
+    let mut env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), table.rewrite(v)))
+        .collect();
+    env.insert(MOUNTS_ENV.into(), table.to_json());
+    env.insert(NODE_IP_ENV.into(), node_ip.into());
+    (argv, env)
 }
 
 /// The kubelet's `$(VAR)` expansion: defined names are replaced, `$$` is a literal `$`,
@@ -234,6 +257,19 @@ mod tests {
             expand("--a=$(IP):$(NOPE) $$(IP) $", &env),
             "--a=1.2.3.4:$(NOPE) $(IP) $"
         );
+    }
+
+    #[test]
+    fn in_node_rewrites_argv_and_env() {
+        let mut t = MountTable::default();
+        t.insert("/etc/k/secrets", Path::new("/n/pods/u/volumes/s"));
+        let env = BTreeMap::from([("KUBECONFIG".to_string(), "/etc/k/secrets/kc".to_string())]);
+        let argv = vec!["/bin/x".into(), "--key=/etc/k/secrets/a.key".into()];
+        let (a, e) = in_node(&t, argv, &env, "127.0.0.2");
+        assert_eq!(a, ["/bin/x", "--key=/n/pods/u/volumes/s/a.key"]);
+        assert_eq!(e["KUBECONFIG"], "/n/pods/u/volumes/s/kc");
+        assert_eq!(e[NODE_IP_ENV], "127.0.0.2");
+        assert_eq!(MountTable::from_json(&e[MOUNTS_ENV]), t);
     }
 
     #[test]

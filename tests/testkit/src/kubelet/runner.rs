@@ -1,8 +1,9 @@
-//! One supervisor task per pod: admit (host ports), run init containers in order to
-//! completion, then run the containers with restartPolicy and crash-loop back-off, and
+//! One supervisor task per pod: set up volumes, admit (host ports), run init containers
+//! in order to completion, then run the containers with restartPolicy and crash-loop back-off, and
 //! stop everything within the grace period when told to.
 //!
-//! *Expected flow:* wait for the pod's previous incarnation to stop → take its host ports
+//! *Expected flow:* wait for the pod's previous incarnation to stop → volumes (retried;
+//! `CreateContainerConfigError`) → take its host ports
 //! (retried every 500 ms while another pod holds one; containers show
 //! `waiting: HostPortConflict`) → init containers → containers → wait for stop → release
 //! ports. *Guarantees:* at most one incarnation of a pod key runs at a time; every
@@ -19,13 +20,20 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 
+use super::ports::{acquire, host_ports, release};
 use super::status::{AfterExit, CState, Live, State, Term, after_exit, waiting};
-use super::{Done, Entry, Shared, probe, process};
+use super::volumes::{self, PodVolumes};
+use super::{Done, Entry, Shared, Source, probe, process};
+
+/// How often API-backed volumes are refreshed, and a failed volume setup retried.
+const VOLUME_SYNC: Duration = Duration::from_secs(5);
+const VOLUME_RETRY: Duration = Duration::from_secs(1);
 
 struct Ctx {
     shared: Arc<Shared>,
     key: String,
     pod: Pod,
+    source: Source,
     live: Arc<Mutex<Live>>,
     stop: watch::Receiver<bool>,
 }
@@ -41,7 +49,7 @@ pub fn start(
     shared: Arc<Shared>,
     key: String,
     pod: Pod,
-    source: super::Source,
+    source: Source,
     identity: String,
     after: Option<Done>,
 ) -> Entry {
@@ -66,6 +74,7 @@ pub fn start(
         shared,
         key,
         pod: pod.clone(),
+        source,
         live: live.clone(),
         stop,
     });
@@ -127,56 +136,21 @@ impl Ctx {
     }
 }
 
-/// Host ports the pod needs: `hostPort`s, and every `containerPort` under hostNetwork.
-pub fn host_ports(pod: &Pod) -> Vec<u16> {
-    let Some(spec) = &pod.spec else {
-        return Vec::new();
-    };
-    let host_net = spec.host_network == Some(true);
-    let mut ports: Vec<u16> = spec
-        .containers
-        .iter()
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| match p.host_port {
-            Some(h) if h > 0 => Some(h),
-            _ if host_net => Some(p.container_port),
-            _ => None,
-        })
-        .filter_map(|p| u16::try_from(p).ok())
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
-
-/// Takes all of `ports` for `key`, or none: `Err` names the holder.
-fn acquire(shared: &Shared, key: &str, ports: &[u16]) -> Result<(), String> {
-    let mut held = shared.ports.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, k)) = ports
-        .iter()
-        .find_map(|p| held.get(p).filter(|k| *k != key).map(|k| (p, k)))
-    {
-        return Err(format!("host port {p} is held by pod {k}"));
-    }
-    for p in ports {
-        held.insert(*p, key.to_string());
-    }
-    Ok(())
-}
-
-fn release(shared: &Shared, key: &str) {
-    shared
-        .ports
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|_, k| k != key);
-}
-
 async fn supervise(ctx: Arc<Ctx>, after: Option<Done>) {
     if let Some(prev) = after {
         prev.await;
     }
+    // Volumes first, as the real kubelet mounts them before it creates any container:
+    // a pod that cannot mount holds no host port, and one waiting for its port (the
+    // double's stand-in for a container crash-looping on bind) already has its
+    // Secrets when the port frees up, even if the api-server has gone by then.
+    let Some(vols) = setup_volumes(&ctx).await else {
+        return;
+    };
+    let vols = Arc::new(vols);
+    let refresh = tokio::spawn(refresh_volumes(ctx.clone(), vols.clone()));
     let ports = host_ports(&ctx.pod);
+    let mut stopped = false;
     while let Err(msg) = acquire(&ctx.shared, &ctx.key, &ports) {
         ctx.live(|l| {
             for c in l.init.iter_mut().chain(l.containers.iter_mut()) {
@@ -184,19 +158,54 @@ async fn supervise(ctx: Arc<Ctx>, after: Option<Done>) {
             }
         });
         if ctx.sleep_or_stop(Duration::from_millis(500)).await {
-            return;
+            stopped = true;
+            break;
         }
     }
-    run_pod(&ctx).await;
-    let mut rx = ctx.stop.clone();
-    let _ = rx.wait_for(|s| *s).await.map(|_| ());
-    release(&ctx.shared, &ctx.key);
+    if !stopped {
+        run_pod(&ctx, &vols).await;
+        let mut rx = ctx.stop.clone();
+        let _ = rx.wait_for(|s| *s).await.map(|_| ());
+        release(&ctx.shared, &ctx.key);
+    }
+    refresh.abort();
+    vols.cleanup();
 }
 
-async fn run_pod(ctx: &Arc<Ctx>) {
+/// Sets the pod's volumes up, retrying while the containers wait; `None` if stopped.
+async fn setup_volumes(ctx: &Arc<Ctx>) -> Option<PodVolumes> {
+    loop {
+        match volumes::setup(&ctx.shared, &ctx.pod, ctx.source).await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                eprintln!("fake-kubelet: {}: {}: {}", ctx.key, e.reason, e.message);
+                ctx.live(|l| {
+                    for c in l.init.iter_mut().chain(l.containers.iter_mut()) {
+                        c.state = waiting(e.reason, &e.message);
+                    }
+                });
+            }
+        }
+        if ctx.sleep_or_stop(VOLUME_RETRY).await {
+            return None;
+        }
+    }
+}
+
+/// Keeps secret, configMap, downwardAPI and token volumes current while the pod runs.
+async fn refresh_volumes(ctx: Arc<Ctx>, vols: Arc<PodVolumes>) {
+    loop {
+        tokio::time::sleep(VOLUME_SYNC).await;
+        if let Err(e) = vols.sync(&ctx.shared, &ctx.pod).await {
+            eprintln!("fake-kubelet: {}: refreshing volumes: {e}", ctx.key);
+        }
+    }
+}
+
+async fn run_pod(ctx: &Arc<Ctx>, vols: &PodVolumes) {
     let spec = ctx.pod.spec.clone().unwrap_or_default();
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        match run_container(ctx, Which::Init(i), c).await {
+        match run_container(ctx, vols, Which::Init(i), c).await {
             Some(0) => {}
             Some(_) => return ctx.live(|l| l.init_failed = true),
             None => return,
@@ -212,13 +221,18 @@ async fn run_pod(ctx: &Arc<Ctx>) {
         .containers
         .iter()
         .enumerate()
-        .map(|(i, c)| run_container(ctx, Which::Main(i), c));
+        .map(|(i, c)| run_container(ctx, vols, Which::Main(i), c));
     futures::future::join_all(runs).await;
 }
 
 /// Runs one container until the policy says it is done (`Some(exit code)`) or the pod is
 /// stopped (`None`).
-async fn run_container(ctx: &Arc<Ctx>, which: Which, c: &Container) -> Option<i32> {
+async fn run_container(
+    ctx: &Arc<Ctx>,
+    vols: &PodVolumes,
+    which: Which,
+    c: &Container,
+) -> Option<i32> {
     let cfg = &ctx.shared.cfg;
     let policy = ctx
         .pod
@@ -231,8 +245,11 @@ async fn run_container(ctx: &Arc<Ctx>, which: Which, c: &Container) -> Option<i3
     let mut crashes = 0u32;
     loop {
         let env = process::env(c, &ctx.pod, &ctx.node_ip());
-        let spawned = process::argv(cfg, c, &env)
-            .and_then(|a| process::spawn(&a, &env, c.working_dir.as_deref(), &log));
+        let table = vols.tables.get(&c.name).cloned().unwrap_or_default();
+        let spawned = process::argv(cfg, c, &env).and_then(|a| {
+            let (a, env) = process::in_node(&table, a, &env, &ctx.node_ip());
+            process::spawn(&a, &env, c.working_dir.as_deref(), &log)
+        });
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {

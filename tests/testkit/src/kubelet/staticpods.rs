@@ -4,7 +4,10 @@
 //! `default`, `spec.nodeName` is set, and the annotations `kubernetes.io/config.source:
 //! file` and `kubernetes.io/config.hash` are added. Dotfiles are ignored (the
 //! checkpointer writes its temp files as `.<rand>`). A file that does not parse is logged
-//! and skipped; it never stops the other pods.
+//! and skipped; it never stops the other pods. So is a pod that references API objects
+//! (service account, secrets, configMaps, claims, API-backed projections): the real
+//! kubelet refuses those since v1.34 (`PreventStaticPodAPIReferences`,
+//! kubernetes/kubernetes#131837), because a static pod must run without an api-server.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,9 @@ pub fn parse(bytes: &[u8], node: &str) -> Result<(Pod, String), String> {
     if names.iter().any(|n| n.is_empty()) || names.windows(2).any(|w| w[0] == w[1]) {
         return Err("container names must be non-empty and unique".into());
     }
+    if let Some(what) = api_reference(spec) {
+        return Err(format!("static pods may not reference {what}"));
+    }
     spec.node_name = Some(node.to_string());
     let meta = &mut pod.metadata;
     meta.name = Some(format!("{name}-{node}"));
@@ -79,6 +85,83 @@ pub fn parse(bytes: &[u8], node: &str) -> Result<(Pod, String), String> {
     ann.insert(SOURCE.into(), "file".into());
     ann.insert(HASH.into(), hash.clone());
     Ok((pod, hash))
+}
+
+/// The kind of API object `spec` references, if any (`podutil.HasAPIObjectReference`):
+/// only hostPath, emptyDir, downwardAPI and plain-storage volumes are allowed.
+pub fn api_reference(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<&'static str> {
+    let sa = spec
+        .service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref());
+    if sa.is_some_and(|s| !s.is_empty()) {
+        return Some("serviceaccounts");
+    }
+    let containers = || {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+    };
+    let env_refs = |secret: bool| {
+        containers().any(|c| {
+            let env = c.env.iter().flatten().filter_map(|e| e.value_from.as_ref());
+            let from = c.env_from.iter().flatten();
+            if secret {
+                env.clone().any(|v| v.secret_key_ref.is_some())
+                    || from.clone().any(|f| f.secret_ref.is_some())
+            } else {
+                env.clone().any(|v| v.config_map_key_ref.is_some())
+                    || from.clone().any(|f| f.config_map_ref.is_some())
+            }
+        })
+    };
+    let volumes = spec.volumes.iter().flatten();
+    let sources = volumes
+        .clone()
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()));
+    let secret_vol = volumes
+        .clone()
+        .any(|v| v.secret.is_some() || v.azure_file.is_some());
+    if spec
+        .image_pull_secrets
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+        || env_refs(true)
+        || secret_vol
+        || sources.clone().any(|s| s.secret.is_some())
+    {
+        return Some("secrets");
+    }
+    if env_refs(false)
+        || volumes.clone().any(|v| v.config_map.is_some())
+        || sources.clone().any(|s| s.config_map.is_some())
+    {
+        return Some("configmaps");
+    }
+    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
+        return Some("resourceclaims");
+    }
+    if volumes
+        .clone()
+        .any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
+    {
+        return Some("persistentvolumeclaims");
+    }
+    if volumes.clone().any(|v| v.csi.is_some()) {
+        return Some("csidrivers (via CSI volumes)");
+    }
+    sources.clone().find_map(|s| {
+        if s.service_account_token.is_some() {
+            Some("serviceaccounts (via projected volumes)")
+        } else if s.cluster_trust_bundle.is_some() {
+            Some("clustertrustbundles")
+        } else if s.pod_certificate.is_some() {
+            Some("podcertificates")
+        } else {
+            None
+        }
+    })
 }
 
 /// Reads every manifest in `dir` (sorted by file name; a later file that repeats a pod
@@ -153,6 +236,50 @@ mod tests {
             parse(j, "n").unwrap().0.metadata.namespace.as_deref(),
             Some("default")
         );
+    }
+
+    #[test]
+    fn api_references_are_refused() {
+        let pod = |spec: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: x}}\nspec:\n  containers: [{{name: a}}]\n{spec}"
+            )
+        };
+        for (spec, what) in [
+            ("  serviceAccountName: sa\n", "serviceaccounts"),
+            (
+                "  volumes: [{name: v, secret: {secretName: s}}]\n",
+                "secrets",
+            ),
+            ("  imagePullSecrets: [{name: s}]\n", "secrets"),
+            (
+                "  volumes: [{name: v, configMap: {name: c}}]\n",
+                "configmaps",
+            ),
+            (
+                "  volumes: [{name: v, projected: {sources: [{configMap: {name: c}}]}}]\n",
+                "configmaps",
+            ),
+            (
+                "  volumes: [{name: v, projected: {sources: [{serviceAccountToken: {path: t}}]}}]\n",
+                "serviceaccounts (via projected volumes)",
+            ),
+            (
+                "  volumes: [{name: v, persistentVolumeClaim: {claimName: c}}]\n",
+                "persistentvolumeclaims",
+            ),
+        ] {
+            let err = parse(pod(spec).as_bytes(), "n").unwrap_err();
+            assert_eq!(
+                err,
+                format!("static pods may not reference {what}"),
+                "{spec}"
+            );
+        }
+        let env = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, env: [{name: E, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]\n";
+        assert!(parse(env.as_bytes(), "n").unwrap_err().contains("secrets"));
+        let ok = "  automountServiceAccountToken: false\n  volumes: [{name: h, hostPath: {path: /x}}, {name: e, emptyDir: {}}, {name: d, downwardAPI: {items: []}}, {name: p, projected: {sources: [{downwardAPI: {items: []}}]}}]\n";
+        assert!(parse(pod(ok).as_bytes(), "n").is_ok());
     }
 
     #[test]
