@@ -2,6 +2,8 @@
 //! (later) the api-server and kubelet doubles. Not shipped.
 pub mod apiserver;
 pub mod cluster;
+pub mod controllers;
 pub mod etcd;
 pub mod kubelet;
+pub mod scheduler;
 pub mod validate;

@@ -1,0 +1,184 @@
+//! Table-style tests of the DaemonSet plan, without servers.
+
+use super::*;
+use serde_json::{Value, json};
+
+fn node(name: &str, labels: Value, taints: Value) -> Node {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+        "spec": {"taints": taints}}))
+    .unwrap_or_default()
+}
+
+fn ds(strategy: Value) -> DaemonSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": "agent", "namespace": "kube-system", "uid": "ds-uid", "generation": 3},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "updateStrategy": strategy,
+            "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {
+                "containers": [{"name": "c", "image": "agent:1"}],
+                "nodeSelector": {"role": "worker"},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "agent", "effect": "NoSchedule"}]
+            }}
+        }
+    }))
+    .unwrap_or_default()
+}
+
+fn pod(d: &DaemonSet, name: &str, node: &str, hash: &str, phase: &str, ready: bool) -> Pod {
+    let mut p = new_pod(d, node, hash);
+    p.metadata.name = Some(name.into());
+    p.metadata.uid = Some(format!("{name}-uid"));
+    p.status = serde_json::from_value(json!({"phase": phase,
+        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}))
+    .ok();
+    p
+}
+
+fn cluster() -> Vec<Node> {
+    vec![
+        node("w1", json!({"role": "worker"}), json!([])),
+        node(
+            "w2",
+            json!({"role": "worker"}),
+            json!([{"key": "dedicated", "value": "agent", "effect": "NoSchedule"}]),
+        ),
+        node(
+            "w3",
+            json!({"role": "worker"}),
+            json!([{"key": "dedicated", "value": "other", "effect": "NoExecute"}]),
+        ),
+        node("m1", json!({"role": "master"}), json!([])),
+    ]
+}
+
+fn creates(a: &[Action]) -> Vec<String> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::CreatePod(p) => Some(pods::node_name(p).to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deletes(a: &[Action]) -> Vec<String> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::DeletePod { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn status(a: &[Action]) -> Value {
+    a.iter()
+        .find_map(|a| match a {
+            Action::Status { status, .. } => Some(status.clone()),
+            _ => None,
+        })
+        .unwrap_or(Value::Null)
+}
+
+fn current(d: &DaemonSet) -> String {
+    hash::template_hash(&d.spec.clone().unwrap_or_default().template)
+}
+
+#[test]
+fn one_pod_per_eligible_node_with_node_name_set() {
+    let d = ds(json!({}));
+    let a = plan(&d, &cluster(), &[]);
+    assert_eq!(creates(&a), ["w1", "w2"]);
+    let Some(Action::CreatePod(p)) = a.first() else {
+        panic!("expected a create first: {a:?}");
+    };
+    assert_eq!(p.metadata.generate_name.as_deref(), Some("agent-"));
+    let labels = p.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get(REVISION_HASH), Some(&current(&d)));
+    assert_eq!(labels.get("app").map(String::as_str), Some("agent"));
+    let owner = p.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(
+        owner
+            .first()
+            .map(|o| (o.controller, o.block_owner_deletion)),
+        Some((Some(true), Some(true)))
+    );
+    assert_eq!(status(&a)["desiredNumberScheduled"], 2);
+    assert_eq!(status(&a)["currentNumberScheduled"], 0);
+    assert_eq!(status(&a)["observedGeneration"], 3);
+}
+
+#[test]
+fn pods_on_ineligible_nodes_and_extras_and_finished_ones_go() {
+    let d = ds(json!({}));
+    let h = current(&d);
+    let pods = [
+        pod(&d, "on-master", "m1", &h, "Running", true),
+        pod(&d, "w1-a", "w1", &h, "Running", true),
+        pod(&d, "w1-b", "w1", &h, "Running", true),
+        pod(&d, "w2-failed", "w2", &h, "Failed", false),
+    ];
+    let a = plan(&d, &cluster(), &pods);
+    let mut gone = deletes(&a);
+    gone.sort();
+    assert_eq!(gone, ["on-master", "w1-b", "w2-failed"]);
+    assert_eq!(creates(&a), ["w2"]);
+    assert_eq!(status(&a)["numberMisscheduled"], 1);
+}
+
+#[test]
+fn settled_daemonset_writes_nothing() {
+    let mut d = ds(json!({}));
+    let h = current(&d);
+    let pods = [
+        pod(&d, "a", "w1", &h, "Running", true),
+        pod(&d, "b", "w2", &h, "Running", true),
+    ];
+    let first = plan(&d, &cluster(), &pods);
+    d.status = serde_json::from_value(status(&first)).ok();
+    assert_eq!(d.status.as_ref().map(|s| s.number_ready), Some(2));
+    assert_eq!(plan(&d, &cluster(), &pods), []);
+}
+
+#[test]
+fn rolling_update_replaces_one_ready_pod_at_a_time() {
+    let d = ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}));
+    let pods = [
+        pod(&d, "a", "w1", "old", "Running", true),
+        pod(&d, "b", "w2", "old", "Running", true),
+    ];
+    assert_eq!(deletes(&plan(&d, &cluster(), &pods)), ["a"]);
+    // While w1 has no ready pod, w2's stays.
+    let h = current(&d);
+    let mid = [
+        pod(&d, "a2", "w1", &h, "Running", false),
+        pod(&d, "b", "w2", "old", "Running", true),
+    ];
+    assert_eq!(deletes(&plan(&d, &cluster(), &mid)), Vec::<String>::new());
+}
+
+#[test]
+fn stale_unready_pods_go_at_once_and_on_delete_keeps_stale_pods() {
+    let d = ds(json!({}));
+    let pods = [
+        pod(&d, "a", "w1", "old", "Running", false),
+        pod(&d, "b", "w2", "old", "Running", false),
+    ];
+    assert_eq!(deletes(&plan(&d, &cluster(), &pods)), ["a", "b"]);
+    let od = ds(json!({"type": "OnDelete"}));
+    assert_eq!(deletes(&plan(&od, &cluster(), &pods)), Vec::<String>::new());
+}
+
+#[test]
+fn max_unavailable_scaling() {
+    assert_eq!(max_unavailable(None, 10), 1);
+    assert_eq!(max_unavailable(Some(&IntOrString::Int(0)), 10), 1);
+    assert_eq!(max_unavailable(Some(&IntOrString::Int(3)), 10), 3);
+    assert_eq!(
+        max_unavailable(Some(&IntOrString::String("25%".into())), 10),
+        3
+    );
+    assert_eq!(
+        max_unavailable(Some(&IntOrString::String("bad".into())), 10),
+        1
+    );
+}

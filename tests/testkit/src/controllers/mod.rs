@@ -1,0 +1,131 @@
+//! `fake-controller-manager`: a kube-controller-manager double, so that a self-hosted
+//! control plane's Deployments and DaemonSets actually get pods in tests on machines
+//! where no real one can run. It takes kube-controller-manager's flags
+//! ([`Config::from_args`] with [`config::CONTROLLER_MANAGER`]), elects a leader on the
+//! Lease `kube-system/kube-controller-manager` exactly as the real one does
+//! (`leader.rs`), and then runs, as the leader only:
+//!
+//! - the Deployment controller (`deployment.rs`): ReplicaSets `<name>-<pod-template-hash>`;
+//! - the ReplicaSet controller (`replicaset.rs`): pods without `nodeName`, for the scheduler;
+//! - the DaemonSet controller (`daemonset.rs`): one pod per eligible node, with
+//!   `spec.nodeName` set directly, as before Kubernetes 1.12, so daemons need no scheduler;
+//! - the pod GC and the garbage collector (`gc.rs`): pods of vanished Nodes, dependents of
+//!   deleted owners.
+//!
+//! The controllers are pure functions from one consistent listing ([`world::World`]) to
+//! writes ([`world::Action`]); [`run`] is the thin executor. It is level-triggered: every
+//! [`RESYNC`] it lists everything afresh and reconciles, so there are no watch caches to
+//! go stale, a lost write is redone next cycle, and an api-server restart costs one
+//! logged line and a few failed cycles (never an exit, unless the lease is lost).
+//!
+//! Not done (differences from the real component): no node lifecycle controller (no
+//! NotReady marking, taints or evictions), no StatefulSets, Jobs, CronJobs, endpoints,
+//! service accounts, tokens, certificates, namespaces or node IPAM; no events; no
+//! ControllerRevisions; `/healthz` is plain HTTP without authentication; the flags in
+//! [`config::CONTROLLER_MANAGER`]`.ignored` are accepted and ignored; list cost grows
+//! with the cluster (fine for tests, not for real clusters).
+
+pub mod client;
+pub mod config;
+pub mod daemonset;
+pub mod deployment;
+pub mod fit;
+pub mod gc;
+pub mod hash;
+pub mod health;
+pub mod leader;
+pub mod pods;
+pub mod replicaset;
+pub mod selectors;
+pub mod world;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+
+pub use config::Config;
+use world::{Action, World};
+
+const COMPONENT: &str = "fake-controller-manager";
+/// How often everything is listed and reconciled.
+pub const RESYNC: Duration = Duration::from_millis(500);
+
+/// Every controller's writes for one listing, garbage collection first.
+#[must_use]
+pub fn plan_all(w: &World, missing: &mut gc::Missing, now: Instant, wall: &Time) -> Vec<Action> {
+    let mut out = gc::orphaned_pods(w, missing, now, gc::QUARANTINE);
+    out.extend(gc::abandoned_dependents(w));
+    for d in &w.deployments {
+        out.extend(deployment::plan(d, &w.replica_sets, wall));
+    }
+    for rs in &w.replica_sets {
+        out.extend(replicaset::plan(rs, &w.pods));
+    }
+    for ds in &w.daemon_sets {
+        out.extend(daemonset::plan(ds, &w.nodes, &w.pods));
+    }
+    out
+}
+
+/// Performs every action; an error is reported but does not stop the others, so one
+/// object the api-server refuses cannot block the rest.
+pub async fn apply(client: &Client, component: &str, actions: Vec<Action>) -> Result<()> {
+    let total = actions.len();
+    let mut failed = Vec::new();
+    for a in actions {
+        if let Err(e) = world::execute(client, component, a).await {
+            failed.push(e);
+        }
+    }
+    match failed.first() {
+        None => Ok(()),
+        Some(e) => Err(anyhow!(
+            "{} of {total} writes failed, first: {e:#}",
+            failed.len()
+        )),
+    }
+}
+
+async fn control_loop(client: Client) -> Result<()> {
+    let mut log = client::ErrorLog::new(COMPONENT);
+    let mut missing = gc::Missing::new();
+    let mut tick = tokio::time::interval(RESYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let r = async {
+            let w = World::list(&client).await?;
+            let wall = Time(jiff::Timestamp::now());
+            let actions = plan_all(&w, &mut missing, Instant::now(), &wall);
+            apply(&client, COMPONENT, actions).await
+        }
+        .await;
+        log.record("sync", &r);
+    }
+}
+
+/// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let client = client::connect(cfg.kubeconfig.as_deref()).await?;
+    health::serve(COMPONENT, cfg.bind_address, cfg.secure_port).await?;
+    let work = control_loop(client.clone());
+    let elected = async {
+        if !cfg.leader.enabled {
+            return work.await;
+        }
+        let e = leader::Election {
+            namespace: "kube-system".into(),
+            name: "kube-controller-manager".into(),
+            identity: leader::identity(),
+            timing: cfg.leader.clone(),
+        };
+        leader::run_elected(client, e, COMPONENT, work).await
+    };
+    tokio::select! {
+        r = elected => r,
+        () = shutdown => Ok(()),
+    }
+}

@@ -1,0 +1,111 @@
+//! Where a pending pod goes: filter the nodes with `controllers::fit` (the same rules
+//! the DaemonSet controller uses, plus `Ready=True`), then spread: the fewest pods of
+//! the same owner, or matching its preferred pod anti-affinity terms on
+//! `kubernetes.io/hostname`, then node name order. Pure.
+//!
+//! Not done: resource requests, host ports, volumes, required pod (anti-)affinity,
+//! topology spread constraints, preferred node affinity, priorities and preemption.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::controllers::{fit, pods, selectors};
+
+pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
+const HOSTNAME: &str = "kubernetes.io/hostname";
+
+/// The outcome for one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Decision {
+    Bind(String),
+    /// kube-scheduler's `FailedScheduling` message.
+    Unschedulable(String),
+}
+
+/// Unbound, for this scheduler, and neither finished nor being deleted.
+pub fn wants_scheduling(p: &Pod) -> bool {
+    let spec = p.spec.as_ref();
+    let name = spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or("");
+    pods::node_name(p).is_empty()
+        && (name.is_empty() || name == DEFAULT_SCHEDULER)
+        && pods::is_active(p)
+}
+
+/// How many pods already on the node this one should avoid.
+fn spread_score(pod: &Pod, node: &str, all: &[Pod]) -> usize {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let owner = pods::controller_uid(&pod.metadata);
+    let terms: Vec<_> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .into_iter()
+        .flatten()
+        .map(|w| &w.pod_affinity_term)
+        .filter(|t| t.topology_key == HOSTNAME)
+        .collect();
+    let empty = selectors::Labels::new();
+    all.iter()
+        .filter(|o| {
+            pods::node_name(o) == node && pods::is_active(o) && o.metadata.uid != pod.metadata.uid
+        })
+        .filter(|o| {
+            let o_ns = o.metadata.namespace.as_deref().unwrap_or("");
+            let same_owner = owner.is_some() && pods::controller_uid(&o.metadata) == owner;
+            let labels = o.metadata.labels.as_ref().unwrap_or(&empty);
+            let anti = terms.iter().any(|t| {
+                let in_ns = match t.namespaces.as_deref() {
+                    Some(list) if !list.is_empty() => list.iter().any(|n| n == o_ns),
+                    _ => o_ns == ns,
+                };
+                in_ns
+                    && t.label_selector
+                        .as_ref()
+                        .is_some_and(|s| selectors::label_selector(s, labels))
+            });
+            same_owner || anti
+        })
+        .count()
+}
+
+/// Picks a node for `pod` among `nodes`, given every pod already placed.
+pub fn place(pod: &Pod, nodes: &[Node], all: &[Pod]) -> Decision {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut best: Option<(usize, &str)> = None;
+    for node in nodes {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        match fit::check(&spec, node, true) {
+            Err(why) => *reasons.entry(why.phrase()).or_default() += 1,
+            Ok(()) => {
+                let score = (spread_score(pod, name, all), name);
+                if best.is_none_or(|b| score < b) {
+                    best = Some(score);
+                }
+            }
+        }
+    }
+    if let Some((_, name)) = best {
+        return Decision::Bind(name.to_string());
+    }
+    if nodes.is_empty() {
+        return Decision::Unschedulable("no nodes available to schedule pods".into());
+    }
+    let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    Decision::Unschedulable(format!(
+        "0/{} nodes are available: {}.",
+        nodes.len(),
+        why.join(", ")
+    ))
+}
+
+#[cfg(test)]
+#[path = "place_tests.rs"]
+mod tests;
