@@ -105,7 +105,22 @@ pub fn timestamp_suffix() -> String {
 /// Renames `path` to `<path>.kubeboot-<timestamp>` and returns the new path. Never
 /// deletes: if the name is taken (same microsecond), a counter is appended.
 pub fn move_aside(path: &Path) -> Result<PathBuf, FsError> {
-    let base = format!("{}.kubeboot-{}", path.display(), timestamp_suffix());
+    move_aside_as(path, path)
+}
+
+/// Like [`move_aside`], but to `<dir>/.<name>.kubeboot-<timestamp>`: for files in dirs
+/// whose readers skip dot-files only (the kubelet runs every other file in its static
+/// pod dir, whatever the extension).
+pub fn move_aside_hidden(path: &Path) -> Result<PathBuf, FsError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    move_aside_as(path, &parent_of(path).join(format!(".{name}")))
+}
+
+fn move_aside_as(path: &Path, base: &Path) -> Result<PathBuf, FsError> {
+    let base = format!("{}.kubeboot-{}", base.display(), timestamp_suffix());
     let mut target = PathBuf::from(&base);
     let mut n = 1;
     while target.symlink_metadata().is_ok() {

@@ -21,7 +21,9 @@ fn main() -> ExitCode {
 /// the command's own output so it can be piped.
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEBOOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // kube-rs logs every failed request at error level itself; kubeboot reports the
+        // ones that matter, once, with what it was doing.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

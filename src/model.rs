@@ -76,6 +76,8 @@ impl ControlPlane {
 pub const MODE_SECRET: u32 = 0o600;
 /// File mode for files with no secret content (manifests, `kubeboot.json`).
 pub const MODE_PUBLIC: u32 = 0o644;
+/// Mode of every dir kubeboot creates that may hold secrets.
+pub const MODE_SECRET_DIR: u32 = 0o700;
 
 /// One file of an asset dir, in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod inspect;
 pub mod recover;
 pub mod render;
+pub mod start;
 
 use std::fmt;
 use std::time::Duration;
@@ -95,6 +96,7 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     Decode(decode::DecodeArgs),
     Render(render::RenderArgs),
+    Start(start::StartArgs),
 }
 
 /// Runs one parsed command.
@@ -104,6 +106,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Render(args) => render::run(args),
+        Command::Start(args) => start::run(args),
     }
 }
 

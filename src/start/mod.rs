@@ -1,0 +1,314 @@
+//! `kubeboot start`: boot a control plane from an asset dir through the kubelet's static
+//! pods, create the self-hosted objects, wait for them, pivot with a way back, clean up.
+//!
+//! The order of steps is bootkube's (bootkube-notes §2); what differs is each step's
+//! contract. Install is atomic and idempotent ([`install`]), so a `start` killed at any
+//! point converges when run again. Waiting trusts only live nodes and fresh statuses
+//! ([`observe`]). The pivot goes one component at a time: its bootstrap manifest is
+//! removed, its self-hosted pods must become Ready within `--pivot-timeout`, and if they
+//! do not, the bootstrap manifest is put back and `start` fails. So the node always
+//! runs one of the two copies ([`pivot`]).
+
+pub mod apply;
+pub mod cluster;
+pub mod install;
+pub mod manifests;
+pub mod observe;
+pub mod pivot;
+pub mod plan;
+pub mod progress;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::fsutil::FsError;
+use crate::kubeclient::{self, ClientError};
+use observe::{Required, Rules, Stage};
+use plan::{Plan, PlanError};
+use progress::Progress;
+
+/// bootkube's `--required-pods` default.
+pub const DEFAULT_REQUIRED: &str = "kube-system/pod-checkpointer,kube-system/kube-apiserver,kube-system/kube-scheduler,kube-system/kube-controller-manager";
+
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub asset_dir: PathBuf,
+    /// Overrides `<asset-dir>/auth/kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    pub pod_manifest_dir: PathBuf,
+    pub secrets_dir: PathBuf,
+    pub required: Vec<Required>,
+    /// Deadline for everything up to the pivot.
+    pub timeout: Duration,
+    /// How long one component may take to become Ready after its bootstrap pod goes.
+    pub pivot_timeout: Duration,
+    pub request_timeout: Duration,
+    pub poll: Duration,
+    pub cleanup_on_failure: bool,
+    pub rules: Rules,
+}
+
+/// What a successful `start` did.
+#[derive(Debug)]
+pub struct Summary {
+    pub elapsed: Duration,
+    pub components: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error("gave up after {waited:.0?} waiting for {what}: {last}{left}")]
+    Deadline {
+        what: String,
+        waited: Duration,
+        last: String,
+        left: String,
+    },
+    #[error("pivot of {component} failed: {reason}; its bootstrap pod was put back{left}")]
+    Pivot {
+        component: String,
+        reason: String,
+        left: String,
+    },
+}
+
+impl StartError {
+    /// Whether the asset dir or flags were at fault (exit 2) rather than the cluster.
+    pub fn is_input(&self) -> bool {
+        matches!(self, StartError::Plan(_))
+            || matches!(self, StartError::Client(ClientError::Config { .. }))
+    }
+}
+
+/// Polls `probe` every `poll` until it yields `Ok`, or fails with a [`StartError::Deadline`]
+/// naming `what` and the last reason. `probe` also reports the reason to `progress`.
+pub(crate) async fn wait_for<T>(
+    what: &str,
+    deadline: Instant,
+    poll: Duration,
+    progress: &mut Progress,
+    mut probe: impl AsyncFnMut() -> Result<T, String>,
+) -> Result<T, StartError> {
+    let begun = Instant::now();
+    loop {
+        let reason = match probe().await {
+            Ok(v) => return Ok(v),
+            Err(reason) => reason,
+        };
+        progress.waiting(&format!("waiting for {what}: {reason}"));
+        if Instant::now() + poll > deadline {
+            return Err(StartError::Deadline {
+                what: what.to_string(),
+                waited: begun.elapsed(),
+                last: reason,
+                left: String::new(),
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Runs `start`. On an error before the pivot, the bootstrap control plane is left in
+/// place (or removed with `cleanup_on_failure`) and the error says which.
+pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary, StartError> {
+    let plan = plan::read(&opts.asset_dir, opts.kubeconfig.as_deref())?;
+    let since = Timestamp::now();
+    let deadline = Instant::now() + opts.timeout;
+    install_bootstrap(&plan, opts, progress)?;
+    let result = boot(&plan, opts, since, deadline, progress).await;
+    let result = match result {
+        Err(e @ StartError::Pivot { .. }) => return Err(e),
+        Err(e) if opts.cleanup_on_failure => {
+            remove_bootstrap(&plan, opts, progress)?;
+            return Err(with_left(
+                e,
+                "; --cleanup-on-failure removed the bootstrap pods",
+            ));
+        }
+        Err(e) => {
+            let left = format!(
+                "; the bootstrap pods stay in {} for inspection (--cleanup-on-failure removes them)",
+                opts.pod_manifest_dir.display()
+            );
+            return Err(with_left(e, &left));
+        }
+        Ok(client) => client,
+    };
+    let components = pivot::pivot_all(&plan, opts, &result, progress).await?;
+    remove_bootstrap(&plan, opts, progress)?;
+    Ok(Summary {
+        elapsed: progress.elapsed(),
+        components,
+    })
+}
+
+fn with_left(e: StartError, note: &str) -> StartError {
+    match e {
+        StartError::Deadline {
+            what, waited, last, ..
+        } => StartError::Deadline {
+            what,
+            waited,
+            last,
+            left: note.to_string(),
+        },
+        other => other,
+    }
+}
+
+fn install_bootstrap(
+    plan: &Plan,
+    opts: &StartOptions,
+    progress: &mut Progress,
+) -> Result<(), StartError> {
+    let outcome = install::install_secrets(&plan.tls_dir, &plan.kubeconfig, &opts.secrets_dir)?;
+    report(progress, &opts.secrets_dir.display().to_string(), &outcome);
+    for b in &plan.bootstrap {
+        let outcome = install::install_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
+        report(
+            progress,
+            &opts.pod_manifest_dir.join(&b.file).display().to_string(),
+            &outcome,
+        );
+    }
+    Ok(())
+}
+
+fn report(progress: &mut Progress, path: &str, outcome: &install::Outcome) {
+    match outcome {
+        install::Outcome::Written => progress.step(&format!("installed {path}")),
+        install::Outcome::Kept => progress.step(&format!("{path} already in place")),
+        install::Outcome::Replaced(old) => progress.warn(&format!(
+            "installed {path}; the different copy that was there is now {}",
+            old.display()
+        )),
+    }
+}
+
+/// Removes what [`install_bootstrap`] put on the node, keeping anyone else's files.
+fn remove_bootstrap(
+    plan: &Plan,
+    opts: &StartOptions,
+    progress: &mut Progress,
+) -> Result<(), StartError> {
+    for b in &plan.bootstrap {
+        install::remove_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
+    }
+    install::remove_secrets(&opts.secrets_dir)?;
+    progress.step(&format!(
+        "removed the bootstrap pods and {}",
+        opts.secrets_dir.display()
+    ));
+    Ok(())
+}
+
+/// Steps 3–5: the api-server answers, `manifests/` exists in it, and every required
+/// component has a pod on a live node.
+async fn boot(
+    plan: &Plan,
+    opts: &StartOptions,
+    since: Timestamp,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> Result<kube::Client, StartError> {
+    let (client, endpoint) = kubeclient::from_kubeconfig(
+        &plan.kubeconfig_path,
+        opts.request_timeout,
+        opts.request_timeout,
+    )
+    .await?;
+    progress.step(&format!("waiting for the api-server at {endpoint}"));
+    wait_api(&client, &endpoint, deadline, opts.poll, progress).await?;
+    if let Some(phases) = &plan.manifests {
+        progress.step("creating the self-hosted objects from manifests/");
+        let apply_opts = apply::ApplyOptions::until(deadline);
+        let mut say = |line: &str| tracing::info!("{line}");
+        let summary = apply::create_all(&client, phases, &apply_opts, &mut say).await?;
+        progress.step(&format!(
+            "self-hosted objects: {} created, {} updated, {} unchanged",
+            summary.created, summary.updated, summary.unchanged
+        ));
+    }
+    let twinned: Vec<&str> = plan
+        .bootstrap
+        .iter()
+        .filter(|b| b.parent.is_some())
+        .map(|b| b.component())
+        .collect();
+    let names: Vec<String> = opts.required.iter().map(ToString::to_string).collect();
+    progress.step(&format!(
+        "waiting for the self-hosted pods: {}",
+        names.join(", ")
+    ));
+    let mut ready_since = Default::default();
+    let namespaces = namespaces(&opts.required);
+    wait_for(
+        "the self-hosted control plane",
+        deadline,
+        opts.poll,
+        progress,
+        async || {
+            {
+                let w = cluster::world(&client, &namespaces).await?;
+                let now = Timestamp::now();
+                let live = observe::live_nodes(&w, now, opts.rules.node_grace);
+                observe::track_ready(&mut ready_since, &w, &live, now);
+                let pending: Vec<String> = opts
+                    .required
+                    .iter()
+                    .filter_map(|r| {
+                        // A component with a bootstrap twin cannot run before the pivot
+                        // (they share host ports); it only has to be placed on a live node.
+                        let need = if twinned.contains(&r.name.as_str()) {
+                            Stage::Scheduled
+                        } else {
+                            Stage::Ready
+                        };
+                        let v =
+                            observe::assess(r, &w, &live, since, now, &opts.rules, &ready_since);
+                        (v.stage < need).then_some(v.detail)
+                    })
+                    .collect();
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    Err(pending.join("; "))
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(client)
+}
+
+pub(crate) fn namespaces(required: &[Required]) -> Vec<String> {
+    let mut ns: Vec<String> = required.iter().map(|r| r.namespace.clone()).collect();
+    ns.sort();
+    ns.dedup();
+    ns
+}
+
+pub(crate) async fn wait_api(
+    client: &kube::Client,
+    endpoint: &str,
+    deadline: Instant,
+    poll: Duration,
+    progress: &mut Progress,
+) -> Result<(), StartError> {
+    let what = format!("the api-server at {endpoint} (/readyz, then /healthz)");
+    wait_for(&what, deadline, poll, progress, async || {
+        cluster::health(client, "/readyz").await?;
+        cluster::health(client, "/healthz").await
+    })
+    .await
+}

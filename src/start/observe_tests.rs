@@ -1,0 +1,251 @@
+use super::*;
+use serde_json::json;
+
+const SINCE: &str = "2026-01-01T10:00:00Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn req(name: &str) -> Required {
+    Required::parse(&format!("kube-system/{name}")).unwrap()
+}
+
+fn node(name: &str) -> Node {
+    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+}
+
+fn lease(node: &str, renew: &str) -> Lease {
+    serde_json::from_value(json!({
+        "metadata": {"name": node, "namespace": "kube-node-lease"},
+        "spec": {"renewTime": renew}
+    }))
+    .unwrap()
+}
+
+fn rs(name: &str, deploy: &str) -> ReplicaSet {
+    serde_json::from_value(json!({"metadata": {
+        "name": name, "namespace": "kube-system",
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy,
+                             "uid": "d", "controller": true}]
+    }}))
+    .unwrap()
+}
+
+/// A pod owned by `kind/owner` on `node`; `ready` = Some(lastTransitionTime).
+fn pod(name: &str, kind: &str, owner: &str, node: &str, created: &str, ready: Option<&str>) -> Pod {
+    let conditions = match ready {
+        Some(t) => json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]),
+        None => json!([{"type": "Ready", "status": "False"}]),
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "kube-system", "uid": format!("uid-{name}"),
+                     "creationTimestamp": created,
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner,
+                                          "uid": "o", "controller": true}]},
+        "spec": {"nodeName": node, "containers": []},
+        "status": {"phase": "Running", "conditions": conditions,
+                   "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": ready.is_some(),
+                                          "restartCount": 0,
+                                          "state": if ready.is_some() { json!({"running": {}}) }
+                                                   else { json!({"waiting": {"reason": "HostPortConflict"}}) }}]}
+    }))
+    .unwrap()
+}
+
+fn world(pods: Vec<Pod>) -> World {
+    World {
+        pods,
+        nodes: vec![node("m1"), node("m2")],
+        leases: vec![
+            lease("m1", "2026-01-01T10:00:30Z"),
+            lease("m2", "2026-01-01T09:00:00Z"),
+        ],
+        replicasets: vec![rs("kube-scheduler-abc", "kube-scheduler")],
+    }
+}
+
+fn verdict(
+    w: &World,
+    r: &Required,
+    now: &str,
+    ready_since: &BTreeMap<String, Timestamp>,
+) -> Verdict {
+    let live = live_nodes(w, ts(now), Rules::default().node_grace);
+    assess(
+        r,
+        w,
+        &live,
+        ts(SINCE),
+        ts(now),
+        &Rules::default(),
+        ready_since,
+    )
+}
+
+#[test]
+fn required_parses_namespace_and_name() {
+    assert_eq!(
+        req("kube-apiserver").to_string(),
+        "kube-system/kube-apiserver"
+    );
+    for bad in ["kube-apiserver", "/x", "ns/", "a/b/c"] {
+        assert!(Required::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn only_nodes_with_a_recent_lease_are_live() {
+    let w = world(vec![]);
+    let live = live_nodes(
+        &w,
+        ts("2026-01-01T10:00:40Z"),
+        SignedDuration::from_secs(40),
+    );
+    assert_eq!(live.into_iter().collect::<Vec<_>>(), ["m1"]);
+}
+
+#[test]
+fn pods_on_dead_nodes_do_not_count() {
+    let p = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m2",
+        SINCE,
+        Some(SINCE),
+    );
+    let v = verdict(
+        &world(vec![p]),
+        &req("kube-apiserver"),
+        "2026-01-01T10:00:40Z",
+        &BTreeMap::new(),
+    );
+    assert_eq!(v.stage, Stage::Missing);
+}
+
+#[test]
+fn ownership_goes_through_the_replicaset_to_the_deployment() {
+    let now = "2026-01-01T10:00:40Z";
+    let good = pod(
+        "kube-scheduler-abc-1",
+        "ReplicaSet",
+        "kube-scheduler-abc",
+        "m1",
+        now,
+        Some(now),
+    );
+    let w = world(vec![good]);
+    assert_eq!(
+        verdict(&w, &req("kube-scheduler"), now, &BTreeMap::new()).stage,
+        Stage::Ready
+    );
+    // A pod whose name starts like the component but is owned by something else.
+    let imposter = pod(
+        "kube-scheduler-zzz",
+        "ReplicaSet",
+        "other-rs",
+        "m1",
+        now,
+        Some(now),
+    );
+    let w = world(vec![imposter]);
+    assert_eq!(
+        verdict(&w, &req("kube-scheduler"), now, &BTreeMap::new()).stage,
+        Stage::Missing
+    );
+    // A bootstrap mirror pod has no controller.
+    let mut mirror = pod(
+        "bootstrap-kube-scheduler-m1",
+        "Node",
+        "m1",
+        "m1",
+        now,
+        Some(now),
+    );
+    mirror.metadata.owner_references.as_mut().unwrap()[0].controller = Some(false);
+    let w = world(vec![mirror]);
+    assert_eq!(
+        verdict(&w, &req("kube-scheduler"), now, &BTreeMap::new()).stage,
+        Stage::Missing
+    );
+}
+
+#[test]
+fn a_ready_status_from_before_start_is_not_trusted_until_it_settles() {
+    // bootkube #601: Running/Ready left over in etcd from before the disaster.
+    let old = "2026-01-01T09:00:00Z";
+    let p = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m1",
+        old,
+        Some(old),
+    );
+    let w = world(vec![p]);
+    let r = req("kube-apiserver");
+    let mut seen = BTreeMap::new();
+    let live = live_nodes(&w, ts("2026-01-01T10:00:31Z"), Rules::default().node_grace);
+    track_ready(&mut seen, &w, &live, ts("2026-01-01T10:00:31Z"));
+    assert_eq!(
+        verdict(&w, &r, "2026-01-01T10:00:35Z", &seen).stage,
+        Stage::Unconfirmed
+    );
+    assert_eq!(
+        verdict(&w, &r, "2026-01-01T10:00:41Z", &seen).stage,
+        Stage::Ready
+    );
+    // Seen not Ready once: the run starts over.
+    let mut not_ready = w.clone();
+    not_ready.pods[0] = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m1",
+        old,
+        None,
+    );
+    track_ready(&mut seen, &not_ready, &live, ts("2026-01-01T10:00:42Z"));
+    assert!(seen.is_empty());
+}
+
+#[test]
+fn a_status_written_after_start_is_trusted_at_once() {
+    let old = "2026-01-01T09:00:00Z";
+    let p = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m1",
+        old,
+        Some("2026-01-01T10:00:05Z"),
+    );
+    let v = verdict(
+        &world(vec![p]),
+        &req("kube-apiserver"),
+        "2026-01-01T10:00:06Z",
+        &BTreeMap::new(),
+    );
+    assert_eq!(v.stage, Stage::Ready);
+}
+
+#[test]
+fn a_waiting_pod_reports_why() {
+    let p = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m1",
+        SINCE,
+        None,
+    );
+    let v = verdict(
+        &world(vec![p]),
+        &req("kube-apiserver"),
+        "2026-01-01T10:00:06Z",
+        &BTreeMap::new(),
+    );
+    assert_eq!(v.stage, Stage::Scheduled);
+    assert!(v.detail.contains("HostPortConflict"), "{}", v.detail);
+}

@@ -1,0 +1,111 @@
+//! The pivot, with a way back. Bootstrap and self-hosted pods of a component share host
+//! ports, so the self-hosted one cannot serve until its bootstrap twin is gone. One
+//! component at a time: remove its bootstrap manifest, wait until a self-hosted pod on a
+//! live node is Ready with a status written after the removal, and if that does not
+//! happen within `--pivot-timeout`, put the bootstrap manifest back and fail. The
+//! api-server goes last, so every other pivot is watched through a working API, and
+//! its own pivot also requires `/readyz` through the kubeconfig's address.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use jiff::Timestamp;
+
+use super::observe::{self, Required, Stage};
+use super::plan::{BootstrapPod, Plan};
+use super::progress::Progress;
+use super::{StartError, StartOptions, cluster, install, wait_api, wait_for};
+
+/// The component that serves the API.
+const APISERVER: &str = "kube-apiserver";
+
+/// Pivots every bootstrap pod that has a self-hosted parent; returns their names.
+pub async fn pivot_all(
+    plan: &Plan,
+    opts: &StartOptions,
+    client: &kube::Client,
+    progress: &mut Progress,
+) -> Result<Vec<String>, StartError> {
+    let mut order: Vec<&BootstrapPod> = plan
+        .bootstrap
+        .iter()
+        .filter(|b| b.parent.is_some())
+        .collect();
+    order.sort_by_key(|b| (b.component() == APISERVER, b.component().to_string()));
+    let mut done = Vec::new();
+    for b in order {
+        pivot_one(b, opts, client, progress).await?;
+        done.push(b.component().to_string());
+    }
+    Ok(done)
+}
+
+async fn pivot_one(
+    b: &BootstrapPod,
+    opts: &StartOptions,
+    client: &kube::Client,
+    progress: &mut Progress,
+) -> Result<(), StartError> {
+    let Some(parent) = &b.parent else {
+        return Ok(());
+    };
+    let component = b.component().to_string();
+    let req = Required {
+        namespace: parent.namespace.clone(),
+        name: parent.name.clone(),
+    };
+    let removed_at = Timestamp::now();
+    install::remove_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
+    progress.step(&format!(
+        "pivot {component}: bootstrap pod removed; waiting for the self-hosted {component} to become Ready"
+    ));
+    let deadline = Instant::now() + opts.pivot_timeout;
+    let serves_api = component == APISERVER;
+    let namespaces = vec![req.namespace.clone()];
+    let mut ready_since = BTreeMap::new();
+    let what = format!("the self-hosted {component} to become Ready");
+    let waited = wait_for(&what, deadline, opts.poll, progress, async || {
+        if serves_api {
+            cluster::health(client, "/readyz").await?;
+        }
+        let w = cluster::world(client, &namespaces).await?;
+        let now = Timestamp::now();
+        let live = observe::live_nodes(&w, now, opts.rules.node_grace);
+        observe::track_ready(&mut ready_since, &w, &live, now);
+        let v = observe::assess(&req, &w, &live, removed_at, now, &opts.rules, &ready_since);
+        if v.stage == Stage::Ready {
+            Ok(())
+        } else {
+            Err(v.detail)
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) => {
+            progress.step(&format!(
+                "pivot {component}: the self-hosted {component} is Ready"
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            install::install_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
+            progress.warn(&format!(
+                "pivot {component} failed ({e}); bootstrap pod put back"
+            ));
+            let mut left = String::new();
+            if serves_api {
+                let back = Instant::now() + opts.pivot_timeout;
+                if let Err(again) =
+                    wait_api(client, "the kubeconfig's server", back, opts.poll, progress).await
+                {
+                    left = format!("; the api-server did not come back either: {again}");
+                }
+            }
+            Err(StartError::Pivot {
+                component,
+                reason: e.to_string(),
+                left,
+            })
+        }
+    }
+}

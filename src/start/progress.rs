@@ -1,0 +1,104 @@
+//! Where `start`'s progress goes. An operator at a terminal sees one live line that
+//! keeps saying what is being waited for; the journal always gets log lines (a step
+//! each, and a waiting line at most every [`WAIT_LOG_EVERY`]); systemd gets
+//! `STATUS=` so `systemctl status kubeboot` shows the same words.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// How often an unchanged wait is repeated in the log.
+pub const WAIT_LOG_EVERY: Duration = Duration::from_secs(15);
+
+pub struct Progress {
+    tty: bool,
+    started: Instant,
+    live: bool,
+    current: String,
+    last_wait: Option<(String, Instant)>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        let tty = std::io::stderr().is_terminal()
+            && std::env::var("TERM").is_ok_and(|t| !t.is_empty() && t != "dumb");
+        Progress {
+            tty,
+            started: Instant::now(),
+            live: false,
+            current: "reading the asset dir".into(),
+            last_wait: None,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The last step begun, for an interrupted run to say where it stood.
+    pub fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// A step begins or ends: always logged.
+    pub fn step(&mut self, msg: &str) {
+        self.clear_live();
+        self.current = msg.to_string();
+        tracing::info!("{msg}");
+        notify_status(msg);
+        self.last_wait = None;
+    }
+
+    /// A warning that does not stop `start`.
+    pub fn warn(&mut self, msg: &str) {
+        self.clear_live();
+        tracing::warn!("{msg}");
+    }
+
+    /// Still waiting: the live line and `STATUS=` follow every call; the log gets the
+    /// line when it changes or every [`WAIT_LOG_EVERY`].
+    pub fn waiting(&mut self, msg: &str) {
+        let line = format!("[{:5.1}s] {msg}", self.elapsed().as_secs_f64());
+        notify_status(msg);
+        let due = match &self.last_wait {
+            Some((last, at)) => last != msg || at.elapsed() >= WAIT_LOG_EVERY,
+            None => true,
+        };
+        if self.tty {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K{line}");
+            let _ = err.flush();
+            self.live = true;
+        } else if due {
+            tracing::info!("{msg}");
+        }
+        if due {
+            self.last_wait = Some((msg.to_string(), Instant::now()));
+        }
+    }
+
+    fn clear_live(&mut self) {
+        if self.live {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+            self.live = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear_live();
+    }
+}
+
+/// `STATUS=` to systemd; a no-op outside a unit (no `NOTIFY_SOCKET`).
+fn notify_status(msg: &str) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(msg)]);
+}
