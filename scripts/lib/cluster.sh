@@ -1,0 +1,101 @@
+# Shared by scripts/cluster and scripts/drill: a local "cluster" of one real etcd and N
+# fake-kubelets, each kubelet a master node with its own loopback address (127.A.B.i),
+# its own root filesystem (DIR/nodes/master-i) and its own ports, so that its pods bind
+# the same ports as on a real node. Every process is started with setsid and recorded
+# in DIR/run/NAME.pid, so `down` can stop its whole process group.
+#
+# Functions expect $dir (the cluster dir) and $bin (where the binaries are).
+
+say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+die() { printf 'cluster: %s\n' "$*" >&2; exit 1; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
+wait_until() {
+  local limit=$1 what=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "timed out after ${limit}s waiting for $what" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+# spawn NAME LOG CMD...: runs CMD in its own session, records its pid.
+spawn() {
+  local name=$1 log=$2; shift 2
+  mkdir -p "$dir/run" "$(dirname "$log")"
+  setsid "$@" >>"$log" 2>&1 < /dev/null &
+  echo $! > "$dir/run/$name.pid"
+}
+
+# stop NAME: SIGTERM to the process group, SIGKILL after 10 s.
+stop() {
+  local pidfile="$dir/run/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+node_ip() { echo "$base.$1"; }
+node_root() { echo "$dir/nodes/master-$1"; }
+
+etcdctl_tls() {
+  if [ "$etcd_tls" = 1 ]; then
+    echo --cacert "$dir/assets/tls/etcd/ca.crt" --cert "$dir/assets/tls/etcd/client.crt" --key "$dir/assets/tls/etcd/client.key"
+  fi
+}
+
+start_etcd() {
+  local ip=$base.100 scheme=http tls=()
+  if [ "$etcd_tls" = 1 ]; then
+    scheme=https
+    tls=(--cert-file "$dir/assets/tls/etcd/server.crt" --key-file "$dir/assets/tls/etcd/server.key"
+         --trusted-ca-file "$dir/assets/tls/etcd/ca.crt" --client-cert-auth)
+  fi
+  spawn etcd "$dir/logs/etcd.log" "$(command -v etcd)" --name etcd0 --data-dir "$dir/etcd-data" \
+    --listen-client-urls "$scheme://$ip:2379" --advertise-client-urls "$scheme://$ip:2379" \
+    --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
+    --initial-cluster "etcd0=http://$ip:2380" "${tls[@]}"
+  # shellcheck disable=SC2046
+  wait_until 30 "etcd at $scheme://$ip:2379" env ETCDCTL_API=3 etcdctl --endpoints "$scheme://$ip:2379" $(etcdctl_tls) endpoint health \
+    || { tail -20 "$dir/logs/etcd.log" >&2; return 1; }
+}
+
+# start_kubelet I: master-I on 127.A.B.I with root fs DIR/nodes/master-I.
+start_kubelet() {
+  local i=$1 root
+  root=$(node_root "$i")
+  # What a master's disk has before anything of Kubernetes runs on it.
+  mkdir -p "$root/etc/kubernetes/manifests" "$root/var/lib/kubelet" "$root/run" "$root/var/run" "$root/var/lib/etcd" "$root/lib/modules"
+  spawn "kubelet-$i" "$dir/logs/kubelet-master-$i.log" "$bin/fake-kubelet" \
+    --hostname-override "master-$i" --node-ip "$(node_ip "$i")" \
+    --node-labels "node-role.kubernetes.io/control-plane=,kubernetes.io/hostname=master-$i" \
+    --kubeconfig "$dir/assets/auth/kubeconfig" --root-fs "$root" \
+    --pod-manifest-path "$root/etc/kubernetes/manifests" --root-dir "$root/var/lib/kubelet" \
+    --image-map "$dir/image-map.yaml" --backoff-base 1s --backoff-max 5s --max-grace-period 5s
+  wait_until 30 "the kubelet of master-$i" curl -sf "http://$(node_ip "$i"):10248/healthz" \
+    || { tail -20 "$dir/logs/kubelet-master-$i.log" >&2; return 1; }
+}
+
+# kstart I ASSET_DIR [ARGS...]: `kubeboot start` as an operator on master-I runs it.
+kstart() {
+  local i=$1 assets=$2 root; shift 2
+  root=$(node_root "$i")
+  "$bin/kubeboot" start --asset-dir "$assets" \
+    --pod-manifest-path "$root/etc/kubernetes/manifests" \
+    --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
+    --lock-file "$root/run/kubeboot/start.lock" "$@"
+}
+
+kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }
+
+load_env() {
+  [ -f "$dir/cluster.env" ] || die "$dir is not a cluster dir (no cluster.env)"
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+}
