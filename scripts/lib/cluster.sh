@@ -83,10 +83,14 @@ start_kubelet() {
 }
 
 # kstart I ASSET_DIR [ARGS...]: `kubeboot start` as an operator on master-I runs it.
+# With KSTART_EXEC=1 the calling (sub)shell becomes kubeboot, so `$!` of a background
+# call is kubeboot's own pid.
 kstart() {
   local i=$1 assets=$2 root; shift 2
   root=$(node_root "$i")
-  "$bin/kubeboot" start --asset-dir "$assets" \
+  local run=()
+  [ "${KSTART_EXEC:-0}" = 1 ] && run=(exec)
+  "${run[@]}" "$bin/kubeboot" start --asset-dir "$assets" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" \
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
     --lock-file "$root/run/kubeboot/start.lock" "$@"

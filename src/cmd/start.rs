@@ -120,11 +120,15 @@ async fn run_async(opts: &StartOptions) -> Result<(), Failure> {
     };
     match outcome {
         Some(Ok(summary)) => {
-            progress.step(&format!(
-                "control plane up in {:.1} s: {}",
+            let mut line = format!(
+                "control plane up in {:.1} s: pivoted {}",
                 summary.elapsed.as_secs_f64(),
-                summary.components.join(", ")
-            ));
+                summary.pivoted.join(", ")
+            );
+            if !summary.others.is_empty() {
+                line.push_str(&format!("; also up: {}", summary.others.join(", ")));
+            }
+            progress.step(&line);
             Ok(())
         }
         Some(Err(e)) => {

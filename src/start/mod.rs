@@ -18,6 +18,7 @@ pub mod pivot;
 pub mod plan;
 pub mod progress;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,10 @@ pub struct StartOptions {
 #[derive(Debug)]
 pub struct Summary {
     pub elapsed: Duration,
-    pub components: Vec<String>,
+    /// Components moved from their bootstrap pod to the self-hosted one.
+    pub pivoted: Vec<String>,
+    /// Required components that had no bootstrap pod and are up.
+    pub others: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +129,10 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
     let since = Timestamp::now();
     let deadline = Instant::now() + opts.timeout;
     install_bootstrap(&plan, opts, progress)?;
-    let result = boot(&plan, opts, since, deadline, progress).await;
+    // Pod UID → first of an unbroken run of Ready observations, kept across the steps
+    // so a pod already confirmed while waiting need not settle again in its pivot.
+    let mut ready_since = BTreeMap::new();
+    let result = boot(&plan, opts, since, deadline, &mut ready_since, progress).await;
     let result = match result {
         Err(e @ StartError::Pivot { .. }) => return Err(e),
         Err(e) if opts.cleanup_on_failure => {
@@ -144,11 +151,18 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
         }
         Ok(client) => client,
     };
-    let components = pivot::pivot_all(&plan, opts, &result, progress).await?;
+    let pivoted = pivot::pivot_all(&plan, opts, &result, &mut ready_since, progress).await?;
     remove_bootstrap(&plan, opts, progress)?;
+    let others = opts
+        .required
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|n| !pivoted.contains(n))
+        .collect();
     Ok(Summary {
         elapsed: progress.elapsed(),
-        components,
+        pivoted,
+        others,
     })
 }
 
@@ -219,6 +233,7 @@ async fn boot(
     opts: &StartOptions,
     since: Timestamp,
     deadline: Instant,
+    ready_since: &mut BTreeMap<String, Timestamp>,
     progress: &mut Progress,
 ) -> Result<kube::Client, StartError> {
     let (client, endpoint) = kubeclient::from_kubeconfig(
@@ -250,7 +265,6 @@ async fn boot(
         "waiting for the self-hosted pods: {}",
         names.join(", ")
     ));
-    let mut ready_since = Default::default();
     let namespaces = namespaces(&opts.required);
     wait_for(
         "the self-hosted control plane",
@@ -262,7 +276,7 @@ async fn boot(
                 let w = cluster::world(&client, &namespaces).await?;
                 let now = Timestamp::now();
                 let live = observe::live_nodes(&w, now, opts.rules.node_grace);
-                observe::track_ready(&mut ready_since, &w, &live, now);
+                observe::track_ready(ready_since, &w, &live, now);
                 let pending: Vec<String> = opts
                     .required
                     .iter()
@@ -274,8 +288,7 @@ async fn boot(
                         } else {
                             Stage::Ready
                         };
-                        let v =
-                            observe::assess(r, &w, &live, since, now, &opts.rules, &ready_since);
+                        let v = observe::assess(r, &w, &live, since, now, &opts.rules, ready_since);
                         (v.stage < need).then_some(v.detail)
                     })
                     .collect();

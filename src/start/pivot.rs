@@ -24,6 +24,7 @@ pub async fn pivot_all(
     plan: &Plan,
     opts: &StartOptions,
     client: &kube::Client,
+    ready_since: &mut BTreeMap<String, Timestamp>,
     progress: &mut Progress,
 ) -> Result<Vec<String>, StartError> {
     let mut order: Vec<&BootstrapPod> = plan
@@ -34,7 +35,7 @@ pub async fn pivot_all(
     order.sort_by_key(|b| (b.component() == APISERVER, b.component().to_string()));
     let mut done = Vec::new();
     for b in order {
-        pivot_one(b, opts, client, progress).await?;
+        pivot_one(b, opts, client, ready_since, progress).await?;
         done.push(b.component().to_string());
     }
     Ok(done)
@@ -44,6 +45,7 @@ async fn pivot_one(
     b: &BootstrapPod,
     opts: &StartOptions,
     client: &kube::Client,
+    ready_since: &mut BTreeMap<String, Timestamp>,
     progress: &mut Progress,
 ) -> Result<(), StartError> {
     let Some(parent) = &b.parent else {
@@ -62,7 +64,6 @@ async fn pivot_one(
     let deadline = Instant::now() + opts.pivot_timeout;
     let serves_api = component == APISERVER;
     let namespaces = vec![req.namespace.clone()];
-    let mut ready_since = BTreeMap::new();
     let what = format!("the self-hosted {component} to become Ready");
     let waited = wait_for(&what, deadline, opts.poll, progress, async || {
         if serves_api {
@@ -71,8 +72,8 @@ async fn pivot_one(
         let w = cluster::world(client, &namespaces).await?;
         let now = Timestamp::now();
         let live = observe::live_nodes(&w, now, opts.rules.node_grace);
-        observe::track_ready(&mut ready_since, &w, &live, now);
-        let v = observe::assess(&req, &w, &live, removed_at, now, &opts.rules, &ready_since);
+        observe::track_ready(ready_since, &w, &live, now);
+        let v = observe::assess(&req, &w, &live, removed_at, now, &opts.rules, ready_since);
         if v.stage == Stage::Ready {
             Ok(())
         } else {
