@@ -28,6 +28,7 @@ pub async fn from_kubeconfig(
         reason,
     };
     let parsed = Kubeconfig::read_from(kubeconfig).map_err(|e| file_err(error_chain(&e)))?;
+    check_files(&parsed).map_err(file_err)?;
     let mut config = kube::Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
         .await
         .map_err(|e| file_err(error_chain(&e)))?;
@@ -44,4 +45,50 @@ pub async fn from_kubeconfig(
         reason: error_chain(&e),
     })?;
     Ok((client, endpoint))
+}
+
+/// kube-rs reads the files a kubeconfig names only when the first connection is made,
+/// and then reports a missing key like a transport failure. Checking them here makes a
+/// broken kubeconfig a config error (exit 2) that names the file.
+fn check_files(kc: &Kubeconfig) -> Result<(), String> {
+    let context = kc.current_context.as_deref().and_then(|name| {
+        kc.contexts
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.context.as_ref())
+    });
+    let Some(context) = context else {
+        return Ok(()); // kube-rs reports a missing context itself, with its name
+    };
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref());
+    let user = context.user.as_deref().and_then(|u| {
+        kc.auth_infos
+            .iter()
+            .find(|a| a.name == u)
+            .and_then(|a| a.auth_info.as_ref())
+    });
+    let files = [
+        (
+            "certificate-authority",
+            cluster.and_then(|c| c.certificate_authority.as_deref()),
+        ),
+        (
+            "client-certificate",
+            user.and_then(|u| u.client_certificate.as_deref()),
+        ),
+        ("client-key", user.and_then(|u| u.client_key.as_deref())),
+        ("tokenFile", user.and_then(|u| u.token_file.as_deref())),
+    ];
+    for (field, path) in files {
+        if let Some(path) = path
+            && let Err(e) = std::fs::File::open(path)
+        {
+            return Err(format!("{field} {path}: {e}"));
+        }
+    }
+    Ok(())
 }

@@ -173,10 +173,8 @@ fn a_malformed_kubeconfig_is_a_config_error() {
     assert_fails(&out, 2, bad.to_str().unwrap());
     assert!(!dir.exists());
 
-    // Well-formed, but its client key does not exist. DESIGN.md §2 makes an unusable
-    // file the operator pointed at a config error (2), but kube-rs reads the key only in
-    // `Client::try_from`, whose errors src/source/apiserver.rs reports as an api-server
-    // error, so this exits 3 today. Pinned as is, naming the file; see the report.
+    // Well-formed, but its client key does not exist: a config error (DESIGN.md §2),
+    // naming the kubeconfig field and the missing file.
     let text = std::fs::read_to_string(&s.harness.kubeconfig).unwrap();
     let missing = work.path().join("missing.key");
     let text = text.replace(
@@ -186,6 +184,7 @@ fn a_malformed_kubeconfig_is_a_config_error() {
     let broken = work.path().join("broken.kubeconfig");
     std::fs::write(&broken, text).unwrap();
     let (out, dir) = recover(&broken, work.path());
-    assert_fails(&out, 3, "missing.key");
+    assert_fails(&out, 2, "client-key");
+    assert_fails(&out, 2, "missing.key");
     assert!(!dir.exists());
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::de::DeserializeOwned;
 
 use super::{NAMESPACE, SourceError};
+use crate::kubeclient::{self, ClientError};
 use crate::model::{ControlPlane, SourceInfo, SourceKind};
 
 /// Objects per list page.
@@ -43,22 +43,15 @@ pub async fn read(
     cfg: &ApiserverConfig,
     kubeconfig_bytes: Option<Vec<u8>>,
 ) -> Result<ControlPlane, SourceError> {
-    let file_err = |reason: String| SourceError::Config {
-        path: kubeconfig.display().to_string(),
-        reason,
-    };
-    let parsed = Kubeconfig::read_from(kubeconfig).map_err(|e| file_err(one_line(&e)))?;
-    let mut config = kube::Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| file_err(one_line(&e)))?;
-    let endpoint = config.cluster_url.to_string();
-    config.connect_timeout = Some(cfg.connect_timeout);
-    config.read_timeout = Some(cfg.request_timeout);
-    config.write_timeout = Some(cfg.request_timeout);
-    let client = kube::Client::try_from(config).map_err(|e| SourceError::Apiserver {
-        endpoint: endpoint.clone(),
-        reason: one_line(&e),
-    })?;
+    let (client, endpoint) =
+        kubeclient::from_kubeconfig(kubeconfig, cfg.connect_timeout, cfg.request_timeout)
+            .await
+            .map_err(|e| match e {
+                ClientError::Config { path, reason } => SourceError::Config { path, reason },
+                ClientError::Client { endpoint, reason } => {
+                    SourceError::Apiserver { endpoint, reason }
+                }
+            })?;
     let reader = Reader {
         client,
         endpoint: endpoint.clone(),
