@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_fails, kubeboot, mode_of, stdout, tree};
+use common::{assert_fails, kubeboot, mode_of, stderr, stdout, tree};
 
 fn render(dir: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["render", "--asset-dir", dir.to_str().unwrap()];
@@ -104,8 +104,12 @@ fn usage_errors_exit_2_and_write_nothing() {
     let dir = tmp.path().join("cluster");
     for (args, needle) in [
         (
-            vec!["--self-hosted-etcd"],
-            "--self-hosted-etcd is not supported yet",
+            vec![
+                "--self-hosted-etcd",
+                "--api-servers",
+                "https://10.0.0.1:6443,https://10.0.0.2:6443",
+            ],
+            "a multi-member self-hosted etcd is not supported",
         ),
         (
             vec!["--images", "kube-dns=x:1"],
@@ -130,4 +134,20 @@ fn usage_errors_exit_2_and_write_nothing() {
     }
     let out = kubeboot(&["render"]);
     assert_eq!(out.status.code(), Some(2), "--asset-dir is required");
+    // clap refuses the pair before anything runs (its own message, exit 2).
+    let out = render(
+        &dir,
+        &[
+            "--self-hosted-etcd",
+            "--etcd-servers",
+            "https://10.0.0.1:2379",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.exists());
 }

@@ -476,8 +476,14 @@ fn bad_options_are_usage_errors_naming_the_flag() {
             "mixes http and https",
         ),
         (
-            |o| o.self_hosted_etcd = true,
-            "--self-hosted-etcd is not supported yet",
+            |o| {
+                o.self_hosted_etcd = true;
+                o.api_servers = vec![
+                    "https://10.0.0.1:6443".into(),
+                    "https://10.0.0.2:6443".into(),
+                ];
+            },
+            "a multi-member self-hosted etcd is not supported",
         ),
     ];
     for (edit, needle) in cases {

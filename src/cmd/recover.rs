@@ -1,5 +1,8 @@
 //! `kubeboot recover`: the operator gets a bootkube-style asset dir, rendered from the
 //! control plane still stored in a live etcd or an etcd snapshot, ready for `start`.
+//! A self-hosted etcd recovered from a snapshot also gets the snapshot and its restore
+//! (`etcd/`, `render::render_with_backup`); from a live source etcd is still alive and
+//! is not restored.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use clap::Args;
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
 use crate::encryption::EncryptionConfig;
 use crate::model::ControlPlane;
-use crate::render::{self, RenderOptions};
+use crate::render::{self, EtcdBackup, RenderOptions};
 use crate::source::{self, SourceError, apiserver::ApiserverConfig, etcd::EtcdConfig};
 use crate::{assets, snapshot};
 
@@ -160,8 +163,42 @@ fn read_source(
     }
 }
 
+/// The backup file as a restore needs it: its exact bytes, and the revision and
+/// trailer the snapshot reader finds in *those* bytes. A file that changed since the
+/// source read it (another revision) is an error, not a restore of other data.
+fn read_backup(
+    file: &std::path::Path,
+    args: &RecoverArgs,
+    read_revision: Option<i64>,
+) -> Result<EtcdBackup, Failure> {
+    let bytes =
+        std::fs::read(file).with_context(|| format!("--etcd-backup-file {}", file.display()))?;
+    let opts = snapshot::Options {
+        skip_hash_check: args.skip_hash_check,
+    };
+    let snap = snapshot::Snapshot::from_bytes(&file.display().to_string(), bytes.clone(), &opts)?;
+    if read_revision != Some(snap.revision()) {
+        return Err(anyhow::anyhow!(
+            "--etcd-backup-file {} changed while it was read (revision {:?}, now {})",
+            file.display(),
+            read_revision,
+            snap.revision()
+        )
+        .into());
+    }
+    Ok(EtcdBackup {
+        bytes,
+        revision: snap.revision(),
+        has_trailer: snap.integrity() != snapshot::Integrity::NoTrailerSkipped,
+    })
+}
+
 pub fn run(args: RecoverArgs) -> Result<(), Failure> {
     let choice = choose(&args)?;
+    let backup_file = match &choice {
+        Choice::Snapshot(file) => Some(file.clone()),
+        _ => None,
+    };
     assets::check_target(&args.recovery_dir, args.force).exit_with(Exit::Usage)?;
     let kubeconfig = match &args.kubeconfig {
         Some(path) => Some(
@@ -202,7 +239,12 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
         secrets_host_dir: args.bootstrap_secrets_dir.clone(),
     };
-    let assets = render::render(&cp, &opts)?;
+    let self_hosted_etcd = render::has_self_hosted_etcd(&cp);
+    let backup = match (&backup_file, self_hosted_etcd) {
+        (Some(file), true) => Some(read_backup(file, &args, cp.source.revision)?),
+        _ => None,
+    };
+    let assets = render::render_with_backup(&cp, &opts, backup.as_ref())?;
     assets::write(&args.recovery_dir, &assets, args.force)?;
     let revision = cp.source.revision.map_or("?".into(), |r| r.to_string());
     let components = assets
@@ -217,6 +259,19 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         args.recovery_dir.display(),
         assets.files.len()
     );
+    match &backup {
+        Some(b) => println!(
+            "self-hosted etcd: bootstrap-etcd restores it from {} (revision {}) into a fresh data dir; see {}",
+            render::SNAPSHOT_ASSET,
+            b.revision,
+            render::RESTORE_ASSET
+        ),
+        None if self_hosted_etcd => println!(
+            "self-hosted etcd: still alive (read from {}), so bootstrap-etcd starts on its existing data dir; no restore",
+            cp.source.location
+        ),
+        None => {}
+    }
     if cp.kubeconfig.is_none() {
         println!(
             "note: no --kubeconfig given; put one at {}/auth/kubeconfig before `kubeboot start`",

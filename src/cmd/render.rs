@@ -31,11 +31,15 @@ pub struct RenderArgs {
     /// client certs are generated under tls/etcd/.
     #[arg(long, value_name = "URLS", value_delimiter = ',', default_value = newcluster::DEFAULT_ETCD_SERVERS)]
     pub etcd_servers: Vec<String>,
-    /// Run etcd inside the cluster (not supported yet: refused).
-    #[arg(long)]
+    /// Run a one-member etcd inside the cluster: the kube-system/etcd DaemonSet (and a
+    /// bootstrap-etcd pod) on the api-server's host, https on port 2379 at the node's
+    /// IP, so the --api-servers host must be the master's node IP (or resolve to it).
+    /// Needs exactly one --api-servers host: a multi-member self-hosted etcd is not
+    /// supported.
+    #[arg(long, conflicts_with = "etcd_servers")]
     pub self_hosted_etcd: bool,
     /// Image overrides, comma-separated NAME=IMAGE; NAME is kube-apiserver,
-    /// kube-controller-manager, kube-scheduler, kube-proxy or pod-checkpointer.
+    /// kube-controller-manager, kube-scheduler, kube-proxy, pod-checkpointer or etcd.
     #[arg(long, value_name = "NAME=IMAGE", value_delimiter = ',')]
     pub images: Vec<String>,
     /// Move a non-empty --asset-dir aside (timestamped) instead of refusing.
@@ -63,7 +67,12 @@ fn options(args: &RenderArgs) -> Result<NewClusterOptions, newcluster::NewCluste
         api_servers: args.api_servers.clone(),
         pod_cidr: args.pod_cidr.clone(),
         service_cidr: args.service_cidr.clone(),
-        etcd_servers: args.etcd_servers.clone(),
+        // The default does not apply: etcd is at the api-server's host.
+        etcd_servers: if args.self_hosted_etcd {
+            vec![]
+        } else {
+            args.etcd_servers.clone()
+        },
         self_hosted_etcd: args.self_hosted_etcd,
         images,
         render: RenderOptions {

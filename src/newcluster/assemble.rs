@@ -121,6 +121,14 @@ pub(super) fn finish_report(
                 },
             }),
         );
+        if opts.self_hosted_etcd
+            && let Some(images) = map
+                .get_mut("new_cluster")
+                .and_then(|n| n.get_mut("images"))
+                .and_then(|v| v.as_object_mut())
+        {
+            images.insert("etcd".into(), json!(i.etcd));
+        }
     }
     let mut bytes = serde_json::to_vec_pretty(&report).map_err(NewClusterError::Report)?;
     bytes.push(b'\n');

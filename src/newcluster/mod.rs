@@ -9,7 +9,7 @@
 //! - `manifests/`: every self-hosted object as YAML, one file per component (its
 //!   ServiceAccount, Secret, ConfigMap, RBAC, then its workload), which `start`
 //!   creates once the bootstrap api-server answers (`objects`, `control_plane`,
-//!   `node_agents`);
+//!   `node_agents`, and with `--self-hosted-etcd` [`etcd`]);
 //! - `tls/`: the PKI as files for the operator ([`pki`]);
 //! - `auth/kubeconfig`: the admin kubeconfig (`kubeconfig`);
 //! - in `kubeboot.json`, source kind `rendered` and the options under `new_cluster`.
@@ -20,6 +20,7 @@
 
 mod assemble;
 mod control_plane;
+pub mod etcd;
 mod kubeconfig;
 mod net;
 mod node_agents;
@@ -46,10 +47,6 @@ pub enum NewClusterError {
         value: String,
         reason: String,
     },
-    #[error(
-        "--self-hosted-etcd is not supported yet: kubeboot cannot yet boot, pivot or recover an etcd that runs inside the cluster; run etcd outside it and give --etcd-servers"
-    )]
-    SelfHostedEtcd,
     #[error("cannot compute certificate validity from the clock: {0}")]
     Clock(String),
     #[error("generating {what}")]
@@ -77,9 +74,7 @@ impl NewClusterError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            NewClusterError::Option { .. }
-                | NewClusterError::SelfHostedEtcd
-                | NewClusterError::Render(RenderError::Options(_))
+            NewClusterError::Option { .. } | NewClusterError::Render(RenderError::Options(_))
         )
     }
 }
@@ -115,7 +110,11 @@ pub fn render_with_pki(opts: &NewClusterOptions, pki: &Pki) -> Result<AssetDir, 
 /// Every component, in `manifests/` order.
 fn components(plan: &Plan, pki: &Pki) -> Result<Vec<Component>, NewClusterError> {
     let in_cluster = kubeconfig::in_cluster(&plan.server_url())?;
-    Ok(vec![
+    let etcd = match (&pki.etcd, plan.self_hosted_etcd) {
+        (Some(etcd_pki), true) => Some(etcd::component(plan, etcd_pki)),
+        _ => None,
+    };
+    let mut components = vec![
         Component {
             file: "00-namespace-kube-system.yaml".into(),
             objects: vec![objects::namespace()],
@@ -132,7 +131,12 @@ fn components(plan: &Plan, pki: &Pki) -> Result<Vec<Component>, NewClusterError>
         control_plane::scheduler(plan),
         node_agents::kube_proxy(plan)?,
         node_agents::checkpointer(plan),
-    ])
+    ];
+    // Before the api-server, which cannot start without it.
+    if let Some(etcd) = etcd {
+        components.insert(2, etcd);
+    }
+    Ok(components)
 }
 
 /// The [`ControlPlane`] `render` turns into bootstrap pods and `tls/` files.

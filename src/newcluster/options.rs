@@ -5,7 +5,7 @@
 //! before any key is generated, and the object builders get typed values.
 
 use super::NewClusterError;
-use super::net::{self, Cidr, Endpoint, Scheme};
+use super::net::{self, Cidr, Endpoint, Host, Scheme};
 use super::pki;
 use crate::render::RenderOptions;
 
@@ -13,6 +13,8 @@ pub const DEFAULT_API_SERVERS: &str = "https://127.0.0.1:6443";
 pub const DEFAULT_POD_CIDR: &str = "10.2.0.0/16";
 pub const DEFAULT_SERVICE_CIDR: &str = "10.3.0.0/24";
 pub const DEFAULT_ETCD_SERVERS: &str = "http://127.0.0.1:2379";
+/// The etcd of `--self-hosted-etcd`: the release Kubernetes 1.35 is tested with.
+pub const DEFAULT_ETCD_IMAGE: &str = "registry.k8s.io/etcd:3.5.21-0";
 /// The Kubernetes release the default images and the manifests target.
 pub const KUBERNETES_VERSION: &str = "v1.35.0";
 
@@ -25,6 +27,8 @@ pub struct Images {
     pub kube_proxy: String,
     /// The kubeboot image, which runs `kubeboot checkpoint`.
     pub pod_checkpointer: String,
+    /// etcd, with `--self-hosted-etcd` (`etcdutl`/`etcdctl` from it restore backups).
+    pub etcd: String,
 }
 
 impl Default for Images {
@@ -36,18 +40,20 @@ impl Default for Images {
             kube_scheduler: k8s("kube-scheduler"),
             kube_proxy: k8s("kube-proxy"),
             pod_checkpointer: format!("quay.io/kubeboot/kubeboot:v{}", env!("CARGO_PKG_VERSION")),
+            etcd: DEFAULT_ETCD_IMAGE.into(),
         }
     }
 }
 
 impl Images {
     /// The names `--images NAME=IMAGE` accepts.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
         "kube-proxy",
         "pod-checkpointer",
+        "etcd",
     ];
 
     /// Applies one `NAME=IMAGE` override.
@@ -69,6 +75,7 @@ impl Images {
             "kube-scheduler" => &mut self.kube_scheduler,
             "kube-proxy" => &mut self.kube_proxy,
             "pod-checkpointer" => &mut self.pod_checkpointer,
+            "etcd" => &mut self.etcd,
             _ => {
                 return Err(bad(format!(
                     "unknown name {name:?}; use one of {}",
@@ -89,9 +96,11 @@ pub struct NewClusterOptions {
     pub api_servers: Vec<String>,
     pub pod_cidr: String,
     pub service_cidr: String,
-    /// External etcd; https gets a generated etcd PKI under `tls/etcd/`.
+    /// External etcd; https gets a generated etcd PKI under `tls/etcd/`. With
+    /// `self_hosted_etcd` it must be empty or the default (it is not used).
     pub etcd_servers: Vec<String>,
-    /// Not supported yet: rejected rather than rendering half of it.
+    /// Run a one-member etcd as the `kube-system/etcd` DaemonSet (see `etcd.rs`);
+    /// needs exactly one api-server host, whose address etcd is reached at.
     pub self_hosted_etcd: bool,
     pub images: Images,
     /// Host paths baked into the bootstrap pods.
@@ -120,14 +129,12 @@ pub(super) struct Plan {
     pub(super) pod_cidr: Cidr,
     pub(super) service_cidr: Cidr,
     pub(super) etcd_servers: Vec<Endpoint>,
+    pub(super) self_hosted_etcd: bool,
     pub(super) images: Images,
 }
 
 impl Plan {
     pub(super) fn new(opts: &NewClusterOptions) -> Result<Plan, NewClusterError> {
-        if opts.self_hosted_etcd {
-            return Err(NewClusterError::SelfHostedEtcd);
-        }
         let endpoints = |flag: &'static str, list: &[String]| {
             if list.is_empty() {
                 return Err(NewClusterError::Option {
@@ -152,7 +159,11 @@ impl Plan {
                 format!("{e}: the api-server serves https only"),
             ));
         }
-        let etcd_servers = endpoints("--etcd-servers", &opts.etcd_servers)?;
+        let etcd_servers = if opts.self_hosted_etcd {
+            self_hosted_etcd_servers(opts, &api_servers)?
+        } else {
+            endpoints("--etcd-servers", &opts.etcd_servers)?
+        };
         let first_scheme = etcd_servers.first().map(|e| e.scheme);
         if etcd_servers.iter().any(|e| Some(e.scheme) != first_scheme) {
             return Err(option(
@@ -182,6 +193,16 @@ impl Plan {
                 format!("overlaps --service-cidr {service_cidr}"),
             ));
         }
+        if opts.self_hosted_etcd
+            && let Some(v) = crate::render::image_version(&opts.images.etcd)
+            && v < (3, 5)
+        {
+            return Err(option(
+                "--images",
+                &format!("etcd={}", opts.images.etcd),
+                format!("Kubernetes {KUBERNETES_VERSION} needs etcd 3.5 or later"),
+            ));
+        }
         let secure_port = api_servers.first().map_or(6443, Endpoint::port_or_default);
         Ok(Plan {
             api_servers,
@@ -189,6 +210,7 @@ impl Plan {
             pod_cidr,
             service_cidr,
             etcd_servers,
+            self_hosted_etcd: opts.self_hosted_etcd,
             images: opts.images.clone(),
         })
     }
@@ -221,6 +243,43 @@ impl Plan {
                 .etcd_tls()
                 .then(|| pki::etcd_sans(&hosts(&self.etcd_servers))),
         }
+    }
+}
+
+/// With `--self-hosted-etcd`: the one etcd member, `https://<api-server host>:2379`.
+/// See `etcd.rs` for why more than one host is refused.
+fn self_hosted_etcd_servers(
+    opts: &NewClusterOptions,
+    api_servers: &[Endpoint],
+) -> Result<Vec<Endpoint>, NewClusterError> {
+    let default = [DEFAULT_ETCD_SERVERS.to_string()];
+    if !opts.etcd_servers.is_empty() && opts.etcd_servers != default {
+        return Err(option(
+            "--etcd-servers",
+            &opts.etcd_servers.join(","),
+            "conflicts with --self-hosted-etcd, which runs etcd at the api-server's host".into(),
+        ));
+    }
+    let mut hosts: Vec<&Host> = Vec::new();
+    for e in api_servers {
+        if !hosts.contains(&&e.host) {
+            hosts.push(&e.host);
+        }
+    }
+    match hosts.as_slice() {
+        [host] => Ok(vec![Endpoint {
+            scheme: Scheme::Https,
+            host: (*host).clone(),
+            port: Some(super::etcd::CLIENT_PORT),
+        }]),
+        _ => Err(option(
+            "--api-servers",
+            &opts.api_servers.join(","),
+            "--self-hosted-etcd runs a one-member etcd on the api-server's host, and this names several hosts; \
+             each master would start its own one-member etcd with its own data (a multi-member \
+             self-hosted etcd is not supported): give one --api-servers host or an external --etcd-servers"
+                .into(),
+        )),
     }
 }
 

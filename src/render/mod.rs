@@ -5,25 +5,35 @@
 //! bootstrap pod ([`pod`]); the Secrets and ConfigMaps it mounts become files under
 //! `tls/` ([`volumes`]); the controller-manager and scheduler are pointed at the
 //! operator's kubeconfig ([`kubeconfig_flag`]), which becomes `auth/kubeconfig`; and
-//! `kubeboot.json` ([`report`]) records what was done and what is missing.
+//! `kubeboot.json` ([`report`]) records what was done and what is missing. A
+//! self-hosted etcd restored from a backup also gets `etcd/` and a restore init
+//! container ([`etcd`], [`render_with_backup`]).
 //!
 //! Pure and deterministic: the same control plane and options give byte-identical
 //! files, so the three sources can be compared, and every decision is unit-tested
 //! without a cluster. Where bootkube's transform was wrong (bootkube-notes §5.3) the
 //! submodule docs say what kubeboot does instead.
 
+mod etcd;
+mod etcd_tool;
+mod flags;
 mod kubeconfig_flag;
 mod pod;
 mod report;
 mod select;
 mod volumes;
 
+pub use etcd::{
+    EtcdBackup, RESTORE_ASSET, RESTORE_CONTAINER, RESTORE_HOST_SUBDIR, RESTORE_MOUNT,
+    SNAPSHOT_ASSET,
+};
+pub use etcd_tool::{Member, RestoreTool, image_version, restore_command, restore_tool};
 pub use pod::{
     ANNOTATION_PARENT, KUBECONFIG_MOUNT, KUBECONFIG_VOLUME, LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_OF,
     LABEL_COMPONENT,
 };
 pub use report::KUBECONFIG_MISSING;
-pub use select::COMPONENTS;
+pub use select::{COMPONENTS, ETCD};
 
 use crate::model::{AssetDir, ControlPlane, MODE_PUBLIC, MODE_SECRET};
 
@@ -87,7 +97,7 @@ impl RenderOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error(
-        "nothing to recover: none of the {daemonsets} DaemonSets and {deployments} Deployments has label k8s-app (or component) = kube-apiserver, kube-controller-manager or kube-scheduler"
+        "nothing to recover: none of the {daemonsets} DaemonSets and {deployments} Deployments has label k8s-app (or component) = kube-apiserver, kube-controller-manager, kube-scheduler or etcd"
     )]
     NoComponents {
         daemonsets: usize,
@@ -139,6 +149,22 @@ pub enum RenderError {
 
 /// Renders the asset dir for `cp`. See the module doc.
 pub fn render(cp: &ControlPlane, opts: &RenderOptions) -> Result<AssetDir, RenderError> {
+    render_with_backup(cp, opts, None)
+}
+
+/// Whether `cp` has a self-hosted etcd (a DaemonSet/Deployment labelled `k8s-app=etcd`),
+/// which a backup would restore.
+pub fn has_self_hosted_etcd(cp: &ControlPlane) -> bool {
+    select::parents(cp, &mut Vec::new()).is_ok_and(|p| p.iter().any(|p| p.component == ETCD))
+}
+
+/// [`render`], and with a `backup` and a self-hosted etcd in `cp`, the restore of that
+/// etcd from it ([`etcd`]). Without a self-hosted etcd the backup is not used.
+pub fn render_with_backup(
+    cp: &ControlPlane,
+    opts: &RenderOptions,
+    backup: Option<&EtcdBackup>,
+) -> Result<AssetDir, RenderError> {
     opts.validate()?;
     let mut warnings = cp.warnings.clone();
     let parents = select::parents(cp, &mut warnings)?;
@@ -151,9 +177,22 @@ pub fn render(cp: &ControlPlane, opts: &RenderOptions) -> Result<AssetDir, Rende
     let objects = volumes::Objects::new(&cp.secrets, &cp.config_maps);
     let mut files = volumes::Files::default();
     let mut out = AssetDir::default();
+    let mut pods = Vec::with_capacity(parents.len());
     for parent in &parents {
-        let pod = pod::bootstrap_pod(parent, &objects, opts, &mut files, &mut warnings)?;
-        let yaml = serde_yaml_ng::to_string(&pod).map_err(|source| RenderError::Serialize {
+        pods.push(pod::bootstrap_pod(
+            parent,
+            &objects,
+            opts,
+            &mut files,
+            &mut warnings,
+        )?);
+    }
+    files.into_assets(&mut out);
+    if let Some(backup) = backup {
+        etcd::restore(&parents, &mut pods, backup, opts, &mut out, &mut warnings)?;
+    }
+    for (parent, pod) in parents.iter().zip(&pods) {
+        let yaml = serde_yaml_ng::to_string(pod).map_err(|source| RenderError::Serialize {
             owner: parent.to_string(),
             source,
         })?;
@@ -163,7 +202,6 @@ pub fn render(cp: &ControlPlane, opts: &RenderOptions) -> Result<AssetDir, Rende
         }
         out.insert(path, yaml, MODE_PUBLIC);
     }
-    files.into_assets(&mut out);
     if let Some(kubeconfig) = &cp.kubeconfig {
         out.insert("auth/kubeconfig", kubeconfig.clone(), MODE_SECRET);
     }

@@ -2,9 +2,10 @@
 //!
 //! Like bootkube, only the parent object's **own** `k8s-app` label counts (falling back
 //! to `component`, the older convention); template labels are ignored, because a user
-//! workload may copy them. Self-hosted etcd (`etcd`, `kube-etcd`) is not rendered here:
-//! booting it needs a snapshot restore and a member pivot (a later issue), so a parent
-//! labelled that way only yields a warning instead of a half-working bootstrap pod.
+//! workload may copy them. Self-hosted etcd is a DaemonSet (or Deployment) labelled
+//! `k8s-app=etcd` and becomes `bootstrap-etcd`, restored from a backup when there is
+//! one (`etcd.rs`). bootkube 0.9's etcd-operator pods (`kube-etcd`) had no such parent
+//! and are not rendered: they only yield a warning.
 
 use std::fmt;
 
@@ -15,14 +16,18 @@ use super::RenderError;
 use crate::model::ControlPlane;
 
 /// The components kubeboot renders bootstrap pods for.
-pub const COMPONENTS: [&str; 3] = [
+pub const COMPONENTS: [&str; 4] = [
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    ETCD,
 ];
 
-/// Label values that mark self-hosted etcd, which is recognised but not rendered.
-const ETCD_COMPONENTS: [&str; 2] = ["etcd", "kube-etcd"];
+/// The component label of a self-hosted etcd.
+pub const ETCD: &str = "etcd";
+
+/// Label values of etcd-operator's etcd, recognised but not rendered.
+const LEGACY_ETCD_COMPONENTS: [&str; 1] = ["kube-etcd"];
 
 /// The kind of a parent object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,9 +119,9 @@ pub fn parents<'a>(
         };
         let name = meta.name.clone().unwrap_or_default();
         let namespace = meta.namespace.clone().unwrap_or_default();
-        if ETCD_COMPONENTS.contains(&label) {
+        if LEGACY_ETCD_COMPONENTS.contains(&label) {
             warnings.push(format!(
-                "{} {namespace}/{name} looks like self-hosted etcd ({label}); kubeboot does not render a bootstrap etcd yet, so the recovered control plane needs an etcd that is still running",
+                "{} {namespace}/{name} looks like etcd-operator's etcd ({label}); kubeboot renders a bootstrap etcd only for k8s-app=etcd, so the recovered control plane needs an etcd that is still running",
                 kind.as_str().to_ascii_lowercase()
             ));
             continue;

@@ -327,7 +327,7 @@ fn errors_name_the_object() {
                 ),
                 OBJECTS,
             ),
-            "nothing to recover: none of the 1 DaemonSets and 0 Deployments has label k8s-app (or component) = kube-apiserver, kube-controller-manager or kube-scheduler",
+            "nothing to recover: none of the 1 DaemonSets and 0 Deployments has label k8s-app (or component) = kube-apiserver, kube-controller-manager, kube-scheduler or etcd",
         ),
     ];
     for (cp, want) in cases {
@@ -344,7 +344,7 @@ fn errors_name_the_object() {
 fn missing_kubeconfig_and_etcd_are_reported() {
     let etcd = APISERVER.replace(
         "name: kube-apiserver, namespace: kube-system, labels: {k8s-app: kube-apiserver}",
-        "name: etcd, namespace: kube-system, labels: {k8s-app: etcd}",
+        "name: kube-etcd, namespace: kube-system, labels: {k8s-app: kube-etcd}",
     );
     let mut c = cp(&format!("{APISERVER}\n---\n{etcd}"), OBJECTS);
     c.kubeconfig = None;
@@ -356,7 +356,7 @@ fn missing_kubeconfig_and_etcd_are_reported() {
         r["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("self-hosted etcd")
+            .contains("etcd-operator's etcd")
     );
     assert_eq!(r["components"].as_array().unwrap().len(), 1);
 }
