@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 /// An I/O error with the path it happened on.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
-    #[error("{op} {path}: {source}")]
+    /// The cause is in the message and not also a `source()`, so a one-line chain
+    /// does not print it twice.
+    #[error("{op} {path}: {error}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("lock file {path} is held by another kubeboot process")]
     Locked { path: PathBuf },
@@ -26,7 +27,7 @@ pub enum FsError {
 impl FsError {
     pub fn io(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FsError {
         let path = path.to_path_buf();
-        move |source| FsError::Io { op, path, source }
+        move |error| FsError::Io { op, path, error }
     }
 }
 

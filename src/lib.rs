@@ -15,3 +15,4 @@ pub mod render;
 pub mod snapshot;
 pub mod source;
 pub mod start;
+pub mod systemd;

@@ -60,6 +60,14 @@ pub struct StartArgs {
     /// for inspection.
     #[arg(long)]
     pub cleanup_on_failure: bool,
+    /// Host path of the self-hosted etcd's data dir, when restoring one
+    /// [default: the one recorded in <asset-dir>/etcd/restore.json].
+    #[arg(long, value_name = "DIR")]
+    pub etcd_data_dir: Option<PathBuf>,
+    /// How many revisions to move a restored etcd on by before compacting, so that
+    /// clients holding newer resourceVersions relist (see docs/start.md).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub etcd_revision_bump: u64,
     /// Only one `start` runs at a time on a node.
     #[arg(long, default_value = "/run/kubeboot/start.lock", value_name = "FILE")]
     pub lock_file: PathBuf,
@@ -91,8 +99,14 @@ pub fn run(args: StartArgs) -> Result<(), Failure> {
             node_grace: signed(args.node_grace)?,
             settle: signed(args.status_settle)?,
         },
+        etcd_data_dir: args.etcd_data_dir,
+        etcd_revision_bump: args.etcd_revision_bump,
     };
-    if let Some(dir) = args.lock_file.parent() {
+    if let Some(dir) = args
+        .lock_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         fsutil::create_dir_all_with_mode(dir, 0o755).exit_with(Exit::Failed)?;
     }
     let _lock = fsutil::LockFile::try_acquire(&args.lock_file).map_err(|e| match e {

@@ -72,7 +72,7 @@ pub async fn read(
     Ok((stored, info))
 }
 
-async fn connect(cfg: &EtcdConfig) -> Result<Client, SourceError> {
+pub async fn connect(cfg: &EtcdConfig) -> Result<Client, SourceError> {
     if cfg.endpoints.is_empty() {
         return Err(cfg.err("no endpoints given"));
     }

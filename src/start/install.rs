@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, FsError};
 use crate::model::{MODE_SECRET, MODE_SECRET_DIR};
+use crate::render::RESTORE_HOST_SUBDIR;
 
 /// The file name the bootstrap kubeconfig gets inside the secrets dir; the rendered
 /// bootstrap pods mount the dir and read `<mount>/kubeconfig`.
@@ -72,18 +73,32 @@ fn write_tree(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> Result<(), FsEr
     Ok(())
 }
 
-/// Installs `tls/` plus the bootstrap kubeconfig as `dest`, all 0600 in 0700 dirs.
-pub fn install_secrets(tls: &Path, kubeconfig: &[u8], dest: &Path) -> Result<Outcome, FsError> {
+/// Installs `tls/`, the bootstrap kubeconfig and, for an etcd restore, `etcd/` (under
+/// [`RESTORE_HOST_SUBDIR`], which the bootstrap-etcd pod mounts) as `dest`, all 0600 in 0700 dirs.
+pub fn install_secrets(
+    tls: &Path,
+    kubeconfig: &[u8],
+    etcd: Option<&Path>,
+    dest: &Path,
+) -> Result<Outcome, FsError> {
     let mut files = if tls.is_dir() {
         read_tree(tls)?
     } else {
         BTreeMap::new()
     };
     files.insert(PathBuf::from(KUBECONFIG_FILE), kubeconfig.to_vec());
+    if let Some(etcd) = etcd {
+        for (rel, bytes) in read_tree(etcd)? {
+            files.insert(Path::new(RESTORE_HOST_SUBDIR).join(rel), bytes);
+        }
+    }
     if dest.is_dir() && read_tree(dest)? == files {
         return Ok(Outcome::Kept);
     }
-    let parent = dest.parent().unwrap_or(Path::new("."));
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     fsutil::create_dir_all_with_mode(parent, MODE_SECRET_DIR)?;
     let name = dest
         .file_name()
@@ -111,7 +126,10 @@ pub fn install_secrets(tls: &Path, kubeconfig: &[u8], dest: &Path) -> Result<Out
 /// stay in the asset dir).
 pub fn remove_secrets(dest: &Path) -> Result<(), FsError> {
     match fs::remove_dir_all(dest) {
-        Ok(()) => fsutil::fsync_dir(dest.parent().unwrap_or(Path::new("."))),
+        Ok(()) => fsutil::fsync_dir(match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(FsError::io("remove", dest)(e)),
     }
@@ -164,7 +182,7 @@ mod tests {
         fs::write(tls.join("secrets/kube-apiserver/ca.crt"), "CA").unwrap();
         let dest = t.path().join("etc/kubernetes/bootstrap-secrets");
         assert_eq!(
-            install_secrets(&tls, b"KC", &dest).unwrap(),
+            install_secrets(&tls, b"KC", None, &dest).unwrap(),
             Outcome::Written
         );
         assert_eq!(
@@ -175,9 +193,12 @@ mod tests {
         assert_eq!(mode(&dest.join("kubeconfig")), 0o600);
         assert_eq!(mode(&dest), 0o700);
         assert_eq!(mode(&dest.join("secrets")), 0o700);
-        assert_eq!(install_secrets(&tls, b"KC", &dest).unwrap(), Outcome::Kept);
+        assert_eq!(
+            install_secrets(&tls, b"KC", None, &dest).unwrap(),
+            Outcome::Kept
+        );
         // A different leftover is moved aside, not deleted.
-        let Outcome::Replaced(aside) = install_secrets(&tls, b"KC2", &dest).unwrap() else {
+        let Outcome::Replaced(aside) = install_secrets(&tls, b"KC2", None, &dest).unwrap() else {
             panic!("expected the old dir to be moved aside");
         };
         assert_eq!(fs::read(aside.join("kubeconfig")).unwrap(), b"KC");

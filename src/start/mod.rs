@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod cluster;
+pub mod etcd;
 pub mod install;
 pub mod manifests;
 pub mod observe;
@@ -49,6 +50,10 @@ pub struct StartOptions {
     pub poll: Duration,
     pub cleanup_on_failure: bool,
     pub rules: Rules,
+    /// Host path of the self-hosted etcd's data dir, overriding `etcd/restore.json`.
+    pub etcd_data_dir: Option<PathBuf>,
+    /// Revisions to move a restored etcd on by (see [`etcd`]).
+    pub etcd_revision_bump: u64,
 }
 
 /// What a successful `start` did.
@@ -65,6 +70,10 @@ pub struct Summary {
 pub enum StartError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("{0}")]
+    Input(String),
+    #[error("etcd {0}")]
+    Etcd(String),
     #[error(transparent)]
     Fs(#[from] FsError),
     #[error(transparent)]
@@ -89,7 +98,7 @@ pub enum StartError {
 impl StartError {
     /// Whether the asset dir or flags were at fault (exit 2) rather than the cluster.
     pub fn is_input(&self) -> bool {
-        matches!(self, StartError::Plan(_))
+        matches!(self, StartError::Plan(_) | StartError::Input(_))
             || matches!(self, StartError::Client(ClientError::Config { .. }))
     }
 }
@@ -125,16 +134,48 @@ pub(crate) async fn wait_for<T>(
 /// Runs `start`. On an error before the pivot, the bootstrap control plane is left in
 /// place (or removed with `cleanup_on_failure`) and the error says which.
 pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary, StartError> {
-    let plan = plan::read(&opts.asset_dir, opts.kubeconfig.as_deref())?;
+    let mut plan = plan::read(&opts.asset_dir, opts.kubeconfig.as_deref())?;
+    // Built (not connected) before anything is installed, so a kubeconfig that does not
+    // parse, or names a missing file, stops `start` with the node untouched.
+    let (client, endpoint) = kubeclient::from_kubeconfig(
+        &plan.kubeconfig_path,
+        opts.request_timeout,
+        opts.request_timeout,
+    )
+    .await?;
     let since = Timestamp::now();
     let deadline = Instant::now() + opts.timeout;
-    install_bootstrap(&plan, opts, progress)?;
+    let outcome = install::install_secrets(
+        &plan.tls_dir,
+        &plan.kubeconfig,
+        plan.etcd_dir.as_deref(),
+        &opts.secrets_dir,
+    )?;
+    report(progress, &opts.secrets_dir.display().to_string(), &outcome);
     // Pod UID → first of an unbroken run of Ready observations, kept across the steps
     // so a pod already confirmed while waiting need not settle again in its pivot.
     let mut ready_since = BTreeMap::new();
-    let result = boot(&plan, opts, since, deadline, &mut ready_since, progress).await;
-    let result = match result {
-        Err(e @ StartError::Pivot { .. }) => return Err(e),
+    let result = async {
+        restore_etcd(&mut plan, opts, deadline, progress).await?;
+        install_bootstrap(&plan, opts, progress)?;
+        let api = Api {
+            client: &client,
+            endpoint: &endpoint,
+        };
+        boot(
+            &plan,
+            opts,
+            &api,
+            since,
+            deadline,
+            &mut ready_since,
+            progress,
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(()) => {}
         Err(e) if opts.cleanup_on_failure => {
             remove_bootstrap(&plan, opts, progress)?;
             return Err(with_left(
@@ -149,9 +190,8 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
             );
             return Err(with_left(e, &left));
         }
-        Ok(client) => client,
     };
-    let pivoted = pivot::pivot_all(&plan, opts, &result, &mut ready_since, progress).await?;
+    let pivoted = pivot::pivot_all(&plan, opts, &client, &mut ready_since, progress).await?;
     remove_bootstrap(&plan, opts, progress)?;
     let others = opts
         .required
@@ -164,6 +204,28 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
         pivoted,
         others,
     })
+}
+
+/// With `etcd/` in the asset dir: bootstrap-etcd first, restored and moved on before
+/// any api-server is installed; its installed bytes replace the plan's.
+async fn restore_etcd(
+    plan: &mut Plan,
+    opts: &StartOptions,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> Result<(), StartError> {
+    let Some(r) = plan.etcd_restore.clone() else {
+        return Ok(());
+    };
+    let Some(b) = plan
+        .bootstrap
+        .iter_mut()
+        .find(|b| b.component() == plan::ETCD)
+    else {
+        return Ok(()); // plan::read refuses this
+    };
+    b.bytes = etcd::restore(&r, b, opts, deadline, progress).await?;
+    Ok(())
 }
 
 fn with_left(e: StartError, note: &str) -> StartError {
@@ -185,8 +247,6 @@ fn install_bootstrap(
     opts: &StartOptions,
     progress: &mut Progress,
 ) -> Result<(), StartError> {
-    let outcome = install::install_secrets(&plan.tls_dir, &plan.kubeconfig, &opts.secrets_dir)?;
-    report(progress, &opts.secrets_dir.display().to_string(), &outcome);
     for b in &plan.bootstrap {
         let outcome = install::install_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
         report(
@@ -226,29 +286,31 @@ fn remove_bootstrap(
     Ok(())
 }
 
+/// The api-server `start` talks to.
+struct Api<'a> {
+    client: &'a kube::Client,
+    endpoint: &'a str,
+}
+
 /// Steps 3–5: the api-server answers, `manifests/` exists in it, and every required
 /// component has a pod on a live node.
 async fn boot(
     plan: &Plan,
     opts: &StartOptions,
+    api: &Api<'_>,
     since: Timestamp,
     deadline: Instant,
     ready_since: &mut BTreeMap<String, Timestamp>,
     progress: &mut Progress,
-) -> Result<kube::Client, StartError> {
-    let (client, endpoint) = kubeclient::from_kubeconfig(
-        &plan.kubeconfig_path,
-        opts.request_timeout,
-        opts.request_timeout,
-    )
-    .await?;
+) -> Result<(), StartError> {
+    let (client, endpoint) = (api.client, api.endpoint);
     progress.step(&format!("waiting for the api-server at {endpoint}"));
-    wait_api(&client, &endpoint, deadline, opts.poll, progress).await?;
+    wait_api(client, endpoint, deadline, opts.poll, progress).await?;
     if let Some(phases) = &plan.manifests {
         progress.step("creating the self-hosted objects from manifests/");
         let apply_opts = apply::ApplyOptions::until(deadline);
         let mut say = |line: &str| tracing::info!("{line}");
-        let summary = apply::create_all(&client, phases, &apply_opts, &mut say).await?;
+        let summary = apply::create_all(client, phases, &apply_opts, &mut say).await?;
         progress.step(&format!(
             "self-hosted objects: {} created, {} updated, {} unchanged",
             summary.created, summary.updated, summary.unchanged
@@ -273,7 +335,7 @@ async fn boot(
         progress,
         async || {
             {
-                let w = cluster::world(&client, &namespaces).await?;
+                let w = cluster::world(client, &namespaces).await?;
                 let now = Timestamp::now();
                 let live = observe::live_nodes(&w, now, opts.rules.node_grace);
                 observe::track_ready(ready_since, &w, &live, now);
@@ -301,7 +363,7 @@ async fn boot(
         },
     )
     .await?;
-    Ok(client)
+    Ok(())
 }
 
 pub(crate) fn namespaces(required: &[Required]) -> Vec<String> {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 
 use super::observe::{self, Required, Stage};
-use super::plan::{BootstrapPod, Plan};
+use super::plan::{BootstrapPod, ETCD, Plan};
 use super::progress::Progress;
 use super::{StartError, StartOptions, cluster, install, wait_api, wait_for};
 
@@ -32,7 +32,15 @@ pub async fn pivot_all(
         .iter()
         .filter(|b| b.parent.is_some())
         .collect();
-    order.sort_by_key(|b| (b.component() == APISERVER, b.component().to_string()));
+    // etcd first, so every later pivot runs on the final etcd; the api-server last.
+    order.sort_by_key(|b| {
+        let rank = match b.component() {
+            ETCD => 0,
+            APISERVER => 2,
+            _ => 1,
+        };
+        (rank, b.component().to_string())
+    });
     let mut done = Vec::new();
     for b in order {
         pivot_one(b, opts, client, ready_since, progress).await?;
@@ -62,7 +70,8 @@ async fn pivot_one(
         "pivot {component}: bootstrap pod removed; waiting for the self-hosted {component} to become Ready"
     ));
     let deadline = Instant::now() + opts.pivot_timeout;
-    let serves_api = component == APISERVER;
+    // The api-server serves only while etcd does: both pivots also need /readyz.
+    let serves_api = component == APISERVER || component == ETCD;
     let namespaces = vec![req.namespace.clone()];
     let what = format!("the self-hosted {component} to become Ready");
     let waited = wait_for(&what, deadline, opts.poll, progress, async || {

@@ -6,9 +6,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
+use sha2::Digest;
 
 use super::manifests::{self, Phases};
-use crate::render::{ANNOTATION_PARENT, LABEL_BOOTSTRAP_OF};
+use crate::render::{ANNOTATION_PARENT, LABEL_BOOTSTRAP_OF, RESTORE_ASSET};
 
 /// The self-hosted object a bootstrap pod stands in for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +38,48 @@ impl BootstrapPod {
     }
 }
 
+/// `etcd/restore.json`: a self-hosted etcd to restore from `etcd/snapshot.db`. Paths
+/// are absolute (the JSON's are relative to the asset dir), `data_dir` is a host path.
+#[derive(Debug, Clone)]
+pub struct EtcdRestore {
+    pub snapshot: PathBuf,
+    pub sha256: String,
+    pub revision: i64,
+    pub data_dir: PathBuf,
+    pub etcd_servers: Vec<String>,
+    pub client_ca: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct RestoreJson {
+    snapshot: String,
+    sha256: String,
+    revision: i64,
+    data_dir: String,
+    etcd_servers: Vec<String>,
+    client_ca: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
 /// Everything `start` needs from an asset dir.
 #[derive(Debug)]
 pub struct Plan {
     pub asset_dir: PathBuf,
+    /// The kubeconfig `start` itself uses (`--kubeconfig`, else `auth/kubeconfig`).
     pub kubeconfig_path: PathBuf,
+    /// `auth/kubeconfig`: what the bootstrap pods get, whatever `--kubeconfig` says.
     pub kubeconfig: Vec<u8>,
     pub tls_dir: PathBuf,
     pub bootstrap: Vec<BootstrapPod>,
     /// `None` when there is no `manifests/` (a recovered cluster: the objects are
     /// still in etcd).
     pub manifests: Option<Phases>,
+    /// `etcd/` when the asset dir restores a self-hosted etcd.
+    pub etcd_dir: Option<PathBuf>,
+    pub etcd_restore: Option<EtcdRestore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,14 +97,15 @@ fn file_err(path: &Path, reason: impl std::fmt::Display) -> PlanError {
     }
 }
 
-/// Reads and checks `asset_dir`. `kubeconfig` overrides `auth/kubeconfig`.
-pub fn read(asset_dir: &Path, kubeconfig: Option<&Path>) -> Result<Plan, PlanError> {
+/// Reads and checks `asset_dir`. `kubeconfig` overrides `auth/kubeconfig` for `start`'s
+/// own requests only: the bootstrap pods always get the asset dir's.
+pub fn read(asset_dir: &Path, kubeconfig_override: Option<&Path>) -> Result<Plan, PlanError> {
     if !asset_dir.is_dir() {
         return Err(file_err(asset_dir, "asset dir does not exist"));
     }
-    let kubeconfig_path =
-        kubeconfig.map_or_else(|| asset_dir.join("auth/kubeconfig"), Path::to_path_buf);
-    let kubeconfig = fs::read(&kubeconfig_path).map_err(|e| file_err(&kubeconfig_path, e))?;
+    let own = asset_dir.join("auth/kubeconfig");
+    let kubeconfig = fs::read(&own).map_err(|e| file_err(&own, e))?;
+    let kubeconfig_path = kubeconfig_override.map_or(own, Path::to_path_buf);
     let bootstrap = read_bootstrap(&asset_dir.join("bootstrap-manifests"))?;
     let manifests_dir = asset_dir.join("manifests");
     let manifests = if manifests_dir.is_dir() {
@@ -80,7 +113,17 @@ pub fn read(asset_dir: &Path, kubeconfig: Option<&Path>) -> Result<Plan, PlanErr
     } else {
         None
     };
+    let etcd_dir = asset_dir.join("etcd");
+    let etcd_restore = read_restore(asset_dir, &asset_dir.join(RESTORE_ASSET))?;
+    if etcd_restore.is_some() && !plan_has_etcd(&bootstrap) {
+        return Err(file_err(
+            &etcd_dir,
+            "an etcd restore but no bootstrap-manifests/ pod of the etcd component",
+        ));
+    }
     Ok(Plan {
+        etcd_dir: etcd_restore.as_ref().map(|_| etcd_dir),
+        etcd_restore,
         asset_dir: asset_dir.to_path_buf(),
         kubeconfig_path,
         kubeconfig,
@@ -88,6 +131,46 @@ pub fn read(asset_dir: &Path, kubeconfig: Option<&Path>) -> Result<Plan, PlanErr
         bootstrap,
         manifests,
     })
+}
+
+pub use crate::render::ETCD;
+
+fn plan_has_etcd(bootstrap: &[BootstrapPod]) -> bool {
+    bootstrap.iter().any(|b| b.component() == ETCD)
+}
+
+/// Reads `etcd/restore.json` and checks the snapshot it names against its sha256, so
+/// a damaged or swapped backup stops `start` before the old data dir is moved aside.
+fn read_restore(asset_dir: &Path, path: &Path) -> Result<Option<EtcdRestore>, PlanError> {
+    let text = match fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(file_err(path, e)),
+    };
+    let j: RestoreJson = serde_json::from_slice(&text).map_err(|e| file_err(path, e))?;
+    let abs = |rel: &str| asset_dir.join(rel);
+    let snapshot = abs(&j.snapshot);
+    let bytes = fs::read(&snapshot).map_err(|e| file_err(&snapshot, e))?;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    if !sha.eq_ignore_ascii_case(&j.sha256) {
+        return Err(file_err(
+            &snapshot,
+            format!("sha256 is {sha}, but restore.json expects {}", j.sha256),
+        ));
+    }
+    if j.etcd_servers.is_empty() {
+        return Err(file_err(path, "etcd_servers is empty"));
+    }
+    Ok(Some(EtcdRestore {
+        snapshot,
+        sha256: sha,
+        revision: j.revision,
+        data_dir: PathBuf::from(j.data_dir),
+        etcd_servers: j.etcd_servers,
+        client_ca: j.client_ca.as_deref().map(abs),
+        client_cert: j.client_cert.as_deref().map(abs),
+        client_key: j.client_key.as_deref().map(abs),
+    }))
 }
 
 fn read_bootstrap(dir: &Path) -> Result<Vec<BootstrapPod>, PlanError> {

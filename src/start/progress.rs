@@ -50,7 +50,7 @@ impl Progress {
         self.clear_live();
         self.current = msg.to_string();
         tracing::info!("{msg}");
-        notify_status(msg);
+        crate::systemd::status(msg);
         self.last_wait = None;
     }
 
@@ -64,11 +64,15 @@ impl Progress {
     /// line when it changes or every [`WAIT_LOG_EVERY`].
     pub fn waiting(&mut self, msg: &str) {
         let line = format!("[{:5.1}s] {msg}", self.elapsed().as_secs_f64());
-        notify_status(msg);
-        let due = match &self.last_wait {
-            Some((last, at)) => last != msg || at.elapsed() >= WAIT_LOG_EVERY,
-            None => true,
-        };
+        let changed = self.last_wait.as_ref().is_none_or(|(last, _)| last != msg);
+        if changed {
+            crate::systemd::status(msg);
+        }
+        let due = changed
+            || self
+                .last_wait
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() >= WAIT_LOG_EVERY);
         if self.tty {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[K{line}");
@@ -96,9 +100,4 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.clear_live();
     }
-}
-
-/// `STATUS=` to systemd; a no-op outside a unit (no `NOTIFY_SOCKET`).
-fn notify_status(msg: &str) {
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(msg)]);
 }
