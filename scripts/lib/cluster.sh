@@ -72,7 +72,11 @@ start_kubelet() {
   root=$(node_root "$i")
   # What a master's disk has before anything of Kubernetes runs on it.
   mkdir -p "$root/etc/kubernetes/manifests" "$root/var/lib/kubelet" "$root/run" "$root/var/run" "$root/var/lib/etcd" "$root/lib/modules"
-  spawn "kubelet-$i" "$dir/logs/kubelet-master-$i.log" "$bin/fake-kubelet" \
+  # Containers run as host processes: a command that is not the image's own binary
+  # (the etcd restore's etcdutl) is looked up on the kubelet's PATH.
+  local path=$PATH
+  [ -z "${etcd35:-}" ] || path=$etcd35:$PATH
+  spawn "kubelet-$i" "$dir/logs/kubelet-master-$i.log" env PATH="$path" "$bin/fake-kubelet" \
     --hostname-override "master-$i" --node-ip "$(node_ip "$i")" \
     --node-labels "node-role.kubernetes.io/control-plane=,kubernetes.io/hostname=master-$i" \
     --kubeconfig "$dir/assets/auth/kubeconfig" --root-fs "$root" \

@@ -3,7 +3,11 @@
 //! the same owner, or matching its preferred pod anti-affinity terms on
 //! `kubernetes.io/hostname`, then node name order. Pure.
 //!
-//! Not done: resource requests, host ports, volumes, required pod (anti-)affinity,
+//! Host ports are checked like kube-scheduler's NodePorts filter: a pod does not go to a
+//! node where an active pod already uses one of its host ports (two replicas of a
+//! hostNetwork Deployment on one master would otherwise crash-loop on bind).
+//!
+//! Not done: resource requests, volumes, required pod (anti-)affinity,
 //! topology spread constraints, preferred node affinity, priorities and preemption.
 
 use std::collections::BTreeMap;
@@ -11,6 +15,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::controllers::{fit, pods, selectors};
+use crate::kubelet::ports::host_ports;
 
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -75,6 +80,25 @@ fn spread_score(pod: &Pod, node: &str, all: &[Pod]) -> usize {
         .count()
 }
 
+/// kube-scheduler's NodePorts filter.
+fn free_ports(pod: &Pod, node: &str, all: &[Pod]) -> Result<(), String> {
+    let wanted = host_ports(pod);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let taken = all
+        .iter()
+        .filter(|o| pods::node_name(o) == node && pods::is_active(o))
+        .filter(|o| o.metadata.uid != pod.metadata.uid)
+        .flat_map(host_ports)
+        .any(|p| wanted.contains(&p));
+    if taken {
+        Err("node(s) didn't have free ports for the requested pod ports".into())
+    } else {
+        Ok(())
+    }
+}
+
 /// Picks a node for `pod` among `nodes`, given every pod already placed.
 pub fn place(pod: &Pod, nodes: &[Node], all: &[Pod]) -> Decision {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -82,8 +106,9 @@ pub fn place(pod: &Pod, nodes: &[Node], all: &[Pod]) -> Decision {
     let mut best: Option<(usize, &str)> = None;
     for node in nodes {
         let name = node.metadata.name.as_deref().unwrap_or("");
-        match fit::check(&spec, node, true) {
-            Err(why) => *reasons.entry(why.phrase()).or_default() += 1,
+        let fits = fit::check(&spec, node, true).map_err(|why| why.phrase());
+        match fits.and_then(|()| free_ports(pod, name, all)) {
+            Err(why) => *reasons.entry(why).or_default() += 1,
             Ok(()) => {
                 let score = (spread_score(pod, name, all), name);
                 if best.is_none_or(|b| score < b) {

@@ -110,3 +110,34 @@ fn selector_taints_and_affinity_filter() {
         Decision::Unschedulable("no nodes available to schedule pods".into())
     );
 }
+
+#[test]
+fn a_host_port_in_use_keeps_the_pod_off_that_node() {
+    let with_port = |name: &str, node: &str| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "kube-system", "uid": name},
+            "spec": {"nodeName": node, "hostNetwork": true,
+                     "containers": [{"name": "c", "ports": [{"containerPort": 10259}]}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap()
+    };
+    let running = with_port("a", "m1");
+    let mut pending = with_port("b", "");
+    pending.spec.as_mut().unwrap().node_name = None;
+    let ready = |name: &str| -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap()
+    };
+    let all = [running.clone(), pending.clone()];
+    assert_eq!(place(&pending, &[ready("m1")], &all), Decision::Unschedulable(
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.".into()
+    ));
+    assert_eq!(
+        place(&pending, &[ready("m1"), ready("m2")], &all),
+        Decision::Bind("m2".into())
+    );
+}
