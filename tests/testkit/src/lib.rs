@@ -3,6 +3,7 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod controllers;
+pub mod daemon;
 pub mod etcd;
 pub mod kubelet;
 pub mod scheduler;

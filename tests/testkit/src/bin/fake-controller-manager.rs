@@ -7,7 +7,6 @@
 use std::process::ExitCode;
 
 use kubeboot_testkit::controllers::{self, Config, config};
-use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let profile = &config::CONTROLLER_MANAGER;
@@ -22,26 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let mut term = signal(SignalKind::terminate())?;
-                let mut int = signal(SignalKind::interrupt())?;
-                let shutdown = async move {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                };
-                controllers::run(cfg, shutdown).await
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}: {e:#}", profile.name);
-            ExitCode::FAILURE
-        }
-    }
+    kubeboot_testkit::daemon::run_until_signal(profile.name, |shutdown| {
+        controllers::run(cfg, shutdown)
+    })
 }

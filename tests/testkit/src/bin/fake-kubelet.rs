@@ -6,7 +6,6 @@
 use std::process::ExitCode;
 
 use kubeboot_testkit::kubelet::{self, Config, config::USAGE};
-use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let mut cfg = match Config::from_args(std::env::args().skip(1)) {
@@ -24,26 +23,7 @@ fn main() -> ExitCode {
         eprintln!("fake-kubelet: {e:#}");
         return ExitCode::from(2);
     }
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let mut term = signal(SignalKind::terminate())?;
-                let mut int = signal(SignalKind::interrupt())?;
-                let shutdown = async move {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                };
-                kubelet::run(cfg, shutdown).await
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-kubelet: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    kubeboot_testkit::daemon::run_until_signal("fake-kubelet", |shutdown| {
+        kubelet::run(cfg, shutdown)
+    })
 }

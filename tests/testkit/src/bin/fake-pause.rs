@@ -5,27 +5,9 @@
 
 use std::process::ExitCode;
 
-use tokio::signal::unix::{SignalKind, signal};
-
 fn main() -> ExitCode {
-    let run = async {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        Ok::<(), std::io::Error>(())
-    };
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .and_then(|rt| rt.block_on(run));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-pause: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    kubeboot_testkit::daemon::run_until_signal("fake-pause", |shutdown| async {
+        shutdown.await;
+        Ok(())
+    })
 }

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use kubeboot_testkit::controllers::{Config, config};
 use kubeboot_testkit::scheduler;
-use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let profile = &config::SCHEDULER;
@@ -23,26 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let mut term = signal(SignalKind::terminate())?;
-                let mut int = signal(SignalKind::interrupt())?;
-                let shutdown = async move {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                };
-                scheduler::run(cfg, shutdown).await
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}: {e:#}", profile.name);
-            ExitCode::FAILURE
-        }
-    }
+    kubeboot_testkit::daemon::run_until_signal(profile.name, |shutdown| {
+        scheduler::run(cfg, shutdown)
+    })
 }

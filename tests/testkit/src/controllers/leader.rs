@@ -274,3 +274,38 @@ where
 #[cfg(test)]
 #[path = "leader_tests.rs"]
 mod tests;
+
+/// A component's whole life, as kube-controller-manager and kube-scheduler both run:
+/// connect, serve `/healthz`, then run `work` (under the `kube-system/<lease>` Lease
+/// when leader election is on) until `shutdown` (`Ok`) or a lost lease (`Err`).
+pub async fn run_component<W, Fut>(
+    cfg: super::Config,
+    component: &'static str,
+    lease: &str,
+    work: W,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()>
+where
+    W: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let client = super::client::connect(cfg.kubeconfig.as_deref()).await?;
+    super::health::serve(component, cfg.bind_address, cfg.secure_port).await?;
+    let work = work(client.clone());
+    let elected = async {
+        if !cfg.leader.enabled {
+            return work.await;
+        }
+        let e = Election {
+            namespace: "kube-system".into(),
+            name: lease.into(),
+            identity: identity(),
+            timing: cfg.leader.clone(),
+        };
+        run_elected(client, e, component, work).await
+    };
+    tokio::select! {
+        r = elected => r,
+        () = shutdown => Ok(()),
+    }
+}

@@ -109,23 +109,12 @@ async fn control_loop(client: Client) -> Result<()> {
 
 /// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let client = client::connect(cfg.kubeconfig.as_deref()).await?;
-    health::serve(COMPONENT, cfg.bind_address, cfg.secure_port).await?;
-    let work = control_loop(client.clone());
-    let elected = async {
-        if !cfg.leader.enabled {
-            return work.await;
-        }
-        let e = leader::Election {
-            namespace: "kube-system".into(),
-            name: "kube-controller-manager".into(),
-            identity: leader::identity(),
-            timing: cfg.leader.clone(),
-        };
-        leader::run_elected(client, e, COMPONENT, work).await
-    };
-    tokio::select! {
-        r = elected => r,
-        () = shutdown => Ok(()),
-    }
+    leader::run_component(
+        cfg,
+        COMPONENT,
+        "kube-controller-manager",
+        control_loop,
+        shutdown,
+    )
+    .await
 }

@@ -31,7 +31,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
 pub use crate::controllers::Config;
-use crate::controllers::{client, health, leader};
+use crate::controllers::{client, leader};
 use place::Decision;
 
 const COMPONENT: &str = "fake-scheduler";
@@ -160,23 +160,5 @@ async fn schedule_loop(client: Client) -> Result<()> {
 
 /// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let client = client::connect(cfg.kubeconfig.as_deref()).await?;
-    health::serve(COMPONENT, cfg.bind_address, cfg.secure_port).await?;
-    let work = schedule_loop(client.clone());
-    let elected = async {
-        if !cfg.leader.enabled {
-            return work.await;
-        }
-        let e = leader::Election {
-            namespace: "kube-system".into(),
-            name: "kube-scheduler".into(),
-            identity: leader::identity(),
-            timing: cfg.leader.clone(),
-        };
-        leader::run_elected(client, e, COMPONENT, work).await
-    };
-    tokio::select! {
-        r = elected => r,
-        () = shutdown => Ok(()),
-    }
+    leader::run_component(cfg, COMPONENT, "kube-scheduler", schedule_loop, shutdown).await
 }
