@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::etcd_tool::{Member, RestoreTool, restore_command, restore_tool};
+use super::etcd_tool::{Member, RestoreTool, bumps_revision, restore_command, restore_tool};
 use super::flags::{self, join};
 use super::kubeconfig_flag::runs;
 use super::select::{ETCD, Parent};
@@ -72,6 +72,9 @@ struct RestoreJson {
     client_ca: Option<String>,
     client_cert: Option<String>,
     client_key: Option<String>,
+    /// The restore tool moved the revision on itself (`--bump-revision`), so `start`
+    /// need not.
+    revision_bumped: bool,
 }
 
 /// The container of `spec` that runs `component` (or its only container).
@@ -107,7 +110,8 @@ pub(super) fn restore(
         });
     }
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
-    let data_dir = add_init_container(spec, &owner, backup.has_trailer, opts, warnings)?;
+    let (data_dir, revision_bumped) =
+        add_init_container(spec, &owner, backup.has_trailer, opts, warnings)?;
     let apiserver = parents
         .iter()
         .zip(pods.iter())
@@ -117,6 +121,7 @@ pub(super) fn restore(
         sha256: hex::encode(Sha256::digest(&backup.bytes)),
         revision: backup.revision,
         data_dir,
+        revision_bumped,
         ..client_side(apiserver, opts, out, warnings)
     };
     let mut bytes = serde_json::to_vec_pretty(&json).map_err(RenderError::Report)?;
@@ -126,14 +131,15 @@ pub(super) fn restore(
     Ok(())
 }
 
-/// Adds the `kubeboot-restore` init container and volume; returns the host data dir.
+/// Adds the `kubeboot-restore` init container and volume; returns the host data dir and
+/// whether the restore bumps the revision itself.
 fn add_init_container(
     spec: &mut PodSpec,
     owner: &str,
     has_trailer: bool,
     opts: &RenderOptions,
     warnings: &mut Vec<String>,
-) -> Result<String, RenderError> {
+) -> Result<(String, bool), RenderError> {
     let invalid = |reason: String| RenderError::Invalid {
         owner: owner.to_string(),
         reason,
@@ -179,6 +185,7 @@ fn add_init_container(
     };
     let image = c.image.clone().unwrap_or_default();
     let (tool, known) = restore_tool(&image);
+    let bump = bumps_revision(tool, &image);
     if tool == RestoreTool::Etcdctl
         && m.data_dir.trim_end_matches('/') == mount.mount_path.trim_end_matches('/')
     {
@@ -207,7 +214,7 @@ fn add_init_container(
         name: RESTORE_CONTAINER.into(),
         image: c.image.clone(),
         image_pull_policy: c.image_pull_policy.clone(),
-        command: Some(restore_command(tool, &m, has_trailer)),
+        command: Some(restore_command(tool, &m, has_trailer, bump)),
         env: (!env.is_empty()).then_some(env),
         security_context: c.security_context.clone(),
         volume_mounts: Some(vec![
@@ -242,7 +249,7 @@ fn add_init_container(
         }),
         ..Default::default()
     });
-    Ok(host_data_dir)
+    Ok((host_data_dir, bump))
 }
 
 /// The api-server's side of `restore.json`: `--etcd-servers` and its client files.
@@ -261,6 +268,7 @@ fn client_side(
         client_ca: None,
         client_cert: None,
         client_key: None,
+        revision_bumped: false,
     };
     let found = apiserver.and_then(|(parent, pod)| {
         let spec = pod.spec.as_ref()?;

@@ -144,6 +144,7 @@ fn backup_gives_init_container_and_restore_json() {
             "client_ca": "tls/secrets/kube-apiserver/ca.crt",
             "client_cert": "tls/secrets/kube-apiserver/client.crt",
             "client_key": null,
+            "revision_bumped": false,
         })
     );
     let report: serde_json::Value =

@@ -12,6 +12,10 @@ use k8s_openapi::api::core::v1::Container;
 use super::etcd::RESTORE_MOUNT;
 use super::flags;
 
+/// How far `--bump-revision` moves a restored etcd on: the Kubernetes docs' value, far
+/// beyond any number of writes lost between a backup and a disaster.
+pub const BUMP_REVISION: u64 = 1_000_000_000;
+
 /// Which tool an etcd image restores with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreTool {
@@ -28,6 +32,26 @@ pub fn image_version(image: &str) -> Option<(u32, u32)> {
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
+}
+
+/// The `major.minor.patch` of an image's tag (`3.5.21-0` → 3.5.21), if it has one.
+fn image_release(image: &str) -> Option<(u32, u32, u32)> {
+    let (major, minor) = image_version(image)?;
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let tag = no_digest.rsplit('/').next()?.split_once(':')?.1;
+    let patch = tag
+        .trim_start_matches('v')
+        .split(['.', '-', '_'])
+        .nth(2)?
+        .parse()
+        .ok()?;
+    Some((major, minor, patch))
+}
+
+/// Whether the restore tool of `image` has `--bump-revision` and `--mark-compacted`
+/// (etcdutl from etcd 3.5.10 on); then the restore itself moves the revision on.
+pub fn bumps_revision(tool: RestoreTool, image: &str) -> bool {
+    tool == RestoreTool::Etcdutl && image_release(image).is_some_and(|v| v >= (3, 5, 10))
 }
 
 /// The tool of `image`: `etcdctl` before 3.5, else (and when the tag says no version)
@@ -64,8 +88,14 @@ impl Member {
 }
 
 /// The init container's argv. Flags etcd was not given are left out: the restore
-/// tool's defaults are etcd's.
-pub fn restore_command(tool: RestoreTool, m: &Member, has_trailer: bool) -> Vec<String> {
+/// tool's defaults are etcd's. With `bump`, the restore moves the revision on by
+/// [`BUMP_REVISION`] and marks everything below compacted (see docs/start.md).
+pub fn restore_command(
+    tool: RestoreTool,
+    m: &Member,
+    has_trailer: bool,
+    bump: bool,
+) -> Vec<String> {
     let bin = match tool {
         RestoreTool::Etcdutl => "etcdutl",
         RestoreTool::Etcdctl => "etcdctl",
@@ -91,6 +121,13 @@ pub fn restore_command(tool: RestoreTool, m: &Member, has_trailer: bool) -> Vec<
     }
     if !has_trailer {
         argv.push("--skip-hash-check".into());
+    }
+    if bump {
+        argv.extend([
+            "--bump-revision".to_string(),
+            BUMP_REVISION.to_string(),
+            "--mark-compacted".to_string(),
+        ]);
     }
     argv
 }
@@ -152,7 +189,7 @@ mod tests {
             initial_cluster_token: None,
         };
         assert_eq!(
-            restore_command(RestoreTool::Etcdutl, &m, true),
+            restore_command(RestoreTool::Etcdutl, &m, true, false),
             [
                 "etcdutl",
                 "snapshot",
@@ -176,7 +213,7 @@ mod tests {
             initial_cluster_token: Some("t".into()),
         };
         assert_eq!(
-            restore_command(RestoreTool::Etcdctl, &bare, false),
+            restore_command(RestoreTool::Etcdctl, &bare, false, false),
             [
                 "etcdctl",
                 "snapshot",
@@ -188,6 +225,30 @@ mod tests {
                 "t",
                 "--skip-hash-check",
             ]
+        );
+    }
+
+    #[test]
+    fn only_etcdutl_from_3_5_10_bumps_the_revision() {
+        let bumps = |image: &str| bumps_revision(restore_tool(image).0, image);
+        assert!(bumps("registry.k8s.io/etcd:3.5.21-0"));
+        assert!(bumps("registry.k8s.io/etcd:3.5.10-0"));
+        assert!(bumps("quay.io/coreos/etcd:v3.6.0"));
+        assert!(!bumps("registry.k8s.io/etcd:3.5.9-0"));
+        assert!(!bumps("registry.k8s.io/etcd:3.5.1-0"));
+        assert!(!bumps("registry.k8s.io/etcd:3.4.23-0"));
+        assert!(!bumps("etcd:latest"));
+        let m = Member {
+            data_dir: "/var/lib/etcd".into(),
+            name: None,
+            initial_cluster: None,
+            initial_advertise_peer_urls: None,
+            initial_cluster_token: None,
+        };
+        let argv = restore_command(RestoreTool::Etcdutl, &m, true, true);
+        assert_eq!(
+            argv[argv.len() - 3..],
+            ["--bump-revision", "1000000000", "--mark-compacted"]
         );
     }
 }

@@ -15,8 +15,9 @@
 //!   moment of the disaster. A client that watches from such a resourceVersion either
 //!   sees nothing until the revision catches up, or sees new objects under
 //!   resourceVersions it has already used. `etcdutl snapshot restore --bump-revision
-//!   --mark-compacted` (etcd ≥ 3.5.10) fixes this inside the restore; the tools this
-//!   project can run (etcd 3.4 and 3.5.1) do not have it, so `start` does the same
+//!   --mark-compacted` (etcd ≥ 3.5.10) fixes this inside the restore, and `recover`
+//!   uses it when the image has it (`revision_bumped` in restore.json). Older tools
+//!   (etcd 3.4, 3.5.1 — all this project can run in its tests) lack it; `start` does the same
 //!   through the API before any api-server uses the data: `--etcd-revision-bump`
 //!   writes to one key (each write is one revision), deletes it, and compacts at the
 //!   new revision. Every watch from an older resourceVersion then fails with
@@ -175,7 +176,11 @@ pub async fn restore(
     };
     install::install_manifest(&opts.pod_manifest_dir, &b.file, &bytes)?;
     let client = wait_healthy(r, deadline, opts.poll, opts.request_timeout, progress).await?;
-    if !restored {
+    if !restored && r.revision_bumped {
+        mark_restored(&data_dir, &r.sha256)?;
+        progress
+            .step("etcd restored; the restore tool moved the revision on and marked it compacted");
+    } else if !restored {
         let by = opts.etcd_revision_bump;
         let rev = bump_and_compact(&client, by).await.map_err(|reason| {
             StartError::Etcd(format!("{}: {reason}", r.etcd_servers.join(",")))

@@ -50,6 +50,8 @@ pub struct EtcdRestore {
     pub client_ca: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// The restore tool already moved the revision on (`--bump-revision`).
+    pub revision_bumped: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -62,6 +64,8 @@ struct RestoreJson {
     client_ca: Option<String>,
     client_cert: Option<String>,
     client_key: Option<String>,
+    #[serde(default)]
+    revision_bumped: bool,
 }
 
 /// Everything `start` needs from an asset dir.
@@ -170,6 +174,7 @@ fn read_restore(asset_dir: &Path, path: &Path) -> Result<Option<EtcdRestore>, Pl
         client_ca: j.client_ca.as_deref().map(abs),
         client_cert: j.client_cert.as_deref().map(abs),
         client_key: j.client_key.as_deref().map(abs),
+        revision_bumped: j.revision_bumped,
     }))
 }
 
