@@ -14,8 +14,10 @@
 //!   the disaster. A pod's status is trusted when it carries evidence written after
 //!   `since` (the pod was created, a container started, or Ready last changed after it).
 //!   A pod that was already Ready before `since` and is still Ready is trusted only after
-//!   it has been seen Ready, on a live node, continuously for `settle`: a live kubelet
-//!   rewrites a wrong status well within that.
+//!   it has been seen Ready, on a live node, continuously for `settle`, and its kubelet
+//!   has renewed its node Lease since it was first seen so: a live kubelet rewrites a
+//!   wrong status well within that, and a kubelet that died moments ago (its node still
+//!   inside `node_grace`) renews nothing, so its pods' last words are never believed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -98,9 +100,9 @@ impl Default for Rules {
     }
 }
 
-/// Nodes whose kubelet has reported within `grace` of `now`.
-pub fn live_nodes(w: &World, now: Timestamp, grace: SignedDuration) -> BTreeSet<String> {
-    let fresh = |t: Option<Timestamp>| t.is_some_and(|t| now.duration_since(t) <= grace);
+/// When each node's kubelet last reported: its Lease's renewTime, or without a Lease
+/// its Ready condition's heartbeat.
+fn last_reports(w: &World) -> BTreeMap<&str, Timestamp> {
     let lease_renew: BTreeMap<&str, Option<Timestamp>> = w
         .leases
         .iter()
@@ -116,11 +118,22 @@ pub fn live_nodes(w: &World, now: Timestamp, grace: SignedDuration) -> BTreeSet<
         .collect();
     w.nodes
         .iter()
-        .filter_map(|n| n.metadata.name.as_deref().map(|name| (name, n)))
-        .filter(|(name, node)| match lease_renew.get(name) {
-            Some(renew) => fresh(*renew),
-            None => fresh(ready_heartbeat(node)),
+        .filter_map(|n| {
+            let name = n.metadata.name.as_deref()?;
+            let at = match lease_renew.get(name) {
+                Some(renew) => *renew,
+                None => ready_heartbeat(n),
+            };
+            Some((name, at?))
         })
+        .collect()
+}
+
+/// Nodes whose kubelet has reported within `grace` of `now`.
+pub fn live_nodes(w: &World, now: Timestamp, grace: SignedDuration) -> BTreeSet<String> {
+    last_reports(w)
+        .into_iter()
+        .filter(|(_, at)| now.duration_since(*at) <= grace)
         .map(|(name, _)| name.to_string())
         .collect()
 }
@@ -220,6 +233,7 @@ pub fn assess(
         stage: Stage::Missing,
         detail: format!("no pod of {req} on a live node"),
     };
+    let reports = last_reports(w);
     for pod in w.pods.iter().filter(|p| owned_by(p, req, &w.replicasets)) {
         let name = pod.metadata.name.as_deref().unwrap_or("?");
         let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
@@ -238,7 +252,10 @@ pub fn assess(
                 .uid
                 .as_ref()
                 .and_then(|u| ready_since.get(u))
-                .is_some_and(|t| now.duration_since(*t) >= rules.settle)
+                .is_some_and(|first| {
+                    now.duration_since(*first) >= rules.settle
+                        && reports.get(node).is_some_and(|at| at > first)
+                })
         {
             Verdict {
                 stage: Stage::Ready,

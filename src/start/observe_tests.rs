@@ -183,7 +183,7 @@ fn a_ready_status_from_before_start_is_not_trusted_until_it_settles() {
         old,
         Some(old),
     );
-    let w = world(vec![p]);
+    let mut w = world(vec![p]);
     let r = req("kube-apiserver");
     let mut seen = BTreeMap::new();
     let live = live_nodes(&w, ts("2026-01-01T10:00:31Z"), Rules::default().node_grace);
@@ -192,6 +192,12 @@ fn a_ready_status_from_before_start_is_not_trusted_until_it_settles() {
         verdict(&w, &r, "2026-01-01T10:00:35Z", &seen).stage,
         Stage::Unconfirmed
     );
+    // Settled, but the kubelet has not reported since: it may have just died.
+    assert_eq!(
+        verdict(&w, &r, "2026-01-01T10:00:41Z", &seen).stage,
+        Stage::Unconfirmed
+    );
+    w.leases[0] = lease("m1", "2026-01-01T10:00:36Z");
     assert_eq!(
         verdict(&w, &r, "2026-01-01T10:00:41Z", &seen).stage,
         Stage::Ready
