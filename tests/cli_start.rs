@@ -708,3 +708,43 @@ fn relative_paths_work_like_absolute_ones() {
     );
     assert!(node.tmp.path().join("secrets/kubeconfig").is_file());
 }
+
+/// On a terminal, waiting is one live line rewritten in place (`\r` + erase line), with
+/// the elapsed time; the log lines still come. Runs under `script`, which gives `start`
+/// a pseudo-terminal, like an operator's ssh session.
+#[test]
+fn a_terminal_gets_a_live_waiting_line() {
+    let Ok(script) = which("script") else {
+        eprintln!("SKIPPED: no `script` (util-linux) to give start a terminal");
+        return;
+    };
+    let node = Node::new();
+    let args = node.args(&FAST);
+    let bin = env!("CARGO_BIN_EXE_kubeboot");
+    let quoted: Vec<String> = std::iter::once(bin)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let out = Command::new(script)
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env("TERM", "xterm")
+        .current_dir(node.tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("\r\x1b[K[") && text.contains("s] waiting for the api-server at"),
+        "no live line in {text:?}"
+    );
+    assert!(text.contains("gave up after"), "{text:?}");
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
