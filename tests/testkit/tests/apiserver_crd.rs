@@ -5,17 +5,14 @@
 //! protobuf like every other built-in kind.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use kubeboot_testkit::apiserver::harness::Harness;
+use kubeboot_testkit::apiserver::kubectl::KUBECTL;
 use serde_json::Value;
-use tokio::process::Command;
 
-const KUBECTL: &str = "/usr/bin/kubectl";
 const TEST_DEADLINE: Duration = Duration::from_secs(180);
-const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 
 const CRD: &str = r#"
 apiVersion: apiextensions.k8s.io/v1
@@ -44,27 +41,7 @@ spec: {size: 3}
 "#;
 
 async fn kubectl(h: &Harness, args: &[&str]) -> Result<String> {
-    let out = tokio::time::timeout(
-        COMMAND_DEADLINE,
-        Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(&h.kubeconfig)
-            .arg("--cache-dir")
-            .arg(h.dir.path().join("kubectl-cache"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .with_context(|| format!("kubectl {args:?} timed out"))??;
-    if !out.status.success() {
-        bail!(
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    kubeboot_testkit::apiserver::kubectl::run(h, args).await
 }
 
 async fn etcd_value(h: &Harness, key: &str) -> Result<Option<Vec<u8>>> {

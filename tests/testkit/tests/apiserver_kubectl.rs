@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kubeboot_testkit::apiserver::harness::Harness;
+use kubeboot_testkit::apiserver::kubectl::{COMMAND_DEADLINE, KUBECTL};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const KUBECTL: &str = "/usr/bin/kubectl";
 const TEST_DEADLINE: Duration = Duration::from_secs(180);
-const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 
 const MANIFESTS: &str = r#"
 apiVersion: apps/v1
@@ -43,25 +42,7 @@ spec:
 "#;
 
 async fn kubectl(h: &Harness, args: &[&str]) -> Result<String> {
-    let out = tokio::time::timeout(
-        COMMAND_DEADLINE,
-        Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(&h.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .with_context(|| format!("kubectl {args:?} timed out"))??;
-    if !out.status.success() {
-        bail!(
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    kubeboot_testkit::apiserver::kubectl::run(h, args).await
 }
 
 fn json(text: &str) -> Result<Value> {

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod fault;
 pub mod harness;
 pub mod jwt;
+pub mod kubectl;
 pub mod node;
 mod openapi;
 mod patch;
