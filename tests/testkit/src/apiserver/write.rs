@@ -230,6 +230,21 @@ fn conflict(t: &Target) -> ApiError {
 
 /// Read, compute, write guarded by the read revision; retries races. `compute` gets the
 /// current object and returns the new one or an error.
+/// What update and patch store: `obj` with the server-owned fields of `cur` kept, or
+/// 409 when the client's resourceVersion (`want`, from the body or the patched object)
+/// is not the stored one.
+fn updated(t: &Target, cur: &Stored, obj: Value, want: Option<i64>) -> ApiResult<Value> {
+    if want.is_some_and(|rv| rv != cur.mod_revision) {
+        return Err(conflict(t));
+    }
+    Ok(defaults::on_update(
+        t.res,
+        &cur.object,
+        obj,
+        t.sub.as_deref(),
+    ))
+}
+
 async fn guaranteed_update(
     store: &Store,
     t: &Target,
@@ -261,15 +276,7 @@ pub async fn update(
     check(t, &mut obj)?;
     let want = resource_version(&obj)?;
     let s = guaranteed_update(store, t, dry_run(q), |cur| {
-        if want.is_some_and(|rv| rv != cur.mod_revision) {
-            return Err(conflict(t));
-        }
-        Ok(defaults::on_update(
-            t.res,
-            &cur.object,
-            obj.clone(),
-            t.sub.as_deref(),
-        ))
+        updated(t, cur, obj.clone(), want)
     })
     .await?;
     Ok(Reply::Json(200, s.object))
@@ -300,11 +307,8 @@ pub async fn patch(
             }
         }
         check(t, &mut obj)?;
-        let rv = resource_version(&obj)?;
-        if rv.is_some_and(|rv| rv != cur.mod_revision) {
-            return Err(conflict(t));
-        }
-        Ok(defaults::on_update(t.res, &cur.object, obj, t.sub.as_deref()))
+        let want = resource_version(&obj)?;
+        updated(t, cur, obj, want)
     })
     .await?;
     Ok(Reply::Json(200, s.object))
