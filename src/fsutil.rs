@@ -32,7 +32,7 @@ impl FsError {
 }
 
 /// The parent dir of `path`, `.` for a bare file name.
-fn parent_of(path: &Path) -> &Path {
+pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

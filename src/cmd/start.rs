@@ -102,13 +102,8 @@ pub fn run(args: StartArgs) -> Result<(), Failure> {
         etcd_data_dir: args.etcd_data_dir,
         etcd_revision_bump: args.etcd_revision_bump,
     };
-    if let Some(dir) = args
-        .lock_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        fsutil::create_dir_all_with_mode(dir, 0o755).exit_with(Exit::Failed)?;
-    }
+    let lock_dir = fsutil::parent_of(&args.lock_file);
+    fsutil::create_dir_all_with_mode(lock_dir, 0o755).exit_with(Exit::Failed)?;
     let _lock = fsutil::LockFile::try_acquire(&args.lock_file).map_err(|e| match e {
         FsError::Locked { .. } => Failure {
             code: Exit::Policy,

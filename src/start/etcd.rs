@@ -48,10 +48,7 @@ fn marker(data_dir: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    data_dir
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .join(format!(".{name}.kubeboot-restored"))
+    fsutil::parent_of(data_dir).join(format!(".{name}.kubeboot-restored"))
 }
 
 /// Whether `data_dir` holds a restore of `sha256` made by an earlier `start`.

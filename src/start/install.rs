@@ -95,10 +95,7 @@ pub fn install_secrets(
     if dest.is_dir() && read_tree(dest)? == files {
         return Ok(Outcome::Kept);
     }
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = fsutil::parent_of(dest);
     fsutil::create_dir_all_with_mode(parent, MODE_SECRET_DIR)?;
     let name = dest
         .file_name()
@@ -126,10 +123,7 @@ pub fn install_secrets(
 /// stay in the asset dir).
 pub fn remove_secrets(dest: &Path) -> Result<(), FsError> {
     match fs::remove_dir_all(dest) {
-        Ok(()) => fsutil::fsync_dir(match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        }),
+        Ok(()) => fsutil::fsync_dir(fsutil::parent_of(dest)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(FsError::io("remove", dest)(e)),
     }
