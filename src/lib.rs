@@ -3,6 +3,7 @@
 //! bootkube-style asset dir, and boots it again. See DESIGN.md for the flow.
 
 pub mod assets;
+pub mod backup;
 pub mod cmd;
 pub mod codec;
 pub mod encryption;

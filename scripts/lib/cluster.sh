@@ -50,6 +50,14 @@ etcdctl_tls() {
   fi
 }
 
+# The same TLS files, in kubeboot's (bootkube's) flag names.
+kubeboot_etcd_tls() {
+  if [ "$etcd_tls" = 1 ]; then
+    echo --etcd-cafile "$dir/assets/tls/etcd/ca.crt" --etcd-certfile "$dir/assets/tls/etcd/client.crt" \
+      --etcd-keyfile "$dir/assets/tls/etcd/client.key"
+  fi
+}
+
 start_etcd() {
   local ip=$base.100 scheme=http tls=()
   if [ "$etcd_tls" = 1 ]; then

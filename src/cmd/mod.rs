@@ -2,7 +2,9 @@
 //! become exit codes (DESIGN.md §2). Library modules return typed errors; only this
 //! layer adds context, and the chain is printed once, on one line, by `main`.
 
+pub mod backup;
 pub mod decode;
+pub mod etcd_flags;
 pub mod inspect;
 pub mod recover;
 pub mod render;
@@ -12,6 +14,8 @@ use std::fmt;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::fsutil::{self, FsError, LockFile};
 
 /// Stable, documented exit codes (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +101,7 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     Render(render::RenderArgs),
     Start(start::StartArgs),
+    Backup(backup::BackupArgs),
 }
 
 /// Runs one parsed command.
@@ -107,7 +112,21 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Decode(args) => decode::run(args),
         Command::Render(args) => render::run(args),
         Command::Start(args) => start::run(args),
+        Command::Backup(args) => backup::run(args),
     }
+}
+
+/// Takes a command's lock file (creating its dir), or refuses with exit 4 when
+/// another `kubeboot <command>` holds it.
+pub fn take_lock(path: &std::path::Path, command: &str) -> Result<LockFile, Failure> {
+    fsutil::create_dir_all_with_mode(fsutil::parent_of(path), 0o755).exit_with(Exit::Failed)?;
+    LockFile::try_acquire(path).map_err(|e| match e {
+        FsError::Locked { .. } => Failure {
+            code: Exit::Policy,
+            error: anyhow::anyhow!("{e}: another `kubeboot {command}` is running on this node"),
+        },
+        other => other.into(),
+    })
 }
 
 /// How a decoded object is printed.

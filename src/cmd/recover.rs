@@ -10,11 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use super::etcd_flags::EtcdFlags;
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
 use crate::encryption::EncryptionConfig;
 use crate::model::ControlPlane;
 use crate::render::{self, EtcdBackup, RenderOptions};
-use crate::source::{self, SourceError, apiserver::ApiserverConfig, etcd::EtcdConfig};
+use crate::source::{self, SourceError, apiserver::ApiserverConfig};
 use crate::{assets, snapshot};
 
 /// Flags keep bootkube's names; its `--etcd-*-path` spellings are accepted as aliases
@@ -27,29 +28,11 @@ pub struct RecoverArgs {
     /// Kubeconfig copied to auth/kubeconfig for the bootstrap control plane.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Read from a live etcd (comma-separated URLs).
-    #[arg(
-        long,
-        value_name = "URLS",
-        value_delimiter = ',',
-        conflicts_with = "etcd_backup_file"
-    )]
-    pub etcd_servers: Vec<String>,
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
     /// Read from an `etcdctl snapshot save` file or a data-dir member/snap/db.
     #[arg(long, value_name = "FILE")]
     pub etcd_backup_file: Option<PathBuf>,
-    /// CA bundle that signed etcd's serving certificate.
-    #[arg(long, alias = "etcd-ca-path", value_name = "FILE")]
-    pub etcd_cafile: Option<PathBuf>,
-    /// Client certificate for etcd.
-    #[arg(long, alias = "etcd-certificate-path", value_name = "FILE")]
-    pub etcd_certfile: Option<PathBuf>,
-    /// Client key for etcd.
-    #[arg(long, alias = "etcd-private-key-path", value_name = "FILE")]
-    pub etcd_keyfile: Option<PathBuf>,
-    /// The api-server's --etcd-prefix.
-    #[arg(long, default_value = "/registry", value_name = "PREFIX")]
-    pub etcd_prefix: String,
     /// The api-server's EncryptionConfiguration, to decrypt values encrypted at rest
     /// (etcd and snapshot sources).
     #[arg(long, value_name = "FILE")]
@@ -60,12 +43,6 @@ pub struct RecoverArgs {
     /// Move a non-empty --recovery-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
-    /// How long to wait for a connection to etcd.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
-    pub etcd_dial_timeout: Duration,
-    /// How long one etcd request may take.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
-    pub etcd_request_timeout: Duration,
     /// How long one api-server request may take (the --kubeconfig source).
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub apiserver_timeout: Duration,
@@ -85,25 +62,15 @@ pub struct RecoverArgs {
 /// Which source the flags select; checked before anything touches disk or network.
 enum Choice {
     Apiserver(PathBuf),
-    Etcd(Vec<String>),
+    Etcd,
     Snapshot(PathBuf),
 }
 
 fn choose(args: &RecoverArgs) -> Result<Choice, Failure> {
-    if !args.etcd_prefix.starts_with('/') {
-        return Err(usage(format!(
-            "--etcd-prefix {:?} must start with '/'",
-            args.etcd_prefix
-        )));
-    }
-    if args.etcd_certfile.is_some() != args.etcd_keyfile.is_some() {
-        return Err(usage(
-            "--etcd-certfile and --etcd-keyfile must be given together",
-        ));
-    }
-    match (&args.etcd_backup_file, args.etcd_servers.is_empty()) {
+    args.etcd.check()?;
+    match (&args.etcd_backup_file, args.etcd.etcd_servers.is_empty()) {
         (Some(file), true) => Ok(Choice::Snapshot(file.clone())),
-        (None, false) => Ok(Choice::Etcd(args.etcd_servers.clone())),
+        (None, false) => Ok(Choice::Etcd),
         (Some(_), false) => Err(usage(
             "give only one of --etcd-servers and --etcd-backup-file",
         )),
@@ -131,20 +98,27 @@ fn read_source(
                 skip_hash_check: args.skip_hash_check,
             };
             tracing::info!(file = %file.display(), "reading etcd snapshot");
-            let (stored, info) = source::snapshot::read(&file, &opts, &args.etcd_prefix)?;
-            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig, encryption)
+            let (stored, info) = source::snapshot::read(&file, &opts, &args.etcd.etcd_prefix)?;
+            source::assemble(
+                &args.etcd.etcd_prefix,
+                &stored,
+                info,
+                kubeconfig,
+                encryption,
+            )
         }
-        Choice::Etcd(endpoints) => {
-            let mut cfg = EtcdConfig::new(endpoints);
-            cfg.ca_file = args.etcd_cafile.clone();
-            cfg.cert_file = args.etcd_certfile.clone();
-            cfg.key_file = args.etcd_keyfile.clone();
-            cfg.dial_timeout = args.etcd_dial_timeout;
-            cfg.request_timeout = args.etcd_request_timeout;
+        Choice::Etcd => {
+            let cfg = args.etcd.config();
             tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
-            let prefixes = source::prefixes(&args.etcd_prefix);
+            let prefixes = source::prefixes(&args.etcd.etcd_prefix);
             let (stored, info) = runtime.block_on(source::etcd::read(&cfg, &prefixes))?;
-            source::assemble(&args.etcd_prefix, &stored, info, kubeconfig, encryption)
+            source::assemble(
+                &args.etcd.etcd_prefix,
+                &stored,
+                info,
+                kubeconfig,
+                encryption,
+            )
         }
         Choice::Apiserver(path) => {
             let cfg = ApiserverConfig {

@@ -8,8 +8,7 @@ use clap::Args;
 use jiff::SignedDuration;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Exit, ExitWith, Failure, parse_duration, usage};
-use crate::fsutil::{self, FsError};
+use super::{Exit, Failure, parse_duration, usage};
 use crate::start::observe::{Required, Rules};
 use crate::start::progress::Progress;
 use crate::start::{self, DEFAULT_REQUIRED, StartOptions};
@@ -102,15 +101,7 @@ pub fn run(args: StartArgs) -> Result<(), Failure> {
         etcd_data_dir: args.etcd_data_dir,
         etcd_revision_bump: args.etcd_revision_bump,
     };
-    let lock_dir = fsutil::parent_of(&args.lock_file);
-    fsutil::create_dir_all_with_mode(lock_dir, 0o755).exit_with(Exit::Failed)?;
-    let _lock = fsutil::LockFile::try_acquire(&args.lock_file).map_err(|e| match e {
-        FsError::Locked { .. } => Failure {
-            code: Exit::Policy,
-            error: anyhow::anyhow!("{e}: another `kubeboot start` is running on this node"),
-        },
-        other => other.into(),
-    })?;
+    let _lock = super::take_lock(&args.lock_file, "start")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run_async(&opts))
 }

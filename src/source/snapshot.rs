@@ -15,6 +15,12 @@ pub fn read(
     etcd_prefix: &str,
 ) -> Result<(Vec<Stored>, SourceInfo), SourceError> {
     let snap = Snapshot::open(path, opts)?;
+    Ok(objects(&snap, &path.display().to_string(), etcd_prefix))
+}
+
+/// The control-plane objects of a snapshot already open (`backup` verifies the one it
+/// just took this way); `location` names it in `kubeboot.json` and errors.
+pub fn objects(snap: &Snapshot, location: &str, etcd_prefix: &str) -> (Vec<Stored>, SourceInfo) {
     let mut stored = Vec::new();
     for prefix in super::prefixes(etcd_prefix) {
         for kv in snap.prefix(prefix.as_bytes()) {
@@ -27,10 +33,10 @@ pub fn read(
     }
     let info = SourceInfo {
         kind: SourceKind::Snapshot,
-        location: path.display().to_string(),
+        location: location.to_string(),
         revision: Some(snap.revision()),
         integrity: Some(snap.integrity().describe().to_string()),
         read_at: super::now_rfc3339(),
     };
-    Ok((stored, info))
+    (stored, info)
 }

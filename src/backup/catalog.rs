@@ -1,0 +1,263 @@
+//! The backup dir on disk: how a backup is named, what its `backup.json` says, and
+//! which backups are there and whole. `ensure` and `backup --list` read it; `backup`
+//! writes it.
+//!
+//! A backup is one directory, `<UTC time>-r<revision>` (e.g. `20261126T023000Z-r4711`),
+//! so `ls` sorts it by age and names the etcd revision an operator restores to. It is
+//! built under a dot-name and renamed into place whole, so a directory with a
+//! backup's name is complete, and the manifest's sizes and sha256 sums tell whether
+//! it has been damaged since.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The manifest's name inside a backup.
+pub const MANIFEST: &str = "backup.json";
+/// The etcd snapshot's name inside a backup (with etcd's sha256 trailer).
+pub const SNAPSHOT: &str = "snapshot.db";
+/// Where the PKI files go inside a backup, under their absolute host path.
+pub const PKI_DIR: &str = "pki";
+/// Prefix of a backup still being written (or left by a run that died).
+pub const STAGING_PREFIX: &str = ".incomplete-";
+/// The manifest format this version writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// What `backup.json` records. Everything `ensure` needs to choose a backup without
+/// opening the snapshot, and everything needed to check it is still whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub kubeboot_version: String,
+    /// RFC 3339, UTC.
+    pub taken_at: String,
+    pub etcd_endpoints: Vec<String>,
+    /// The etcd store revision the snapshot holds.
+    pub revision: i64,
+    /// Live keys in the snapshot.
+    pub keys: usize,
+    pub snapshot: FileRecord,
+    /// The control-plane components a recovery from this backup renders
+    /// (bootstrap-manifests/ file names).
+    pub components: Vec<String>,
+    pub self_hosted_etcd: bool,
+    /// Host files copied into `pki/`: what a restore needs besides the snapshot
+    /// (etcd's client TLS, the encryption config), bootkube #612.
+    pub pki: Vec<FileRecord>,
+}
+
+/// One file of a backup: its path inside the backup, where it came from, its size and
+/// sha256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A backup found in the backup dir.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub dir: PathBuf,
+    pub name: String,
+    /// The manifest, or why it could not be read.
+    pub manifest: Result<Manifest, String>,
+}
+
+/// The directory name of a backup taken at `at` holding `revision`.
+pub fn dir_name(at: Timestamp, revision: i64) -> String {
+    format!("{}-r{revision}", at.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// Parses [`dir_name`]'s format; `None` for anything else (an operator's own files in
+/// the backup dir are never touched).
+pub fn parse_dir_name(name: &str) -> Option<(Timestamp, i64)> {
+    let (time, rev) = name.split_once("-r")?;
+    let revision = rev.parse::<i64>().ok().filter(|r| *r >= 0)?;
+    if !rev.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let at = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", time)
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp();
+    Some((at, revision))
+}
+
+/// Every backup in `dir`, newest first. A missing dir is an empty list.
+pub fn scan(dir: &Path) -> io::Result<Vec<Found>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if parse_dir_name(&name).is_none() || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        let manifest = read_manifest(&path);
+        found.push(Found {
+            dir: path,
+            name,
+            manifest,
+        });
+    }
+    // The name starts with the UTC time, so reverse name order is newest first.
+    found.sort_by(|a, b| b.name.cmp(&a.name));
+    Ok(found)
+}
+
+/// Reads and checks `<dir>/backup.json`; the error is one line.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, String> {
+    let path = dir.join(MANIFEST);
+    let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if m.format != FORMAT {
+        return Err(format!(
+            "{}: format {} is not {FORMAT} (written by kubeboot {})",
+            path.display(),
+            m.format,
+            m.kubeboot_version
+        ));
+    }
+    Ok(m)
+}
+
+/// Checks every file the manifest lists against its size and sha256: a backup that
+/// rotted on disk is found before a restore trusts it.
+pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
+    for record in std::iter::once(&manifest.snapshot).chain(&manifest.pki) {
+        let path = dir.join(&record.path);
+        let (size, sha256) = hash_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if size != record.size {
+            return Err(format!(
+                "{}: {size} bytes, the manifest says {}",
+                path.display(),
+                record.size
+            ));
+        }
+        if sha256 != record.sha256 {
+            return Err(format!(
+                "{}: sha256 {sha256}, the manifest says {}",
+                path.display(),
+                record.sha256
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Size and hex sha256 of a file, read in chunks (snapshots can be gigabytes).
+pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sort_by_time() {
+        let at: Timestamp = "2026-11-26T02:30:00Z".parse().unwrap();
+        let name = dir_name(at, 4711);
+        assert_eq!(name, "20261126T023000Z-r4711");
+        assert_eq!(parse_dir_name(&name), Some((at, 4711)));
+        let later = dir_name("2026-11-26T10:00:00Z".parse().unwrap(), 9);
+        assert!(later > name, "a later backup sorts after an earlier one");
+    }
+
+    #[test]
+    fn foreign_names_are_not_backups() {
+        for name in [
+            "notes.txt",
+            ".incomplete-20261126T023000Z-1",
+            "20261126T023000Z",
+            "20261126T023000Z-r",
+            "20261126T023000Z-r-1",
+            "20261126T023000Z-r1x",
+            "2026-11-26-r1",
+        ] {
+            assert_eq!(parse_dir_name(name), None, "{name}");
+        }
+    }
+
+    fn sample(dir: &Path) -> Manifest {
+        fs::write(dir.join(SNAPSHOT), b"snapshot bytes").unwrap();
+        let (size, sha256) = hash_file(&dir.join(SNAPSHOT)).unwrap();
+        Manifest {
+            format: FORMAT,
+            kubeboot_version: "test".into(),
+            taken_at: "2026-11-26T02:30:00Z".into(),
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            revision: 7,
+            keys: 3,
+            snapshot: FileRecord {
+                path: SNAPSHOT.into(),
+                source: None,
+                size,
+                sha256,
+            },
+            components: vec!["bootstrap-kube-apiserver.yaml".into()],
+            self_hosted_etcd: false,
+            pki: vec![],
+        }
+    }
+
+    #[test]
+    fn verify_finds_a_changed_snapshot() {
+        let t = tempfile::tempdir().unwrap();
+        let m = sample(t.path());
+        verify(t.path(), &m).unwrap();
+        fs::write(t.path().join(SNAPSHOT), b"snapshot bytez").unwrap();
+        let err = verify(t.path(), &m).unwrap_err();
+        assert!(err.contains("snapshot.db: sha256"), "{err}");
+        fs::write(t.path().join(SNAPSHOT), b"short").unwrap();
+        let err = verify(t.path(), &m).unwrap_err();
+        assert!(err.contains("5 bytes, the manifest says 14"), "{err}");
+    }
+
+    #[test]
+    fn scan_lists_newest_first_and_reports_bad_manifests() {
+        let t = tempfile::tempdir().unwrap();
+        for name in ["20261125T000000Z-r5", "20261126T000000Z-r9", "keep-me"] {
+            fs::create_dir(t.path().join(name)).unwrap();
+        }
+        let m = sample(&t.path().join("20261126T000000Z-r9"));
+        fs::write(
+            t.path().join("20261126T000000Z-r9").join(MANIFEST),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+        let found = scan(t.path()).unwrap();
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["20261126T000000Z-r9", "20261125T000000Z-r5"]);
+        assert_eq!(found[0].manifest.as_ref().unwrap(), &m);
+        let err = found[1].manifest.as_ref().unwrap_err();
+        assert!(err.contains("20261125T000000Z-r5/backup.json"), "{err}");
+        assert!(scan(&t.path().join("absent")).unwrap().is_empty());
+    }
+}

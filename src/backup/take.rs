@@ -1,0 +1,74 @@
+//! Streams an etcd snapshot to a file: the same Maintenance/Snapshot call as
+//! `etcdctl snapshot save`, so the file carries etcd's own sha256 trailer and any
+//! etcd tool can restore it. Only the file's own dir is written; the caller makes it
+//! a backup (or throws it away) as a whole.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use etcd_client::Client;
+
+/// Why a snapshot could not be taken. `Etcd` means etcd could not be read (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum TakeError {
+    #[error("etcd {endpoint}: snapshot: {reason}")]
+    Etcd { endpoint: String, reason: String },
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+/// Writes the snapshot stream to `file` (created 0600, fsynced) and returns its size.
+/// `idle_timeout` bounds the wait for each chunk, not the whole transfer: a large
+/// database may take minutes, a stalled stream must not hang a timer unit forever.
+pub async fn snapshot_to(
+    client: &mut Client,
+    endpoint: &str,
+    file: &Path,
+    idle_timeout: Duration,
+) -> Result<u64, TakeError> {
+    let etcd_err = |reason: String| TakeError::Etcd {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let file_err = |e: std::io::Error| TakeError::File {
+        path: file.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut stream = tokio::time::timeout(idle_timeout, client.snapshot())
+        .await
+        .map_err(|_| etcd_err(format!("no answer within {idle_timeout:?}")))?
+        .map_err(|e| etcd_err(crate::source::error_chain(&e)))?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(file_err)?;
+    let mut written = 0u64;
+    loop {
+        let next = tokio::time::timeout(idle_timeout, stream.message())
+            .await
+            .map_err(|_| {
+                etcd_err(format!(
+                    "stream stalled for {idle_timeout:?} after {written} bytes"
+                ))
+            })?
+            .map_err(|e| {
+                etcd_err(format!(
+                    "stream broke after {written} bytes: {}",
+                    crate::source::error_chain(&e)
+                ))
+            })?;
+        let Some(chunk) = next else { break };
+        out.write_all(chunk.blob()).map_err(file_err)?;
+        written += chunk.blob().len() as u64;
+    }
+    if written == 0 {
+        return Err(etcd_err("the stream was empty".into()));
+    }
+    out.sync_all().map_err(file_err)?;
+    Ok(written)
+}
