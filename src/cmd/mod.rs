@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod decode;
 pub mod etcd_flags;
+pub mod generate;
 pub mod inspect;
 pub mod recover;
 pub mod render;
@@ -102,6 +103,9 @@ pub enum Command {
     Render(render::RenderArgs),
     Start(start::StartArgs),
     Backup(backup::BackupArgs),
+    /// Man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs one parsed command.
@@ -113,6 +117,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Render(args) => render::run(args),
         Command::Start(args) => start::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 

@@ -1,0 +1,1 @@
+//! `kubeboot checkpoint`: the pod checkpointer (being built; see state.rs).
