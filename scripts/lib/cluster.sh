@@ -108,6 +108,20 @@ kstart() {
     --lock-file "$root/run/kubeboot/start.lock" "$@"
 }
 
+# kensure I ARGS...: `kubeboot ensure` on master-I, as its boot unit would run it. The
+# bootstrap pods see the node's root fs at /, so their hostPaths are the real ones.
+kensure() {
+  local i=$1 root; shift
+  root=$(node_root "$i")
+  "$bin/kubeboot" ensure --kubeconfig "$dir/assets/auth/kubeconfig" \
+    --kubelet-healthz-url "http://$(node_ip "$i"):10248/healthz" \
+    --pod-manifest-path "$root/etc/kubernetes/manifests" \
+    --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
+    --host-bootstrap-secrets-dir /etc/kubernetes/bootstrap-secrets \
+    --recovery-root "$dir/recovery" --backup-dir "$dir/backups" \
+    --lock-file "$root/run/kubeboot/start.lock" "$@"
+}
+
 kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }
 
 load_env() {

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod decode;
+pub mod ensure;
 pub mod etcd_flags;
 pub mod generate;
 pub mod inspect;
@@ -97,12 +98,20 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Read the control plane from an api-server, etcd or a snapshot; write an asset dir
     Recover(recover::RecoverArgs),
+    /// Look inside an etcd snapshot or data-dir db: revision, integrity, keys, objects
     Inspect(inspect::InspectArgs),
+    /// Decode one value as the api-server stored it in etcd
     Decode(decode::DecodeArgs),
+    /// Render a new self-hosted cluster's assets
     Render(render::RenderArgs),
+    /// Boot a control plane from an asset dir and pivot to the self-hosted one
     Start(start::StartArgs),
+    /// Take a verified etcd backup (snapshot + PKI), then apply retention
     Backup(backup::BackupArgs),
+    /// At boot: check the control plane; if it is gone, recover and start it
+    Ensure(Box<ensure::EnsureArgs>),
     /// Man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -117,6 +126,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Render(args) => render::run(args),
         Command::Start(args) => start::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Ensure(args) => ensure::run(*args),
         Command::Generate(args) => generate::run(args),
     }
 }

@@ -1,8 +1,6 @@
 //! `kubeboot recover`: the operator gets a bootkube-style asset dir, rendered from the
-//! control plane still stored in a live etcd or an etcd snapshot, ready for `start`.
-//! A self-hosted etcd recovered from a snapshot also gets the snapshot and its restore
-//! (`etcd/`, `render::render_with_backup`); from a live source etcd is still alive and
-//! is not restored.
+//! control plane still stored in a live api-server, etcd or an etcd snapshot, ready for
+//! `start`. The flags and exit codes are here; the recovery is [`crate::recover`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,14 +10,14 @@ use clap::Args;
 
 use super::etcd_flags::EtcdFlags;
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use crate::assets;
 use crate::encryption::EncryptionConfig;
-use crate::model::ControlPlane;
-use crate::render::{self, EtcdBackup, RenderOptions};
-use crate::source::{self, SourceError, apiserver::ApiserverConfig};
-use crate::{assets, snapshot};
+use crate::recover::{RecoverError, Request, Source, recover};
+use crate::render::RenderOptions;
+use crate::source::SourceError;
 
-/// Flags keep bootkube's names; its `--etcd-*-path` spellings are accepted as aliases
-/// so existing runbooks keep working.
+// Flags keep bootkube's names; its `--etcd-*-path` spellings are accepted as aliases
+// so existing runbooks keep working.
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// Where to write the asset dir. Must be absent or empty unless --force.
@@ -60,22 +58,22 @@ pub struct RecoverArgs {
 }
 
 /// Which source the flags select; checked before anything touches disk or network.
-enum Choice {
-    Apiserver(PathBuf),
-    Etcd,
-    Snapshot(PathBuf),
-}
-
-fn choose(args: &RecoverArgs) -> Result<Choice, Failure> {
+fn choose(args: &RecoverArgs) -> Result<Source, Failure> {
     args.etcd.check()?;
     match (&args.etcd_backup_file, args.etcd.etcd_servers.is_empty()) {
-        (Some(file), true) => Ok(Choice::Snapshot(file.clone())),
-        (None, false) => Ok(Choice::Etcd),
+        (Some(file), true) => Ok(Source::Snapshot {
+            file: file.clone(),
+            skip_hash_check: args.skip_hash_check,
+        }),
+        (None, false) => Ok(Source::Etcd(args.etcd.config())),
         (Some(_), false) => Err(usage(
             "give only one of --etcd-servers and --etcd-backup-file",
         )),
         (None, true) => match &args.kubeconfig {
-            Some(kubeconfig) => Ok(Choice::Apiserver(kubeconfig.clone())),
+            Some(kubeconfig) => Ok(Source::Apiserver {
+                kubeconfig: kubeconfig.clone(),
+                request_timeout: args.apiserver_timeout,
+            }),
             None => Err(usage(
                 "give a source: --kubeconfig FILE (a running api-server), \
                  --etcd-servers URLS or --etcd-backup-file FILE",
@@ -84,95 +82,18 @@ fn choose(args: &RecoverArgs) -> Result<Choice, Failure> {
     }
 }
 
-/// Reads the chosen source into a `ControlPlane`.
-fn read_source(
-    choice: Choice,
-    args: &RecoverArgs,
-    kubeconfig: Option<Vec<u8>>,
-    encryption: Option<&EncryptionConfig>,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<ControlPlane, SourceError> {
-    match choice {
-        Choice::Snapshot(file) => {
-            let opts = snapshot::Options {
-                skip_hash_check: args.skip_hash_check,
-            };
-            tracing::info!(file = %file.display(), "reading etcd snapshot");
-            let (stored, info) = source::snapshot::read(&file, &opts, &args.etcd.etcd_prefix)?;
-            source::assemble(
-                &args.etcd.etcd_prefix,
-                &stored,
-                info,
-                kubeconfig,
-                encryption,
-            )
-        }
-        Choice::Etcd => {
-            let cfg = args.etcd.config();
-            tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
-            let prefixes = source::prefixes(&args.etcd.etcd_prefix);
-            let (stored, info) = runtime.block_on(source::etcd::read(&cfg, &prefixes))?;
-            source::assemble(
-                &args.etcd.etcd_prefix,
-                &stored,
-                info,
-                kubeconfig,
-                encryption,
-            )
-        }
-        Choice::Apiserver(path) => {
-            let cfg = ApiserverConfig {
-                request_timeout: args.apiserver_timeout,
-                ..ApiserverConfig::default()
-            };
-            if encryption.is_some() {
-                tracing::warn!(
-                    "--encryption-provider-config is not needed with the api-server source: \
-                     the api-server decrypts"
-                );
-            }
-            tracing::info!(kubeconfig = %path.display(), "reading the api-server");
-            runtime.block_on(source::apiserver::read(&path, &cfg, kubeconfig))
-        }
+/// The exit code of a recovery error: a file the operator named is a usage error, a
+/// source that cannot be read at all is 3, anything else 1.
+pub fn exit_code(e: &RecoverError) -> Exit {
+    match e {
+        RecoverError::Source(SourceError::Config { .. }) => Exit::Usage,
+        RecoverError::Source(e) if e.is_unreadable() => Exit::NoSource,
+        _ => Exit::Failed,
     }
-}
-
-/// The backup file as a restore needs it: its exact bytes, and the revision and
-/// trailer the snapshot reader finds in *those* bytes. A file that changed since the
-/// source read it (another revision) is an error, not a restore of other data.
-fn read_backup(
-    file: &std::path::Path,
-    args: &RecoverArgs,
-    read_revision: Option<i64>,
-) -> Result<EtcdBackup, Failure> {
-    let bytes =
-        std::fs::read(file).with_context(|| format!("--etcd-backup-file {}", file.display()))?;
-    let opts = snapshot::Options {
-        skip_hash_check: args.skip_hash_check,
-    };
-    let snap = snapshot::Snapshot::from_bytes(&file.display().to_string(), bytes.clone(), &opts)?;
-    if read_revision != Some(snap.revision()) {
-        return Err(anyhow::anyhow!(
-            "--etcd-backup-file {} changed while it was read (revision {:?}, now {})",
-            file.display(),
-            read_revision,
-            snap.revision()
-        )
-        .into());
-    }
-    Ok(EtcdBackup {
-        bytes,
-        revision: snap.revision(),
-        has_trailer: snap.integrity() != snapshot::Integrity::NoTrailerSkipped,
-    })
 }
 
 pub fn run(args: RecoverArgs) -> Result<(), Failure> {
-    let choice = choose(&args)?;
-    let backup_file = match &choice {
-        Choice::Snapshot(file) => Some(file.clone()),
-        _ => None,
-    };
+    let source = choose(&args)?;
     assets::check_target(&args.recovery_dir, args.force).exit_with(Exit::Usage)?;
     let kubeconfig = match &args.kubeconfig {
         Some(path) => Some(
@@ -186,71 +107,31 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
         None => None,
     };
+    let req = Request {
+        source,
+        etcd_prefix: args.etcd.etcd_prefix.clone(),
+        kubeconfig,
+        encryption: encryption.as_ref(),
+        render: RenderOptions {
+            kubeconfig_host_path: args
+                .bootstrap_kubeconfig
+                .clone()
+                .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
+            secrets_host_dir: args.bootstrap_secrets_dir.clone(),
+        },
+    };
     // The network sources are async; a current-thread runtime spawns no threads.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let cp =
-        read_source(choice, &args, kubeconfig, encryption.as_ref(), &runtime).map_err(|e| {
-            let code = match &e {
-                SourceError::Config { .. } => Exit::Usage,
-                e if e.is_unreadable() => Exit::NoSource,
-                _ => Exit::Failed,
-            };
-            Failure {
-                code,
-                error: e.into(),
-            }
-        })?;
-    for warning in &cp.warnings {
-        tracing::warn!("{warning}");
-    }
-    let opts = RenderOptions {
-        kubeconfig_host_path: args
-            .bootstrap_kubeconfig
-            .clone()
-            .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
-        secrets_host_dir: args.bootstrap_secrets_dir.clone(),
-    };
-    let self_hosted_etcd = render::has_self_hosted_etcd(&cp);
-    let backup = match (&backup_file, self_hosted_etcd) {
-        (Some(file), true) => Some(read_backup(file, &args, cp.source.revision)?),
-        _ => None,
-    };
-    let assets = render::render_with_backup(&cp, &opts, backup.as_ref())?;
-    assets::write(&args.recovery_dir, &assets, args.force)?;
-    let revision = cp.source.revision.map_or("?".into(), |r| r.to_string());
-    let components = assets
-        .files
-        .keys()
-        .filter(|p| p.starts_with("bootstrap-manifests/"))
-        .count();
-    println!(
-        "recovered {components} control-plane component(s) from {} at revision {} into {} ({} files)",
-        cp.source.location,
-        revision,
-        args.recovery_dir.display(),
-        assets.files.len()
-    );
-    match &backup {
-        Some(b) => println!(
-            "self-hosted etcd: bootstrap-etcd restores it from {} (revision {}) into a fresh data dir; see {}",
-            render::SNAPSHOT_ASSET,
-            b.revision,
-            render::RESTORE_ASSET
-        ),
-        None if self_hosted_etcd => println!(
-            "self-hosted etcd: still alive (read from {}), so bootstrap-etcd starts on its existing data dir; no restore",
-            cp.source.location
-        ),
-        None => {}
-    }
-    if cp.kubeconfig.is_none() {
-        println!(
-            "note: no --kubeconfig given; put one at {}/auth/kubeconfig before `kubeboot start`",
-            args.recovery_dir.display()
-        );
+    let recovered = runtime.block_on(recover(&req)).map_err(|e| Failure {
+        code: exit_code(&e),
+        error: e.into(),
+    })?;
+    assets::write(&args.recovery_dir, &recovered.assets, args.force)?;
+    for line in recovered.summary(&args.recovery_dir) {
+        println!("{line}");
     }
     Ok(())
 }

@@ -21,6 +21,16 @@ pub struct StartArgs {
     /// Kubeconfig for reaching the api-server [default: <asset-dir>/auth/kubeconfig].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: StartFlags,
+    /// Only one `start` runs at a time on a node.
+    #[arg(long, default_value = "/run/kubeboot/start.lock", value_name = "FILE")]
+    pub lock_file: PathBuf,
+}
+
+// The flags of `start` that `ensure` passes on to the `start` it runs.
+#[derive(Debug, Args)]
+pub struct StartFlags {
     /// The kubelet's static pod dir.
     #[arg(long, default_value = "/etc/kubernetes/manifests", value_name = "DIR")]
     pub pod_manifest_path: PathBuf,
@@ -67,9 +77,40 @@ pub struct StartArgs {
     /// clients holding newer resourceVersions relist (see docs/start.md).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub etcd_revision_bump: u64,
-    /// Only one `start` runs at a time on a node.
-    #[arg(long, default_value = "/run/kubeboot/start.lock", value_name = "FILE")]
-    pub lock_file: PathBuf,
+}
+
+impl StartFlags {
+    /// `start`'s options for `asset_dir`.
+    pub fn options(
+        self,
+        asset_dir: PathBuf,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<StartOptions, Failure> {
+        let required = self
+            .required_pods
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| Required::parse(s).map_err(|e| usage(format!("--required-pods: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StartOptions {
+            asset_dir,
+            kubeconfig,
+            pod_manifest_dir: self.pod_manifest_path,
+            secrets_dir: self.bootstrap_secrets_dir,
+            required,
+            timeout: self.timeout,
+            pivot_timeout: self.pivot_timeout,
+            request_timeout: self.request_timeout,
+            poll: self.poll_interval,
+            cleanup_on_failure: self.cleanup_on_failure,
+            rules: Rules {
+                node_grace: signed(self.node_grace)?,
+                settle: signed(self.status_settle)?,
+            },
+            etcd_data_dir: self.etcd_data_dir,
+            etcd_revision_bump: self.etcd_revision_bump,
+        })
+    }
 }
 
 fn signed(d: Duration) -> Result<SignedDuration, Failure> {
@@ -77,30 +118,7 @@ fn signed(d: Duration) -> Result<SignedDuration, Failure> {
 }
 
 pub fn run(args: StartArgs) -> Result<(), Failure> {
-    let required = args
-        .required_pods
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| Required::parse(s).map_err(|e| usage(format!("--required-pods: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = StartOptions {
-        asset_dir: args.asset_dir,
-        kubeconfig: args.kubeconfig,
-        pod_manifest_dir: args.pod_manifest_path,
-        secrets_dir: args.bootstrap_secrets_dir,
-        required,
-        timeout: args.timeout,
-        pivot_timeout: args.pivot_timeout,
-        request_timeout: args.request_timeout,
-        poll: args.poll_interval,
-        cleanup_on_failure: args.cleanup_on_failure,
-        rules: Rules {
-            node_grace: signed(args.node_grace)?,
-            settle: signed(args.status_settle)?,
-        },
-        etcd_data_dir: args.etcd_data_dir,
-        etcd_revision_bump: args.etcd_revision_bump,
-    };
+    let opts = args.flags.options(args.asset_dir, args.kubeconfig)?;
     let _lock = super::take_lock(&args.lock_file, "start")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run_async(&opts))
@@ -108,46 +126,62 @@ pub fn run(args: StartArgs) -> Result<(), Failure> {
 
 async fn run_async(opts: &StartOptions) -> Result<(), Failure> {
     let mut progress = Progress::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let outcome = {
-        let work = start::run(opts, &mut progress);
-        tokio::select! {
-            r = work => Some(r),
-            _ = term.recv() => None,
-            _ = int.recv() => None,
-        }
-    };
+    let outcome = until_signal(start::run(opts, &mut progress)).await?;
     match outcome {
         Some(Ok(summary)) => {
-            let mut line = format!(
-                "control plane up in {:.1} s: pivoted {}",
-                summary.elapsed.as_secs_f64(),
-                summary.pivoted.join(", ")
-            );
-            if !summary.others.is_empty() {
-                line.push_str(&format!("; also up: {}", summary.others.join(", ")));
-            }
-            progress.step(&line);
+            progress.step(&summary_line(&summary));
             Ok(())
         }
-        Some(Err(e)) => {
-            let code = if e.is_input() {
-                Exit::Usage
-            } else {
-                Exit::Failed
-            };
-            Err(Failure {
-                code,
-                error: anyhow::Error::new(e),
-            })
-        }
-        None => Err(Failure {
-            code: Exit::Failed,
-            error: anyhow::anyhow!(
-                "interrupted during: {}; everything installed so far was left running; run `kubeboot start` again to continue",
-                progress.current()
-            ),
-        }),
+        Some(Err(e)) => Err(failure(e)),
+        None => Err(interrupted(&progress, "kubeboot start")),
+    }
+}
+
+/// Runs `work` until it ends (`Some`) or SIGTERM or SIGINT arrives (`None`): `start`
+/// and `ensure` stop cleanly, leaving what runs running.
+pub async fn until_signal<F: Future>(work: F) -> Result<Option<F::Output>, Failure> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        r = work => Some(r),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    })
+}
+
+/// Where things stand after a signal, and what to run to go on.
+pub fn interrupted(progress: &Progress, again: &str) -> Failure {
+    Failure {
+        code: Exit::Failed,
+        error: anyhow::anyhow!(
+            "interrupted during: {}; everything installed so far was left running; run `{again}` again to continue",
+            progress.current()
+        ),
+    }
+}
+
+/// The one-line summary of a successful start.
+pub fn summary_line(summary: &start::Summary) -> String {
+    let mut line = format!(
+        "control plane up in {:.1} s: pivoted {}",
+        summary.elapsed.as_secs_f64(),
+        summary.pivoted.join(", ")
+    );
+    if !summary.others.is_empty() {
+        line.push_str(&format!("; also up: {}", summary.others.join(", ")));
+    }
+    line
+}
+
+/// A bad asset dir is the operator's input (exit 2); anything else failed (exit 1).
+pub fn failure(e: start::StartError) -> Failure {
+    let code = if e.is_input() {
+        Exit::Usage
+    } else {
+        Exit::Failed
+    };
+    Failure {
+        code,
+        error: anyhow::Error::new(e),
     }
 }

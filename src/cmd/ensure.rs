@@ -1,0 +1,180 @@
+//! `kubeboot ensure`: flags, the lock it shares with `start` (one recovery at a time
+//! on a node), signals, and exit codes for [`crate::ensure`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::etcd_flags::EtcdFlags;
+use super::start::{StartFlags, interrupted, summary_line, until_signal};
+use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use crate::encryption::EncryptionConfig;
+use crate::ensure::decide::{Policy, Via};
+use crate::ensure::{self, EnsureError, Outcome};
+use crate::render::RenderOptions;
+use crate::start::progress::Progress;
+
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    /// Reaches the api-server (health and the api-server source); copied into the
+    /// recovered asset dir for the bootstrap control plane.
+    #[arg(
+        long,
+        default_value = "/etc/kubernetes/kubeconfig",
+        value_name = "FILE"
+    )]
+    pub kubeconfig: PathBuf,
+    /// The kubelet's health endpoint (its --healthz-port).
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:10248/healthz",
+        value_name = "URL"
+    )]
+    pub kubelet_healthz_url: String,
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
+    /// The api-server's EncryptionConfiguration, for the etcd and backup sources.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_provider_config: Option<PathBuf>,
+    /// Where `kubeboot backup` keeps its backups.
+    #[arg(long, default_value = "/var/lib/kubeboot/backups", value_name = "DIR")]
+    pub backup_dir: PathBuf,
+    /// How long the control plane may take to come up by itself before it is
+    /// recovered.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub boot_grace: Duration,
+    /// Allow restoring a backup on this node.
+    #[arg(long)]
+    pub allow_backup_restore: bool,
+    /// The one node allowed to restore a backup (compared with --node-name), so two
+    /// masters never restore two different pasts.
+    #[arg(long, value_name = "NAME")]
+    pub backup_restore_node: Option<String>,
+    /// This node's name [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Recovered asset dirs are kept here, one per recovery.
+    #[arg(long, default_value = "/var/lib/kubeboot/recovery", value_name = "DIR")]
+    pub recovery_root: PathBuf,
+    /// The bootstrap-secrets dir as the kubelet sees it, when kubeboot runs in another
+    /// mount namespace than the kubelet (a container, a chroot, the test harness)
+    /// [default: --bootstrap-secrets-dir].
+    #[arg(long, value_name = "DIR")]
+    pub host_bootstrap_secrets_dir: Option<PathBuf>,
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub start: StartFlags,
+    /// Shared with `kubeboot start`: one recovery at a time on a node.
+    #[arg(long, default_value = "/run/kubeboot/start.lock", value_name = "FILE")]
+    pub lock_file: PathBuf,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn run(args: EnsureArgs) -> Result<(), Failure> {
+    args.etcd.check()?;
+    let encryption = match &args.encryption_provider_config {
+        Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
+        None => None,
+    };
+    let node_name = args.node_name.clone().unwrap_or_else(host_name);
+    let backup_restore_allowed = args.allow_backup_restore
+        || args
+            .backup_restore_node
+            .as_ref()
+            .is_some_and(|n| !n.is_empty() && *n == node_name);
+    let secrets = args
+        .host_bootstrap_secrets_dir
+        .as_ref()
+        .unwrap_or(&args.start.bootstrap_secrets_dir)
+        .display()
+        .to_string();
+    let render = RenderOptions {
+        kubeconfig_host_path: format!("{secrets}/kubeconfig"),
+        secrets_host_dir: secrets,
+    };
+    let etcd = (!args.etcd.etcd_servers.is_empty()).then(|| args.etcd.config());
+    let start = args.start.options(PathBuf::new(), None)?;
+    if start.required.is_empty() {
+        return Err(usage("--required-pods must name at least one component"));
+    }
+    let opts = ensure::Options {
+        kubeconfig: args.kubeconfig,
+        kubelet_healthz: args.kubelet_healthz_url,
+        etcd,
+        etcd_prefix: args.etcd.etcd_prefix,
+        encryption,
+        backup_dir: args.backup_dir,
+        policy: Policy {
+            boot_grace: args.boot_grace,
+            backup_restore_allowed,
+        },
+        required: start.required.clone(),
+        rules: start.rules,
+        poll: start.poll,
+        request_timeout: start.request_timeout,
+        recovery_root: args.recovery_root,
+        render,
+        start,
+        dry_run: args.dry_run,
+    };
+    let _lock = super::take_lock(&args.lock_file, "start or ensure")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut progress = Progress::new();
+        let outcome = until_signal(ensure::run(&opts, &mut progress)).await?;
+        match outcome {
+            Some(Ok(Outcome::Healthy)) => Ok(()),
+            Some(Ok(Outcome::WouldRecover { via, why })) => {
+                println!("would recover from {}: {why}", describe(&via));
+                Ok(())
+            }
+            Some(Ok(Outcome::Recovered {
+                via,
+                asset_dir,
+                summary,
+            })) => {
+                progress.step(&format!(
+                    "recovered from {} into {}; {}",
+                    describe(&via),
+                    asset_dir.display(),
+                    summary_line(&summary)
+                ));
+                Ok(())
+            }
+            Some(Err(e)) => Err(failure(e)),
+            None => Err(interrupted(&progress, "kubeboot ensure")),
+        }
+    })
+}
+
+fn describe(via: &Via) -> String {
+    match via {
+        Via::Apiserver => "the api-server".into(),
+        Via::Etcd => "etcd".into(),
+        Via::Backup(b) => format!("backup {} (revision {})", b.snapshot.display(), b.revision),
+    }
+}
+
+fn failure(e: EnsureError) -> Failure {
+    let code = match &e {
+        EnsureError::Refused(_) => Exit::Policy,
+        EnsureError::NoSource(_) => Exit::NoSource,
+        EnsureError::Kubeconfig(_) => Exit::Usage,
+        // Same mapping as `kubeboot recover`.
+        EnsureError::Recover { error, .. } => super::recover::exit_code(error),
+        // The asset dir is ensure's own, so even an "input" error is a failure here.
+        EnsureError::Start { .. } | EnsureError::Failed(_) | EnsureError::Fs(_) => Exit::Failed,
+    };
+    Failure {
+        code,
+        error: e.into(),
+    }
+}

@@ -1,0 +1,147 @@
+//! What `ensure` does about what it saw: a pure function of one round of health
+//! probes, the time since it began, and the policy, so every branch of the fallback
+//! chain is unit-tested without a cluster.
+//!
+//! The order is the design's: a control plane that is up is left alone; one that may
+//! still be coming up by itself (a reboot, checkpoints starting the api-server) is
+//! given `boot_grace` before anything is touched, because a recovery racing a normal
+//! boot is the one thing worse than a slow boot; then the best source still alive
+//! wins: the api-server (it still serves the objects: only components are missing),
+//! else etcd, else the newest whole backup. A backup restores the past, so it is
+//! taken only when policy allows it on this node (DESIGN.md §5: two masters must
+//! never restore two different pasts), and only for a self-hosted etcd, the one
+//! kind of etcd kubeboot can restore; an external etcd that is gone is the
+//! operator's to bring back first, and `ensure` says so.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One round of probes. `None` means "not probed": the caller probes etcd and the
+/// backups only once the api-server is known to be down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub elapsed: Duration,
+    /// The kubelet's `/healthz`.
+    pub kubelet: Result<(), String>,
+    pub apiserver: Apiserver,
+    /// `None` when no etcd endpoints are configured.
+    pub etcd: Option<Result<(), String>>,
+    /// The newest whole backup, or why there is none.
+    pub backup: Result<Backup, String>,
+}
+
+/// What the api-server probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Apiserver {
+    /// `/readyz` failed (or no client could be made).
+    Down(String),
+    /// `/readyz` is ok; the required components not (yet) Ready, with why.
+    Up { missing: Vec<String> },
+}
+
+/// A backup `ensure` could restore from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub snapshot: PathBuf,
+    pub revision: i64,
+    pub self_hosted_etcd: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// How long the control plane may take to come up by itself.
+    pub boot_grace: Duration,
+    /// Restoring from a backup is allowed on this node.
+    pub backup_restore_allowed: bool,
+}
+
+/// Where a recovery reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Apiserver,
+    Etcd,
+    Backup(Backup),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to do.
+    Healthy,
+    /// Look again; the reason is shown while waiting.
+    Wait(String),
+    /// Recover from this source, then start; the reason says why.
+    Recover { via: Via, why: String },
+    /// A backup could be restored, but not here (exit 4).
+    Refused(String),
+    /// Nothing alive to recover from (exit 3).
+    NoSource(String),
+    /// Recovery is impossible on this node as it is (exit 1).
+    Failed(String),
+}
+
+pub fn decide(o: &Observation, p: &Policy) -> Decision {
+    let in_grace = o.elapsed < p.boot_grace;
+    if let Err(why) = &o.kubelet {
+        return if in_grace {
+            Decision::Wait(format!("the kubelet is not healthy yet: {why}"))
+        } else {
+            Decision::Failed(format!(
+                "the kubelet is not healthy after {:?}: {why}; the bootstrap control plane runs as its static pods, so nothing can be recovered without it",
+                p.boot_grace
+            ))
+        };
+    }
+    let down = match &o.apiserver {
+        Apiserver::Up { missing } if missing.is_empty() => return Decision::Healthy,
+        Apiserver::Up { missing } => {
+            let what = missing.join("; ");
+            return if in_grace {
+                Decision::Wait(format!("the api-server is up; waiting for {what}"))
+            } else {
+                Decision::Recover {
+                    via: Via::Apiserver,
+                    why: format!("the api-server is up but after {:?}: {what}", p.boot_grace),
+                }
+            };
+        }
+        Apiserver::Down(why) => why,
+    };
+    if in_grace {
+        return Decision::Wait(format!("the api-server is not ready yet: {down}"));
+    }
+    let etcd_why = match &o.etcd {
+        Some(Ok(())) => {
+            return Decision::Recover {
+                via: Via::Etcd,
+                why: format!("the api-server is down ({down}); etcd is alive"),
+            };
+        }
+        Some(Err(e)) => format!("etcd is down too ({e})"),
+        None => "no etcd endpoints are configured".to_string(),
+    };
+    match &o.backup {
+        Ok(b) if !b.self_hosted_etcd => Decision::NoSource(format!(
+            "the api-server is down ({down}) and {etcd_why}; backup {} is of an external etcd, which kubeboot cannot restore: bring etcd back (etcdutl snapshot restore), then run kubeboot ensure again",
+            b.snapshot.display()
+        )),
+        Ok(b) if !p.backup_restore_allowed => Decision::Refused(format!(
+            "the api-server is down ({down}) and {etcd_why}; backup {} (revision {}) could restore the self-hosted etcd, but this node may not restore backups (--allow-backup-restore or --backup-restore-node)",
+            b.snapshot.display(),
+            b.revision
+        )),
+        Ok(b) => Decision::Recover {
+            via: Via::Backup(b.clone()),
+            why: format!(
+                "the api-server is down ({down}) and {etcd_why}; restoring backup revision {}",
+                b.revision
+            ),
+        },
+        Err(none) => Decision::NoSource(format!(
+            "the api-server is down ({down}), {etcd_why}, and no backup: {none}"
+        )),
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -1,0 +1,231 @@
+//! `kubeboot ensure`: the boot oneshot. Probe, [`decide`], and when the control plane
+//! is gone, recover it from the best source still alive and `start` it — the
+//! `recover` + `start` an operator would run at 3 a.m., run by the node itself.
+//!
+//! Probing is lazy along the fallback chain: etcd is asked only once the api-server
+//! is down past the boot grace, and the backups (whose check hashes every file) only
+//! once etcd is down too, and then once.
+
+pub mod decide;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::assets;
+use crate::encryption::EncryptionConfig;
+use crate::fsutil::{self, FsError};
+use crate::health::{self, ReadyTracker};
+use crate::kubeclient::{self, ClientError};
+use crate::recover::{self, RecoverError, Request, Source};
+use crate::render::RenderOptions;
+use crate::source::etcd::EtcdConfig;
+use crate::start::observe::{Required, Rules};
+use crate::start::progress::Progress;
+use crate::start::{self, StartError, StartOptions, Summary};
+use decide::{Apiserver, Decision, Observation, Policy, Via};
+
+/// Everything one `ensure` run needs.
+#[derive(Debug)]
+pub struct Options {
+    /// Reaches the api-server for the health check and the api-server source, and is
+    /// copied into the recovered asset dir for `start`.
+    pub kubeconfig: PathBuf,
+    pub kubelet_healthz: String,
+    pub etcd: Option<EtcdConfig>,
+    pub etcd_prefix: String,
+    pub encryption: Option<EncryptionConfig>,
+    pub backup_dir: PathBuf,
+    pub policy: Policy,
+    pub required: Vec<Required>,
+    pub rules: Rules,
+    pub poll: Duration,
+    pub request_timeout: Duration,
+    /// Recovered asset dirs go under here, one per recovery, and stay for the record.
+    pub recovery_root: PathBuf,
+    pub render: RenderOptions,
+    /// `start`'s options; `asset_dir` is filled in per recovery.
+    pub start: StartOptions,
+    /// Decide, print, change nothing.
+    pub dry_run: bool,
+}
+
+/// What a run ended with.
+#[derive(Debug)]
+pub enum Outcome {
+    Healthy,
+    /// `--dry-run`: what would have been done.
+    WouldRecover {
+        via: Via,
+        why: String,
+    },
+    Recovered {
+        via: Via,
+        asset_dir: PathBuf,
+        summary: Summary,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    /// Policy forbids the only recovery possible (exit 4).
+    #[error("{0}")]
+    Refused(String),
+    /// Nothing to recover from (exit 3).
+    #[error("{0}")]
+    NoSource(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Kubeconfig(ClientError),
+    #[error("recovery from {via}: {error}")]
+    Recover {
+        via: &'static str,
+        error: RecoverError,
+    },
+    #[error("start of the recovered control plane in {dir}: {error}")]
+    Start { dir: String, error: StartError },
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+/// Probes until the decision is final, then acts on it.
+pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, EnsureError> {
+    let began = Instant::now();
+    let client = match kubeclient::from_kubeconfig(
+        &opts.kubeconfig,
+        opts.request_timeout,
+        opts.request_timeout,
+    )
+    .await
+    {
+        Ok((client, endpoint)) => Some((client, endpoint)),
+        Err(e @ ClientError::Config { .. }) => return Err(EnsureError::Kubeconfig(e)),
+        // No client at all (e.g. an unparsable server URL) is an api-server that is down.
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    };
+    let mut tracker = ReadyTracker::new(Timestamp::now());
+    let mut backup = None;
+    let (via, why) = loop {
+        let elapsed = began.elapsed();
+        let past_grace = elapsed >= opts.policy.boot_grace;
+        let kubelet = health::kubelet(&opts.kubelet_healthz, opts.request_timeout).await;
+        let apiserver = match &client {
+            Some((c, endpoint)) => {
+                match health::apiserver(c, &opts.required, &opts.rules, &mut tracker).await {
+                    Apiserver::Down(why) => Apiserver::Down(format!("{endpoint}{why}")),
+                    up => up,
+                }
+            }
+            None => Apiserver::Down(format!("no client for {}", opts.kubeconfig.display())),
+        };
+        let down = matches!(apiserver, Apiserver::Down(_));
+        let etcd = match (&opts.etcd, down && past_grace) {
+            (Some(cfg), true) => Some(health::etcd(cfg, &opts.etcd_prefix).await),
+            (Some(_), false) => Some(Err("not probed yet".into())),
+            (None, _) => None,
+        };
+        let etcd_down = !matches!(etcd, Some(Ok(())));
+        if down && past_grace && etcd_down && backup.is_none() {
+            backup = Some(health::newest_backup(&opts.backup_dir));
+        }
+        let obs = Observation {
+            elapsed,
+            kubelet,
+            apiserver,
+            etcd,
+            backup: backup
+                .clone()
+                .unwrap_or_else(|| Err("not looked for yet".into())),
+        };
+        match decide::decide(&obs, &opts.policy) {
+            Decision::Healthy => {
+                progress.step("control plane healthy: the api-server is ready and every required component is Ready");
+                return Ok(Outcome::Healthy);
+            }
+            // The live line carries the elapsed time; the text stays the same while
+            // nothing changes, so the log gets one line per change.
+            Decision::Wait(why) => {
+                progress.waiting(&format!("{why} (boot grace {:?})", opts.policy.boot_grace))
+            }
+            Decision::Recover { via, why } => break (via, why),
+            Decision::Refused(why) => return Err(EnsureError::Refused(why)),
+            Decision::NoSource(why) => return Err(EnsureError::NoSource(why)),
+            Decision::Failed(why) => return Err(EnsureError::Failed(why)),
+        }
+        tokio::time::sleep(opts.poll).await;
+    };
+    if opts.dry_run {
+        return Ok(Outcome::WouldRecover { via, why });
+    }
+    progress.step(&format!("recovering: {why}"));
+    let asset_dir = recover_into(opts, &via).await?;
+    progress.step(&format!(
+        "starting the control plane from {}",
+        asset_dir.display()
+    ));
+    let start_opts = StartOptions {
+        asset_dir: asset_dir.clone(),
+        ..opts.start.clone()
+    };
+    let summary = start::run(&start_opts, progress)
+        .await
+        .map_err(|error| EnsureError::Start {
+            dir: asset_dir.display().to_string(),
+            error,
+        })?;
+    Ok(Outcome::Recovered {
+        via,
+        asset_dir,
+        summary,
+    })
+}
+
+/// Recovers from `via` into a new dir under the recovery root.
+async fn recover_into(opts: &Options, via: &Via) -> Result<PathBuf, EnsureError> {
+    let source = match via {
+        Via::Apiserver => Source::Apiserver {
+            kubeconfig: opts.kubeconfig.clone(),
+            request_timeout: opts.request_timeout,
+        },
+        Via::Etcd => match &opts.etcd {
+            Some(cfg) => Source::Etcd(cfg.clone()),
+            None => return Err(EnsureError::Failed("etcd chosen but not configured".into())),
+        },
+        Via::Backup(b) => Source::Snapshot {
+            file: b.snapshot.clone(),
+            skip_hash_check: false,
+        },
+    };
+    let kind = source.kind();
+    let kubeconfig = std::fs::read(&opts.kubeconfig)
+        .map_err(FsError::io("read kubeconfig", &opts.kubeconfig))?;
+    let req = Request {
+        source,
+        etcd_prefix: opts.etcd_prefix.clone(),
+        kubeconfig: Some(kubeconfig),
+        encryption: opts.encryption.as_ref(),
+        render: opts.render.clone(),
+    };
+    let recovered = recover::recover(&req)
+        .await
+        .map_err(|error| EnsureError::Recover { via: kind, error })?;
+    fsutil::create_dir_all_with_mode(&opts.recovery_root, 0o700)?;
+    let dir = opts
+        .recovery_root
+        .join(format!("{}-{kind}", fsutil::timestamp_suffix()));
+    assets::write(&dir, &recovered.assets, false).map_err(|e| {
+        EnsureError::Failed(format!(
+            "writing the recovered assets to {}: {e}",
+            dir.display()
+        ))
+    })?;
+    for line in recovered.summary(&dir) {
+        tracing::info!("{line}");
+    }
+    Ok(dir)
+}

@@ -1,0 +1,217 @@
+//! Recovery as a library call: one source in, an asset dir in memory out. `kubeboot
+//! recover` writes it where the operator said; `kubeboot ensure` writes it under its
+//! recovery root and hands it to `start`. Nothing here touches the disk but to read.
+//!
+//! A self-hosted etcd recovered from a snapshot also gets the snapshot and its restore
+//! (`etcd/`, [`render::render_with_backup`]); from a live source etcd is still alive
+//! and is not restored.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::encryption::EncryptionConfig;
+use crate::model::{AssetDir, ControlPlane};
+use crate::render::{self, EtcdBackup, RenderError, RenderOptions};
+use crate::snapshot::{self, Snapshot};
+use crate::source::{self, SourceError, apiserver::ApiserverConfig, etcd::EtcdConfig};
+
+/// Where the control plane is read from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A running api-server, through this kubeconfig.
+    Apiserver {
+        kubeconfig: PathBuf,
+        request_timeout: Duration,
+    },
+    Etcd(EtcdConfig),
+    /// An `etcdctl snapshot save` file (or a raw db with `skip_hash_check`).
+    Snapshot {
+        file: PathBuf,
+        skip_hash_check: bool,
+    },
+}
+
+impl Source {
+    /// A short name for logs, asset-dir names and `ensure`'s decision.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Apiserver { .. } => "apiserver",
+            Source::Etcd(_) => "etcd",
+            Source::Snapshot { .. } => "backup",
+        }
+    }
+}
+
+/// One recovery.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub source: Source,
+    pub etcd_prefix: String,
+    /// Copied to `auth/kubeconfig`.
+    pub kubeconfig: Option<Vec<u8>>,
+    pub encryption: Option<&'a EncryptionConfig>,
+    pub render: RenderOptions,
+}
+
+/// What a recovery produced.
+#[derive(Debug)]
+pub struct Recovered {
+    pub cp: ControlPlane,
+    pub assets: AssetDir,
+    /// The revision of the snapshot put into `etcd/` for a self-hosted etcd restore.
+    pub restored_revision: Option<i64>,
+    pub self_hosted_etcd: bool,
+}
+
+impl Recovered {
+    /// What was recovered, in lines for the operator.
+    pub fn summary(&self, dir: &Path) -> Vec<String> {
+        let cp = &self.cp;
+        let revision = cp.source.revision.map_or("?".into(), |r| r.to_string());
+        let components = self
+            .assets
+            .files
+            .keys()
+            .filter(|p| p.starts_with("bootstrap-manifests/"))
+            .count();
+        let mut lines = vec![format!(
+            "recovered {components} control-plane component(s) from {} at revision {} into {} ({} files)",
+            cp.source.location,
+            revision,
+            dir.display(),
+            self.assets.files.len()
+        )];
+        match self.restored_revision {
+            Some(revision) => lines.push(format!(
+                "self-hosted etcd: bootstrap-etcd restores it from {} (revision {revision}) into a fresh data dir; see {}",
+                render::SNAPSHOT_ASSET,
+                render::RESTORE_ASSET
+            )),
+            None if self.self_hosted_etcd => lines.push(format!(
+                "self-hosted etcd: still alive (read from {}), so bootstrap-etcd starts on its existing data dir; no restore",
+                cp.source.location
+            )),
+            None => {}
+        }
+        if cp.kubeconfig.is_none() {
+            lines.push(format!(
+                "note: no --kubeconfig given; put one at {}/auth/kubeconfig before `kubeboot start`",
+                dir.display()
+            ));
+        }
+        lines
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The snapshot file changed between the two reads a restore needs.
+    #[error("{file} changed while it was read (revision {before:?}, now {now})")]
+    Changed {
+        file: String,
+        before: Option<i64>,
+        now: i64,
+    },
+}
+
+/// Reads the source and renders the asset dir.
+pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
+    let cp = read(req).await?;
+    for warning in &cp.warnings {
+        tracing::warn!("{warning}");
+    }
+    let self_hosted_etcd = render::has_self_hosted_etcd(&cp);
+    let backup = match (&req.source, self_hosted_etcd) {
+        (
+            Source::Snapshot {
+                file,
+                skip_hash_check,
+            },
+            true,
+        ) => Some(read_backup(file, *skip_hash_check, cp.source.revision)?),
+        _ => None,
+    };
+    let assets = render::render_with_backup(&cp, &req.render, backup.as_ref())?;
+    Ok(Recovered {
+        restored_revision: backup.map(|b| b.revision),
+        cp,
+        assets,
+        self_hosted_etcd,
+    })
+}
+
+async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
+    let prefix = &req.etcd_prefix;
+    let kubeconfig = req.kubeconfig.clone();
+    match &req.source {
+        Source::Snapshot {
+            file,
+            skip_hash_check,
+        } => {
+            let opts = snapshot::Options {
+                skip_hash_check: *skip_hash_check,
+            };
+            tracing::info!(file = %file.display(), "reading etcd snapshot");
+            let (stored, info) = source::snapshot::read(file, &opts, prefix)?;
+            source::assemble(prefix, &stored, info, kubeconfig, req.encryption)
+        }
+        Source::Etcd(cfg) => {
+            tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
+            let prefixes = source::prefixes(prefix);
+            let (stored, info) = source::etcd::read(cfg, &prefixes).await?;
+            source::assemble(prefix, &stored, info, kubeconfig, req.encryption)
+        }
+        Source::Apiserver {
+            kubeconfig: path,
+            request_timeout,
+        } => {
+            let cfg = ApiserverConfig {
+                request_timeout: *request_timeout,
+                ..ApiserverConfig::default()
+            };
+            if req.encryption.is_some() {
+                tracing::warn!(
+                    "--encryption-provider-config is not needed with the api-server source: \
+                     the api-server decrypts"
+                );
+            }
+            tracing::info!(kubeconfig = %path.display(), "reading the api-server");
+            source::apiserver::read(path, &cfg, kubeconfig).await
+        }
+    }
+}
+
+/// The backup file as a restore needs it: its exact bytes, and the revision and
+/// trailer the snapshot reader finds in *those* bytes. A file that changed since the
+/// source read it (another revision) is an error, not a restore of other data.
+fn read_backup(
+    file: &Path,
+    skip_hash_check: bool,
+    read_revision: Option<i64>,
+) -> Result<EtcdBackup, RecoverError> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|source| {
+        SourceError::Snapshot(snapshot::SnapshotError::Io {
+            file: name.clone(),
+            source,
+        })
+    })?;
+    let opts = snapshot::Options { skip_hash_check };
+    let snap = Snapshot::from_bytes(&name, bytes.clone(), &opts).map_err(SourceError::from)?;
+    if read_revision != Some(snap.revision()) {
+        return Err(RecoverError::Changed {
+            file: name,
+            before: read_revision,
+            now: snap.revision(),
+        });
+    }
+    Ok(EtcdBackup {
+        bytes,
+        revision: snap.revision(),
+        has_trailer: snap.integrity() != snapshot::Integrity::NoTrailerSkipped,
+    })
+}

@@ -1,0 +1,252 @@
+//! `kubeboot ensure` through the real binary, without a cluster: the kubelet's
+//! `/healthz` is a one-line HTTP server in the test, the api-server is down (nothing
+//! listens), and etcd is real (Debian's 3.4). `--dry-run` shows each branch of the
+//! fallback chain; the whole recovery runs in the `ensure` drill (scripts/drill).
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use common::{assert_fails, kubeboot, stderr, stdout};
+use kubeboot_testkit::cluster;
+use kubeboot_testkit::etcd::{Etcd, EtcdOptions};
+
+/// Answers every request with 200 "ok", as the kubelet's healthz port does.
+fn healthz() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+            );
+        }
+    });
+    format!("http://{addr}/healthz")
+}
+
+/// A kubeconfig for an api-server that is not there.
+fn dead_kubeconfig(dir: &Path) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    path
+}
+
+struct Node {
+    work: tempfile::TempDir,
+    kubelet: String,
+}
+
+impl Node {
+    fn new() -> Node {
+        Node {
+            work: tempfile::tempdir().unwrap(),
+            kubelet: healthz(),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.work.path().join(p)
+    }
+
+    fn ensure(&self, args: &[&str]) -> std::process::Output {
+        let kubeconfig = dead_kubeconfig(self.work.path());
+        let s = |p: &str| self.path(p).to_str().unwrap().to_string();
+        let mut all: Vec<String> = [
+            "ensure",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--kubelet-healthz-url",
+            &self.kubelet,
+            "--backup-dir",
+            &s("backups"),
+            "--recovery-root",
+            &s("recovery"),
+            "--pod-manifest-path",
+            &s("manifests"),
+            "--bootstrap-secrets-dir",
+            &s("bootstrap-secrets"),
+            "--lock-file",
+            &s("start.lock"),
+            "--request-timeout",
+            "2s",
+            "--poll-interval",
+            "200ms",
+            "--etcd-dial-timeout",
+            "2s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        all.extend(args.iter().map(|s| s.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        kubeboot(&all)
+    }
+
+    /// Nothing may be written by a dry run or a refusal.
+    fn assert_untouched(&self) {
+        for d in ["recovery", "manifests", "bootstrap-secrets"] {
+            assert!(!self.path(d).exists(), "{d} was written");
+        }
+    }
+}
+
+#[test]
+fn with_the_apiserver_down_a_live_etcd_is_chosen_after_the_grace() {
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let node = Node::new();
+    let out = node.ensure(&[
+        "--etcd-servers",
+        &etcd.endpoint(),
+        "--boot-grace",
+        "1s",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.starts_with("would recover from etcd: the api-server is down"),
+        "{said}"
+    );
+    // It waited for the grace first, saying why.
+    assert!(
+        stderr(&out).contains("the api-server is not ready yet"),
+        "{}",
+        stderr(&out)
+    );
+    node.assert_untouched();
+}
+
+#[test]
+fn with_etcd_down_too_a_backup_is_restored_only_where_policy_allows() {
+    // A real backup, then its etcd goes away.
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let node = Node::new();
+    let backup_dir = node.path("backups");
+    let out = kubeboot(&[
+        "backup",
+        "--etcd-servers",
+        &etcd.endpoint(),
+        "--backup-dir",
+        backup_dir.to_str().unwrap(),
+        "--lock-file",
+        node.path("backup.lock").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let endpoint = etcd.endpoint();
+    drop(etcd);
+
+    // The test cluster's etcd is external: its backup cannot be restored by kubeboot.
+    let args = [
+        "--etcd-servers",
+        &endpoint,
+        "--boot-grace",
+        "0s",
+        "--dry-run",
+    ];
+    let out = node.ensure(&args);
+    assert_fails(&out, 3, "external etcd");
+
+    // Mark the backup as one of a self-hosted etcd (the manifest's sums cover the
+    // files, not the manifest): now policy decides.
+    let b = fs::read_dir(&backup_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("backup.json").exists())
+        .unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(b.join("backup.json")).unwrap()).unwrap();
+    m["self_hosted_etcd"] = true.into();
+    fs::write(b.join("backup.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let out = node.ensure(&args);
+    assert_fails(&out, 4, "may not restore backups");
+    let out = node.ensure(
+        &[
+            &args[..],
+            &[
+                "--backup-restore-node",
+                "master-2",
+                "--node-name",
+                "master-1",
+            ],
+        ]
+        .concat(),
+    );
+    assert_fails(&out, 4, "may not restore backups");
+    let out = node.ensure(
+        &[
+            &args[..],
+            &[
+                "--backup-restore-node",
+                "master-1",
+                "--node-name",
+                "master-1",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.starts_with("would recover from backup "), "{said}");
+    assert!(said.contains(b.to_str().unwrap()), "{said}");
+
+    // A damaged backup is passed over: none is left.
+    let snap = b.join("snapshot.db");
+    let mut bytes = fs::read(&snap).unwrap();
+    bytes[100] ^= 1;
+    fs::write(&snap, bytes).unwrap();
+    let out = node.ensure(&[&args[..], &["--allow-backup-restore"]].concat());
+    assert_fails(&out, 3, "no whole backup");
+    assert!(stderr(&out).contains("passed over"), "{}", stderr(&out));
+    node.assert_untouched();
+}
+
+#[test]
+fn nothing_to_recover_from_is_exit_3_naming_what_was_tried() {
+    let node = Node::new();
+    let out = node.ensure(&["--boot-grace", "0s"]);
+    assert_fails(&out, 3, "no etcd endpoints are configured");
+    assert!(stderr(&out).contains("127.0.0.1:1"), "{}", stderr(&out));
+    node.assert_untouched();
+}
+
+#[test]
+fn a_dead_kubelet_fails_after_the_grace() {
+    let mut node = Node::new();
+    node.kubelet = "http://127.0.0.1:1/healthz".into();
+    let out = node.ensure(&["--boot-grace", "0s"]);
+    assert_fails(&out, 1, "the kubelet is not healthy");
+    node.assert_untouched();
+}
+
+#[test]
+fn bad_input_and_the_lock() {
+    let node = Node::new();
+    let bad = node.path("bad-kubeconfig");
+    fs::write(&bad, "not: [a kubeconfig").unwrap();
+    let out = kubeboot(&[
+        "ensure",
+        "--kubeconfig",
+        bad.to_str().unwrap(),
+        "--lock-file",
+        node.path("l").to_str().unwrap(),
+    ]);
+    assert_fails(&out, 2, "bad-kubeconfig");
+
+    let _held = kubeboot::fsutil::LockFile::try_acquire(&node.path("start.lock")).unwrap();
+    let out = node.ensure(&["--boot-grace", "0s"]);
+    assert_fails(&out, 4, "is running on this node");
+    node.assert_untouched();
+}
