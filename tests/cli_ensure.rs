@@ -250,3 +250,83 @@ fn bad_input_and_the_lock() {
     assert_fails(&out, 4, "is running on this node");
     node.assert_untouched();
 }
+
+#[test]
+fn while_another_master_holds_the_recovery_lock_ensure_waits() {
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let node = Node::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cfg = kubeboot::source::etcd::EtcdConfig::new(vec![etcd.endpoint()]);
+    let held = runtime
+        .block_on(kubeboot::ensure::lock::acquire(
+            &cfg,
+            "master-9 since then",
+            std::time::Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert!(matches!(held, kubeboot::ensure::lock::Acquired::Held(_)));
+
+    let log = node.path("ensure.log");
+    let kubeconfig = dead_kubeconfig(node.work.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .args([
+            "ensure",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--kubelet-healthz-url",
+            &node.kubelet,
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--boot-grace",
+            "0s",
+            "--poll-interval",
+            "200ms",
+            "--request-timeout",
+            "2s",
+            "--recovery-root",
+            node.path("recovery").to_str().unwrap(),
+            "--pod-manifest-path",
+            node.path("manifests").to_str().unwrap(),
+            "--bootstrap-secrets-dir",
+            node.path("bootstrap-secrets").to_str().unwrap(),
+            "--lock-file",
+            node.path("start.lock").to_str().unwrap(),
+        ])
+        .stderr(fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !fs::read_to_string(&log)
+        .unwrap()
+        .contains("master-9 since then")
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ensure exited: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never waited on the lock: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SIGTERM: it stops cleanly, says what it was waiting for, and wrote nothing.
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(
+            "interrupted during: checking the control plane: another master is recovering"
+        ),
+        "{said}"
+    );
+    node.assert_untouched();
+    drop(held);
+}

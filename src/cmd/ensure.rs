@@ -62,6 +62,10 @@ pub struct EnsureArgs {
     /// [default: --bootstrap-secrets-dir].
     #[arg(long, value_name = "DIR")]
     pub host_bootstrap_secrets_dir: Option<PathBuf>,
+    /// How long the cluster-wide recovery lock in etcd outlives a master that died
+    /// holding it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub recovery_lock_ttl: Duration,
     /// Print what would be done and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -124,11 +128,13 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         render,
         start,
         dry_run: args.dry_run,
+        node_name,
+        lock_ttl: args.recovery_lock_ttl,
     };
     let _lock = super::take_lock(&args.lock_file, "start or ensure")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let mut progress = Progress::new();
+        let mut progress = Progress::starting("checking the control plane");
         let outcome = until_signal(ensure::run(&opts, &mut progress)).await?;
         match outcome {
             Some(Ok(Outcome::Healthy)) => Ok(()),

@@ -7,6 +7,7 @@
 //! once etcd is down too, and then once.
 
 pub mod decide;
+pub mod lock;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -49,6 +50,10 @@ pub struct Options {
     pub start: StartOptions,
     /// Decide, print, change nothing.
     pub dry_run: bool,
+    /// Names this node in the cluster-wide recovery lock.
+    pub node_name: String,
+    /// How long the recovery lock outlives a holder that died.
+    pub lock_ttl: Duration,
 }
 
 /// What a run ended with.
@@ -110,7 +115,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
     };
     let mut tracker = ReadyTracker::new(Timestamp::now());
     let mut backup = None;
-    let (via, why) = loop {
+    let (via, why, lock) = loop {
         let elapsed = began.elapsed();
         let past_grace = elapsed >= opts.policy.boot_grace;
         let kubelet = health::kubelet(&opts.kubelet_healthz, opts.request_timeout).await;
@@ -152,18 +157,59 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             Decision::Wait(why) => {
                 progress.waiting(&format!("{why} (boot grace {:?})", opts.policy.boot_grace))
             }
-            Decision::Recover { via, why } => break (via, why),
+            Decision::Recover { via, why } if opts.dry_run => {
+                return Ok(Outcome::WouldRecover { via, why });
+            }
+            Decision::Recover { via, why } => match cluster_lock(opts, &via).await {
+                Ok(held) => break (via, why, held),
+                Err(busy) => progress.waiting(&busy),
+            },
             Decision::Refused(why) => return Err(EnsureError::Refused(why)),
             Decision::NoSource(why) => return Err(EnsureError::NoSource(why)),
             Decision::Failed(why) => return Err(EnsureError::Failed(why)),
         }
         tokio::time::sleep(opts.poll).await;
     };
-    if opts.dry_run {
-        return Ok(Outcome::WouldRecover { via, why });
-    }
     progress.step(&format!("recovering: {why}"));
-    let asset_dir = recover_into(opts, &via).await?;
+    let done = recover_and_start(opts, &via, progress).await;
+    if let Some(held) = lock {
+        held.release().await;
+    }
+    let (asset_dir, summary) = done?;
+    Ok(Outcome::Recovered {
+        via,
+        asset_dir,
+        summary,
+    })
+}
+
+/// Takes the cluster-wide recovery lock when etcd is there to hold it (`Ok(None)`
+/// when it is not: a backup restore, which policy limits to one node anyway).
+/// `Err` says who holds it.
+async fn cluster_lock(opts: &Options, via: &Via) -> Result<Option<lock::Held>, String> {
+    let Some(cfg) = opts
+        .etcd
+        .as_ref()
+        .filter(|_| !matches!(via, Via::Backup(_)))
+    else {
+        return Ok(None);
+    };
+    let holder = format!("{} since {}", opts.node_name, crate::source::now_rfc3339());
+    match lock::acquire(cfg, &holder, opts.lock_ttl).await {
+        Ok(lock::Acquired::Held(h)) => Ok(Some(*h)),
+        Ok(lock::Acquired::Busy(other)) => Err(format!(
+            "another master is recovering the control plane ({other}); waiting for it"
+        )),
+        Err(e) => Err(format!("cannot take the recovery lock: {e}; trying again")),
+    }
+}
+
+async fn recover_and_start(
+    opts: &Options,
+    via: &Via,
+    progress: &mut Progress,
+) -> Result<(PathBuf, Summary), EnsureError> {
+    let asset_dir = recover_into(opts, via).await?;
     progress.step(&format!(
         "starting the control plane from {}",
         asset_dir.display()
@@ -178,11 +224,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             dir: asset_dir.display().to_string(),
             error,
         })?;
-    Ok(Outcome::Recovered {
-        via,
-        asset_dir,
-        summary,
-    })
+    Ok((asset_dir, summary))
 }
 
 /// Recovers from `via` into a new dir under the recovery root.

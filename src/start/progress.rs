@@ -25,13 +25,19 @@ impl Default for Progress {
 
 impl Progress {
     pub fn new() -> Self {
+        Self::starting("reading the asset dir")
+    }
+
+    /// Progress whose first step is `step` (what an interruption before any other
+    /// step reports).
+    pub fn starting(step: &str) -> Self {
         let tty = std::io::stderr().is_terminal()
             && std::env::var("TERM").is_ok_and(|t| !t.is_empty() && t != "dumb");
         Progress {
             tty,
             started: Instant::now(),
             live: false,
-            current: "reading the asset dir".into(),
+            current: step.into(),
             last_wait: None,
         }
     }
@@ -40,9 +46,13 @@ impl Progress {
         self.started.elapsed()
     }
 
-    /// The last step begun, for an interrupted run to say where it stood.
-    pub fn current(&self) -> &str {
-        &self.current
+    /// The last step begun and what it was last waiting for, for an interrupted run
+    /// to say where it stood.
+    pub fn current(&self) -> String {
+        match &self.last_wait {
+            Some((wait, _)) if *wait != self.current => format!("{}: {wait}", self.current),
+            _ => self.current.clone(),
+        }
     }
 
     /// A step begins or ends: always logged.
