@@ -109,11 +109,16 @@ kstart() {
 }
 
 # kensure I ARGS...: `kubeboot ensure` on master-I, as its boot unit would run it. The
-# bootstrap pods see the node's root fs at /, so their hostPaths are the real ones.
+# bootstrap pods see the node's root fs at /, so their hostPaths are the real ones. Each
+# master's kubeconfig reaches its own api-server (docs/ensure.md): the master that
+# recovers waits for the api-server it starts, not for master-1's.
 kensure() {
-  local i=$1 root; shift
+  local i=$1 root kubeconfig; shift
   root=$(node_root "$i")
-  "$bin/kubeboot" ensure --kubeconfig "$dir/assets/auth/kubeconfig" \
+  kubeconfig=$dir/kubeconfig-master-$i
+  sed "s#server: https://[0-9.]*:6443#server: https://$(node_ip "$i"):6443#" \
+    "$dir/assets/auth/kubeconfig" > "$kubeconfig"
+  "$bin/kubeboot" ensure --kubeconfig "$kubeconfig" \
     --kubelet-healthz-url "http://$(node_ip "$i"):10248/healthz" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" \
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
