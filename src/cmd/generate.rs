@@ -1,13 +1,462 @@
 //! `kubeboot generate`: man pages and shell completions, made from the CLI definition
-//! itself so they never drift from it (being built).
+//! itself (`Cli::command()`) so they never drift from it. Hidden from `--help`: it is
+//! for packagers (`scripts/package` runs it), not for operators.
+//!
+//! Pages are generated for the root command and every subcommand that is not hidden,
+//! found by walking the clap `Command` (no list to keep in sync). Each page gets an
+//! EXIT STATUS section built from [`Exit`], the one definition of the codes, and a
+//! SEE ALSO section linking the pages to each other. Files are written atomically
+//! (0644) so a packaging run that dies never leaves a half page behind.
 
-use clap::Args;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use super::Failure;
+use clap::{Args, Command, CommandFactory, Subcommand, ValueEnum};
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, roman};
+
+use super::{Cli, Exit, ExitWith, Failure, usage};
+use crate::fsutil;
 
 #[derive(Debug, Args)]
-pub struct GenerateArgs {}
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generate,
+}
 
-pub fn run(_args: GenerateArgs) -> Result<(), Failure> {
-    Err(super::usage("kubeboot generate is not built yet"))
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// Writes kubeboot.1 and one kubeboot-<subcommand>.1 per visible subcommand.
+    Man {
+        /// Where to write the pages (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
+    /// Prints a completion script for SHELL on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells whose completions the packages ship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl CompletionShell {
+    fn clap_shell(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+/// Every exit code with what it means (DESIGN.md §2), for the EXIT STATUS section.
+pub const EXIT_CODES: [(u8, &str); 5] = [
+    (0, "Done; for a health check, healthy."),
+    (Exit::Failed as u8, "Failed."),
+    (Exit::Usage as u8, "Usage or configuration error."),
+    (Exit::NoSource as u8, "No recovery source could be read."),
+    (
+        Exit::Policy as u8,
+        "Refused by policy: a lock is held, another master is recovering, \
+         or a backup restore is not allowed on this node.",
+    ),
+];
+
+pub fn run(args: GenerateArgs) -> Result<(), Failure> {
+    match args.what {
+        Generate::Man { out_dir } => write_man_pages(&out_dir),
+        Generate::Completions { shell } => {
+            let script = completions(shell)?;
+            let mut out = io::stdout().lock();
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .map_err(|e| anyhow::anyhow!("writing the {shell:?} completions to stdout: {e}"))
+                .exit_with(Exit::Failed)
+        }
+    }
+}
+
+fn write_man_pages(out_dir: &Path) -> Result<(), Failure> {
+    if out_dir.as_os_str().is_empty() {
+        return Err(usage("--out-dir must not be empty"));
+    }
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(usage(format!(
+            "--out-dir {}: exists and is not a directory",
+            out_dir.display()
+        )));
+    }
+    let pages = man_pages().map_err(|e| anyhow::anyhow!("rendering the man pages: {e}"))?;
+    fsutil::create_dir_all_with_mode(out_dir, 0o755)?;
+    for (name, bytes) in pages {
+        fsutil::write_atomic(&out_dir.join(name), &bytes, 0o644)?;
+    }
+    Ok(())
+}
+
+/// The CLI as the pages and completions describe it: built (so subcommands carry
+/// their `kubeboot-<name>` display and `kubeboot <name>` bin names) and without
+/// clap's `help` subcommand, which is not a kubeboot command.
+fn cli_command() -> Command {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+/// The subcommands that get a page of their own: every one, at any depth, that is not
+/// hidden (a hidden command's children are skipped with it).
+fn visible_subcommands(cmd: &Command) -> Vec<&Command> {
+    let mut out = Vec::new();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        out.push(sub);
+        out.extend(visible_subcommands(sub));
+    }
+    out
+}
+
+/// Every man page as (file name, roff bytes): the root page first, then one per
+/// visible subcommand.
+pub fn man_pages() -> io::Result<Vec<(String, Vec<u8>)>> {
+    let root = cli_command();
+    let version = root.get_version().unwrap_or_default().to_owned();
+    let subs = visible_subcommands(&root);
+    let sub_pages: Vec<String> = subs.iter().map(|s| page_title(s)).collect();
+    let mut pages = vec![(
+        format!("{}.1", page_title(&root)),
+        man_page(&root, true, &version, &sub_pages)?,
+    )];
+    let root_page = vec![page_title(&root)];
+    for sub in subs {
+        let mut see_also = root_page.clone();
+        see_also.extend(visible_subcommands(sub).iter().map(|s| page_title(s)));
+        pages.push((
+            format!("{}.1", page_title(sub)),
+            man_page(sub, false, &version, &see_also)?,
+        ));
+    }
+    Ok(pages)
+}
+
+fn page_title(cmd: &Command) -> String {
+    cmd.get_display_name()
+        .unwrap_or_else(|| cmd.get_name())
+        .to_owned()
+}
+
+/// One page: clap_mangen's sections in man(7) order, with EXIT STATUS and SEE ALSO
+/// added. The root's after-help is its exit-code summary, which EXIT STATUS replaces;
+/// a subcommand's after-help, if any, becomes NOTES.
+fn man_page(
+    cmd: &Command,
+    is_root: bool,
+    version: &str,
+    see_also: &[String],
+) -> io::Result<Vec<u8>> {
+    let man = Man::new(cmd.clone())
+        .source(format!("kubeboot {version}"))
+        .manual("kubeboot");
+    // Each clap_mangen section render starts with the same roff preamble (apostrophe
+    // handling); keep the first and strip the rest.
+    let preamble = Roff::new().render();
+    let mut page = String::new();
+    let mut add = |render: &dyn Fn(&mut Vec<u8>) -> io::Result<()>| -> io::Result<()> {
+        let mut buf = Vec::new();
+        render(&mut buf)?;
+        let text =
+            String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        match text.strip_prefix(&preamble) {
+            Some(rest) if !page.is_empty() => page.push_str(rest),
+            _ => page.push_str(&text),
+        }
+        Ok(())
+    };
+    add(&|w| man.render_title(w))?;
+    add(&|w| man.render_name_section(w))?;
+    add(&|w| man.render_synopsis_section(w))?;
+    if cmd.get_about().is_some() || cmd.get_long_about().is_some() {
+        add(&|w| man.render_description_section(w))?;
+    }
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        add(&|w| man.render_options_section(w))?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        add(&|w| man.render_subcommands_section(w))?;
+    }
+    add(&|w| exit_status_section().to_writer(w))?;
+    if !is_root && let Some(notes) = cmd.get_after_long_help().or_else(|| cmd.get_after_help()) {
+        let notes = notes.to_string();
+        add(&|w| text_section("NOTES", &notes).to_writer(w))?;
+    }
+    if cmd.get_version().is_some() {
+        add(&|w| man.render_version_section(w))?;
+    }
+    if !see_also.is_empty() {
+        add(&|w| see_also_section(see_also).to_writer(w))?;
+    }
+    Ok(page.into_bytes())
+}
+
+fn exit_status_section() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in EXIT_CODES {
+        roff.control("TP", []);
+        roff.text([bold(code.to_string())]);
+        roff.text([roman(meaning)]);
+    }
+    roff
+}
+
+fn text_section(heading: &str, text: &str) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", [heading]);
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            roff.control("PP", []);
+        } else {
+            roff.text([roman(line)]);
+        }
+    }
+    roff
+}
+
+fn see_also_section(pages: &[String]) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["SEE ALSO"]);
+    let mut line = Vec::new();
+    for (i, page) in pages.iter().enumerate() {
+        if i > 0 {
+            line.push(roman(", "));
+        }
+        line.push(bold(page.as_str()));
+        line.push(roman("(1)"));
+    }
+    roff.text(line);
+    roff
+}
+
+/// The CLI as completions offer it. clap_complete's generators offer hidden
+/// subcommands too (`kubeboot generate` would be tab-completed), so the root is
+/// rebuilt without them: the generators read only its name, version, about, args and
+/// subcommands, and each visible subcommand is kept whole.
+fn completion_command() -> Command {
+    let cli = Cli::command();
+    let mut cmd = Command::new("kubeboot")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(cli.is_subcommand_required_set())
+        .args(cli.get_arguments().cloned())
+        .groups(cli.get_groups().cloned())
+        .subcommands(cli.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = cli.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    cmd
+}
+
+/// The completion script for one shell, rendered in memory (clap_complete panics on a
+/// failed write; a `Vec` never fails, and stdout errors are then ours to report).
+pub fn completions(shell: CompletionShell) -> Result<Vec<u8>, Failure> {
+    let mut cmd = completion_command();
+    let name = cmd.get_name().to_owned();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell.clap_shell(), &mut cmd, name, &mut buf);
+    if buf.is_empty() {
+        return Err(anyhow::anyhow!("clap_complete produced no {shell:?} completions").into());
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_text(pages: &[(String, Vec<u8>)], name: &str) -> String {
+        let (_, bytes) = pages
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no page {name}"));
+        String::from_utf8(bytes.clone()).unwrap()
+    }
+
+    #[test]
+    fn every_visible_subcommand_has_a_page_and_hidden_ones_do_not() {
+        let pages = man_pages().unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.first(), Some(&"kubeboot.1"));
+        let cli = Cli::command();
+        let mut visible = 0;
+        for sub in cli.get_subcommands() {
+            let page = format!("kubeboot-{}.1", sub.get_name());
+            if sub.is_hide_set() {
+                assert!(
+                    !names.contains(&page.as_str()),
+                    "{page} is for a hidden command"
+                );
+            } else {
+                visible += 1;
+                assert!(names.contains(&page.as_str()), "no {page} in {names:?}");
+            }
+        }
+        assert!(
+            visible >= 6,
+            "recover, inspect, decode, render, start, backup"
+        );
+        for expected in [
+            "kubeboot-recover.1",
+            "kubeboot-start.1",
+            "kubeboot-backup.1",
+        ] {
+            assert!(names.contains(&expected), "{expected}");
+        }
+        assert!(!names.contains(&"kubeboot-generate.1"));
+        assert!(!names.contains(&"kubeboot-help.1"));
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "duplicate page names: {names:?}");
+    }
+
+    #[test]
+    fn pages_are_roff_with_synopsis_exit_status_and_links() {
+        let pages = man_pages().unwrap();
+        for (name, bytes) in &pages {
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            let title = name.trim_end_matches(".1");
+            assert!(text.contains(&format!(".TH {title} 1")), "{name}: {text}");
+            assert_eq!(text.matches(".ds Aq").count(), 2, "{name}: one preamble");
+            for section in [
+                ".SH NAME",
+                ".SH SYNOPSIS",
+                ".SH \"EXIT STATUS\"",
+                ".SH \"SEE ALSO\"",
+            ] {
+                assert!(text.contains(section), "{name} lacks {section}");
+            }
+            for (code, _) in EXIT_CODES {
+                assert!(
+                    text.contains(&format!("\\fB{code}\\fR")),
+                    "{name}: exit {code}"
+                );
+            }
+            assert!(text.contains(&format!("kubeboot {}", env!("CARGO_PKG_VERSION"))));
+        }
+        let recover = page_text(&pages, "kubeboot-recover.1");
+        assert!(
+            recover.contains("kubeboot recover"),
+            "synopsis names the command"
+        );
+        assert!(recover.contains("recovery\\-dir"), "options are listed");
+        assert!(
+            recover.contains("\\fBkubeboot\\fR(1)"),
+            "links back to kubeboot(1)"
+        );
+        let root = page_text(&pages, "kubeboot.1");
+        assert!(root.contains("\\fBkubeboot\\-backup\\fR(1)"), "{root}");
+        assert!(
+            !root.contains("generate"),
+            "the hidden command stays hidden"
+        );
+    }
+
+    #[test]
+    fn exit_codes_match_the_cli_summary() {
+        // The root page replaces clap's after-help summary with EXIT STATUS: they must
+        // tell the same story.
+        let cli = Cli::command();
+        let summary = cli
+            .get_after_help()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        for (code, _) in EXIT_CODES {
+            assert!(
+                summary.contains(&format!("{code} ")),
+                "{code} missing from {summary}"
+            );
+        }
+        assert_eq!(EXIT_CODES.map(|(c, _)| c), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn completions_for_each_shell_know_the_commands() {
+        for shell in CompletionShell::value_variants() {
+            let script = String::from_utf8(completions(*shell).unwrap()).unwrap();
+            assert!(!script.trim().is_empty(), "{shell:?}");
+            assert!(script.contains("recover"), "{shell:?}");
+            assert!(script.contains("backup"), "{shell:?}");
+            assert!(script.contains("kubeboot"), "{shell:?}");
+        }
+        let cli = Cli::command();
+        assert_eq!(completion_command().get_name(), cli.get_name());
+        assert_eq!(completion_command().get_version(), cli.get_version());
+        let completing = completion_command();
+        let offered: Vec<&str> = completing.get_subcommands().map(|s| s.get_name()).collect();
+        for sub in cli.get_subcommands() {
+            assert_eq!(
+                offered.contains(&sub.get_name()),
+                !sub.is_hide_set(),
+                "{}",
+                sub.get_name()
+            );
+        }
+        for shell in CompletionShell::value_variants() {
+            let script = String::from_utf8(completions(*shell).unwrap()).unwrap();
+            // The word, not "generated" in some flag's help.
+            let offered = script.match_indices("generate").any(|(i, w)| {
+                !script[i + w.len()..].starts_with(|c: char| c.is_ascii_alphabetic())
+            });
+            assert!(!offered, "{shell:?} offers the hidden command");
+        }
+        let bash = String::from_utf8(completions(CompletionShell::Bash).unwrap()).unwrap();
+        assert!(bash.contains("complete -F _kubeboot"), "{bash}");
+        let zsh = String::from_utf8(completions(CompletionShell::Zsh).unwrap()).unwrap();
+        assert!(zsh.starts_with("#compdef kubeboot"), "{zsh}");
+        let fish = String::from_utf8(completions(CompletionShell::Fish).unwrap()).unwrap();
+        assert!(fish.contains("complete -c kubeboot"), "{fish}");
+    }
+
+    #[test]
+    fn man_refuses_a_file_as_out_dir_with_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = write_man_pages(&file).unwrap_err();
+        assert_eq!(err.code, Exit::Usage);
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        assert_eq!(
+            write_man_pages(Path::new("")).unwrap_err().code,
+            Exit::Usage
+        );
+    }
+
+    #[test]
+    fn man_writes_every_page_0644_into_a_new_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a/man1");
+        write_man_pages(&out).unwrap();
+        let expected: Vec<String> = man_pages().unwrap().into_iter().map(|(n, _)| n).collect();
+        let mut found: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        let mut sorted = expected.clone();
+        sorted.sort();
+        assert_eq!(found, sorted, "no temp files left, nothing missing");
+        for name in &expected {
+            let mode = std::fs::metadata(out.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o644, "{name}");
+        }
+    }
 }
