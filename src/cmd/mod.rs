@@ -3,6 +3,7 @@
 //! layer adds context, and the chain is printed once, on one line, by `main`.
 
 pub mod backup;
+pub mod checkpoint;
 pub mod decode;
 pub mod ensure;
 pub mod etcd_flags;
@@ -112,6 +113,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// At boot: check the control plane; if it is gone, recover and start it
     Ensure(Box<ensure::EnsureArgs>),
+    /// The pod checkpointer daemon: keeps local copies of checkpointed pods
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -127,6 +130,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Start(args) => start::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Ensure(args) => ensure::run(*args),
+        Command::Checkpoint(args) => checkpoint::run(args),
         Command::Generate(args) => generate::run(args),
     }
 }
