@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::backup::catalog;
-use crate::ensure::decide::{Apiserver, Backup};
+use crate::ensure::decide::{Apiserver, Backup, Kubelet};
 use crate::source::{error_chain, etcd::EtcdConfig};
 use crate::start::cluster;
 use crate::start::observe::{self, Required, Rules, Stage};
@@ -36,6 +36,32 @@ pub async fn kubelet(url: &str, timeout: Duration) -> Result<(), String> {
     cluster::health(&client, &path)
         .await
         .map_err(|e| format!("{}: {e}", base_of(url)))
+}
+
+/// The kubelet by its healthz port and, given a D-Bus connection and its unit's name,
+/// by systemd's view of the unit: a failed or stopped unit is [`Kubelet::Failed`]
+/// (waiting will not help), and a healthz failure says what state the unit is in.
+/// A kubelet that answers is healthy whatever systemd says (it may not run under
+/// systemd at all).
+pub async fn kubelet_health(
+    url: &str,
+    timeout: Duration,
+    systemd: Option<(&zbus::Connection, &str)>,
+) -> Kubelet {
+    let why = match kubelet(url, timeout).await {
+        Ok(()) => return Kubelet::Healthy,
+        Err(why) => why,
+    };
+    let Some((conn, unit)) = systemd else {
+        return Kubelet::Down(why);
+    };
+    match crate::systemd::dbus::unit_state(conn, unit).await {
+        Ok(state) if state.is_down_for_good() => {
+            Kubelet::Failed(format!("{why}; systemd: {unit} is {state}"))
+        }
+        Ok(state) => Kubelet::Down(format!("{why}; systemd: {unit} is {state}")),
+        Err(e) => Kubelet::Down(format!("{why}; {e}")),
+    }
 }
 
 /// `url` without its path, since [`cluster::health`]'s reason names the path.

@@ -83,6 +83,8 @@ impl Node {
             "200ms",
             "--etcd-dial-timeout",
             "2s",
+            // Not the host's systemd: tests/systemd_dbus.rs covers that probe.
+            "--kubelet-unit=",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -292,6 +294,7 @@ fn while_another_master_holds_the_recovery_lock_ensure_waits() {
             node.path("bootstrap-secrets").to_str().unwrap(),
             "--lock-file",
             node.path("start.lock").to_str().unwrap(),
+            "--kubelet-unit=",
         ])
         .stderr(fs::File::create(&log).unwrap())
         .stdout(std::process::Stdio::null())

@@ -111,7 +111,8 @@ kstart() {
 # kensure I ARGS...: `kubeboot ensure` on master-I, as its boot unit would run it. The
 # bootstrap pods see the node's root fs at /, so their hostPaths are the real ones. Each
 # master's kubeconfig reaches its own api-server (docs/ensure.md): the master that
-# recovers waits for the api-server it starts, not for master-1's.
+# recovers waits for the api-server it starts, not for master-1's. The fake kubelets
+# are no systemd units, so ensure does not ask the host's systemd about one.
 kensure() {
   local i=$1 root kubeconfig; shift
   root=$(node_root "$i")
@@ -124,7 +125,7 @@ kensure() {
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
     --host-bootstrap-secrets-dir /etc/kubernetes/bootstrap-secrets \
     --recovery-root "$dir/recovery" --backup-dir "$dir/backups" \
-    --lock-file "$root/run/kubeboot/start.lock" "$@"
+    --lock-file "$root/run/kubeboot/start.lock" --kubelet-unit= "$@"
 }
 
 kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }

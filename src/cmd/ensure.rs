@@ -32,6 +32,13 @@ pub struct EnsureArgs {
         value_name = "URL"
     )]
     pub kubelet_healthz_url: String,
+    /// The kubelet's systemd unit, asked about over D-Bus when its healthz fails
+    /// (empty: do not ask systemd).
+    #[arg(long, default_value = "kubelet.service", value_name = "UNIT")]
+    pub kubelet_unit: String,
+    /// systemd's D-Bus address [default: the system bus].
+    #[arg(long, value_name = "ADDRESS")]
+    pub systemd_bus_address: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdFlags,
     /// The api-server's EncryptionConfiguration, for the etcd and backup sources.
@@ -112,6 +119,8 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
     let opts = ensure::Options {
         kubeconfig: args.kubeconfig,
         kubelet_healthz: args.kubelet_healthz_url,
+        kubelet_unit: (!args.kubelet_unit.is_empty()).then_some(args.kubelet_unit),
+        systemd_bus: args.systemd_bus_address,
         etcd,
         etcd_prefix: args.etcd.etcd_prefix,
         encryption,

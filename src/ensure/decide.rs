@@ -21,13 +21,22 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     pub elapsed: Duration,
-    /// The kubelet's `/healthz`.
-    pub kubelet: Result<(), String>,
+    pub kubelet: Kubelet,
     pub apiserver: Apiserver,
     /// `None` when no etcd endpoints are configured.
     pub etcd: Option<Result<(), String>>,
     /// The newest whole backup, or why there is none.
     pub backup: Result<Backup, String>,
+}
+
+/// The kubelet, by its healthz port and (when asked) its systemd unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kubelet {
+    Healthy,
+    /// Not healthy yet; may still come up.
+    Down(String),
+    /// Its unit has failed or is stopped: waiting will not bring it back.
+    Failed(String),
 }
 
 /// What the api-server probe found.
@@ -81,15 +90,21 @@ pub enum Decision {
 
 pub fn decide(o: &Observation, p: &Policy) -> Decision {
     let in_grace = o.elapsed < p.boot_grace;
-    if let Err(why) = &o.kubelet {
-        return if in_grace {
-            Decision::Wait(format!("the kubelet is not healthy yet: {why}"))
-        } else {
-            Decision::Failed(format!(
-                "the kubelet is not healthy after {:?}: {why}; the bootstrap control plane runs as its static pods, so nothing can be recovered without it",
+    const WHY_KUBELET: &str = "the bootstrap control plane runs as its static pods, so nothing can be recovered without it";
+    match &o.kubelet {
+        Kubelet::Healthy => {}
+        Kubelet::Down(why) if in_grace => {
+            return Decision::Wait(format!("the kubelet is not healthy yet: {why}"));
+        }
+        Kubelet::Down(why) => {
+            return Decision::Failed(format!(
+                "the kubelet is not healthy after {:?}: {why}; {WHY_KUBELET}",
                 p.boot_grace
-            ))
-        };
+            ));
+        }
+        Kubelet::Failed(why) => {
+            return Decision::Failed(format!("the kubelet is down: {why}; {WHY_KUBELET}"));
+        }
     }
     let down = match &o.apiserver {
         Apiserver::Up { missing } if missing.is_empty() => return Decision::Healthy,

@@ -21,7 +21,7 @@ fn backup(self_hosted: bool) -> Backup {
 fn down_after_grace() -> Observation {
     Observation {
         elapsed: GRACE,
-        kubelet: Ok(()),
+        kubelet: Kubelet::Healthy,
         apiserver: Apiserver::Down("connection refused".into()),
         etcd: None,
         backup: Err("no backup in /var/lib/kubeboot/backups".into()),
@@ -48,14 +48,24 @@ fn nothing_is_touched_within_the_boot_grace() {
         missing: vec!["kube-system/kube-scheduler: no pod on a live node".into()],
     };
     assert!(matches!(decide(&o, &policy(true)), Decision::Wait(w) if w.contains("kube-scheduler")));
-    o.kubelet = Err("connection refused".into());
+    o.kubelet = Kubelet::Down("connection refused".into());
     assert!(matches!(decide(&o, &policy(true)), Decision::Wait(w) if w.contains("kubelet")));
+}
+
+#[test]
+fn a_failed_kubelet_unit_is_not_waited_for() {
+    let mut o = down_after_grace();
+    o.elapsed = Duration::ZERO;
+    o.kubelet = Kubelet::Failed("kubelet.service is failed (failed)".into());
+    assert!(
+        matches!(decide(&o, &policy(true)), Decision::Failed(w) if w.contains("kubelet.service is failed"))
+    );
 }
 
 #[test]
 fn without_a_kubelet_after_grace_recovery_is_impossible() {
     let mut o = down_after_grace();
-    o.kubelet = Err("connection refused".into());
+    o.kubelet = Kubelet::Down("connection refused".into());
     o.etcd = Some(Ok(()));
     assert!(matches!(decide(&o, &policy(true)), Decision::Failed(w) if w.contains("kubelet")));
 }
@@ -147,14 +157,18 @@ proptest::proptest! {
     #[test]
     fn the_safety_rules_hold(
         elapsed in 0u64..600,
-        kubelet_ok: bool,
+        kubelet_state in 0u8..3,
         api in 0u8..3,
         etcd in 0u8..3,
         has_backup: bool, self_hosted: bool, allowed: bool,
     ) {
         let o = Observation {
             elapsed: Duration::from_secs(elapsed),
-            kubelet: if kubelet_ok { Ok(()) } else { Err("down".into()) },
+            kubelet: match kubelet_state {
+                0 => Kubelet::Healthy,
+                1 => Kubelet::Down("down".into()),
+                _ => Kubelet::Failed("failed".into()),
+            },
             apiserver: match api {
                 0 => Apiserver::Down("refused".into()),
                 1 => Apiserver::Up { missing: vec!["x".into()] },
@@ -164,13 +178,16 @@ proptest::proptest! {
             backup: if has_backup { Ok(backup(self_hosted)) } else { Err("none".into()) },
         };
         let d = decide(&o, &policy(allowed));
-        if Duration::from_secs(elapsed) < GRACE {
+        if Duration::from_secs(elapsed) < GRACE && kubelet_state != 2 {
             proptest::prop_assert!(matches!(d, Decision::Wait(_) | Decision::Healthy), "{d:?}");
+        }
+        if !matches!(o.kubelet, Kubelet::Healthy) {
+            proptest::prop_assert!(!matches!(d, Decision::Recover { .. } | Decision::Healthy), "{d:?}");
         }
         if let Decision::Recover { via: Via::Backup(_), .. } = d {
             proptest::prop_assert!(allowed && self_hosted);
         }
-        if api == 2 && kubelet_ok {
+        if api == 2 && kubelet_state == 0 {
             proptest::prop_assert_eq!(d, Decision::Healthy);
         }
     }

@@ -34,6 +34,10 @@ pub struct Options {
     /// copied into the recovered asset dir for `start`.
     pub kubeconfig: PathBuf,
     pub kubelet_healthz: String,
+    /// The kubelet's systemd unit, asked about over D-Bus when its healthz fails.
+    pub kubelet_unit: Option<String>,
+    /// The D-Bus address of systemd (the system bus when `None`).
+    pub systemd_bus: Option<String>,
     pub etcd: Option<EtcdConfig>,
     pub etcd_prefix: String,
     pub encryption: Option<EncryptionConfig>,
@@ -113,12 +117,24 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             None
         }
     };
+    let bus = match &opts.kubelet_unit {
+        Some(_) => match crate::systemd::dbus::connect(opts.systemd_bus.as_deref()).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("{e}; the kubelet is judged by its healthz port alone");
+                None
+            }
+        },
+        None => None,
+    };
+    let systemd = bus.as_ref().zip(opts.kubelet_unit.as_deref());
     let mut tracker = ReadyTracker::new(Timestamp::now());
     let mut backup = None;
     let (via, why, lock) = loop {
         let elapsed = began.elapsed();
         let past_grace = elapsed >= opts.policy.boot_grace;
-        let kubelet = health::kubelet(&opts.kubelet_healthz, opts.request_timeout).await;
+        let kubelet =
+            health::kubelet_health(&opts.kubelet_healthz, opts.request_timeout, systemd).await;
         let apiserver = match &client {
             Some((c, endpoint)) => {
                 match health::apiserver(c, &opts.required, &opts.rules, &mut tracker).await {

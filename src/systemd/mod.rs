@@ -6,6 +6,8 @@
 //! blocks, which froze `start` past its own deadline. Here a send never waits: a full
 //! queue or a missing socket drops the message, which is what a status line deserves.
 
+pub mod dbus;
+
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
