@@ -7,6 +7,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod cmd;
 pub mod codec;
+pub mod config;
 pub mod encryption;
 pub mod ensure;
 pub mod fsutil;

@@ -1,12 +1,21 @@
 //! `kubeboot`: parse, set up logging, run one command, map its error to an exit code.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-use kubeboot::cmd::{self, Cli, LogFormat};
+use clap::{CommandFactory, Parser};
+use kubeboot::cmd::{self, Cli, Exit, LogFormat};
+use kubeboot::config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match with_config(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("kubeboot: error: {e}");
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     init_logging(cli.log_format);
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -14,6 +23,16 @@ fn main() -> ExitCode {
             eprintln!("kubeboot: error: {failure}");
             ExitCode::from(failure.code as u8)
         }
+    }
+}
+
+/// The command line with the config file's flags for its command in front of the
+/// operator's own (see `kubeboot::config`).
+fn with_config(argv: Vec<OsString>) -> Result<Vec<OsString>, config::ConfigError> {
+    let (path, explicit) = config::locate(&argv, std::env::var_os("KUBEBOOT_CONFIG"));
+    match config::read(&path, explicit)? {
+        Some(table) => config::apply(&Cli::command(), &table, &path, argv),
+        None => Ok(argv),
     }
 }
 

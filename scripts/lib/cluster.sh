@@ -41,6 +41,9 @@ stop() {
   rm -f "$pidfile"
 }
 
+# The drills never read the host's /etc/kubeboot/config.toml.
+export KUBEBOOT_CONFIG=/dev/null
+
 node_ip() { echo "$base.$1"; }
 node_root() { echo "$dir/nodes/master-$1"; }
 

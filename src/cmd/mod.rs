@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod checkpoint;
+pub mod config;
 pub mod decode;
 pub mod ensure;
 pub mod etcd_flags;
@@ -87,6 +88,10 @@ pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Config file whose [COMMAND] table supplies flags not given on the command line
+    /// [default: /etc/kubeboot/config.toml, if it exists].
+    #[arg(long, global = true, env = "KUBEBOOT_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,6 +120,9 @@ pub enum Command {
     Ensure(Box<ensure::EnsureArgs>),
     /// The pod checkpointer daemon: keeps local copies of checkpointed pods
     Checkpoint(checkpoint::CheckpointArgs),
+    /// Check the config file (/etc/kubeboot/config.toml)
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -132,6 +140,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ensure(args) => ensure::run(*args),
         Command::Checkpoint(args) => checkpoint::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Config(c) => config::run(c, cli.config),
     }
 }
 

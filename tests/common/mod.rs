@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 pub fn kubeboot(args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubeboot"))
         .args(args)
+        // Never the host's /etc/kubeboot/config.toml: an empty config.
+        .env("KUBEBOOT_CONFIG", "/dev/null")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
