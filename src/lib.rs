@@ -21,4 +21,5 @@ pub mod render;
 pub mod snapshot;
 pub mod source;
 pub mod start;
+pub mod staticpod;
 pub mod systemd;

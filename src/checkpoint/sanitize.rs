@@ -224,27 +224,8 @@ fn metadata(parent: &ObjectMeta, namespace: String, name: String, uid: String) -
 
 /// Clears what a static pod must not carry; errors on what it cannot have.
 fn edit_spec(spec: &mut PodSpec) -> Result<(), String> {
-    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err("it uses resourceClaims".into());
-    }
-    spec.node_name = None;
-    spec.service_account_name = None;
-    spec.service_account = None;
+    crate::staticpod::strip(spec)?;
     spec.automount_service_account_token = None;
-    spec.affinity = None;
-    spec.node_selector = None;
-    spec.scheduler_name = None;
-    spec.topology_spread_constraints = None;
-    spec.scheduling_gates = None;
-    spec.workload_ref = None;
-    spec.priority = None;
-    spec.preemption_policy = None;
-    spec.overhead = None;
-    spec.readiness_gates = None;
-    spec.active_deadline_seconds = None;
-    spec.ephemeral_containers = None;
-    spec.image_pull_secrets = None;
-    spec.resource_claims = None;
     if spec
         .priority_class_name
         .as_deref()

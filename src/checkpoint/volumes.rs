@@ -101,35 +101,7 @@ pub struct DownwardFile {
     pub mode: Option<i32>,
 }
 
-/// Checks a relative path from the pod (an item, token or downward API path).
-pub(super) fn check_rel_path(path: &str) -> Result<(), &'static str> {
-    if path.is_empty() {
-        return Err("empty");
-    }
-    if path.starts_with('/') {
-        return Err("absolute");
-    }
-    if path.contains('\0') || path.contains('\\') {
-        return Err("contains NUL or backslash");
-    }
-    for part in path.split('/') {
-        match part {
-            ".." => return Err("contains .."),
-            "" | "." => return Err("not normalized"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Checks one path element (a namespace, pod or volume name).
-pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
-    check_rel_path(name)?;
-    if name.contains('/') {
-        return Err("contains /");
-    }
-    Ok(())
-}
+pub(super) use crate::staticpod::{check_name, check_rel_path};
 
 /// Everything a volume conversion needs besides the volume.
 pub(super) struct Ctx<'a> {

@@ -107,10 +107,7 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         .unwrap_or(&args.start.bootstrap_secrets_dir)
         .display()
         .to_string();
-    let render = RenderOptions {
-        kubeconfig_host_path: format!("{secrets}/kubeconfig"),
-        secrets_host_dir: secrets,
-    };
+    let render = RenderOptions::under(&secrets, None);
     let etcd = (!args.etcd.etcd_servers.is_empty()).then(|| args.etcd.config());
     let start = args.start.options(PathBuf::new(), None)?;
     if start.required.is_empty() {

@@ -112,13 +112,10 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         etcd_prefix: args.etcd.etcd_prefix.clone(),
         kubeconfig,
         encryption: encryption.as_ref(),
-        render: RenderOptions {
-            kubeconfig_host_path: args
-                .bootstrap_kubeconfig
-                .clone()
-                .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
-            secrets_host_dir: args.bootstrap_secrets_dir.clone(),
-        },
+        render: RenderOptions::under(
+            &args.bootstrap_secrets_dir,
+            args.bootstrap_kubeconfig.as_deref(),
+        ),
     };
     // The network sources are async; a current-thread runtime spawns no threads.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -75,13 +75,10 @@ fn options(args: &RenderArgs) -> Result<NewClusterOptions, newcluster::NewCluste
         },
         self_hosted_etcd: args.self_hosted_etcd,
         images,
-        render: RenderOptions {
-            kubeconfig_host_path: args
-                .bootstrap_kubeconfig
-                .clone()
-                .unwrap_or_else(|| format!("{}/kubeconfig", args.bootstrap_secrets_dir)),
-            secrets_host_dir: args.bootstrap_secrets_dir.clone(),
-        },
+        render: RenderOptions::under(
+            &args.bootstrap_secrets_dir,
+            args.bootstrap_kubeconfig.as_deref(),
+        ),
     })
 }
 

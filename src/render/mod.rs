@@ -62,6 +62,16 @@ impl Default for RenderOptions {
 }
 
 impl RenderOptions {
+    /// Secrets and ConfigMaps under `secrets_host_dir`, and the kubeconfig at
+    /// `kubeconfig` or else `<secrets_host_dir>/kubeconfig` (where `start` puts it).
+    pub fn under(secrets_host_dir: &str, kubeconfig: Option<&str>) -> Self {
+        RenderOptions {
+            kubeconfig_host_path: kubeconfig
+                .map_or_else(|| format!("{secrets_host_dir}/kubeconfig"), str::to_string),
+            secrets_host_dir: secrets_host_dir.to_string(),
+        }
+    }
+
     fn validate(&self) -> Result<(), RenderError> {
         for (what, p) in [
             ("secrets_host_dir", &self.secrets_host_dir),

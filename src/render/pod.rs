@@ -149,12 +149,6 @@ fn edit_spec(
     owner: &str,
     warnings: &mut Vec<String>,
 ) -> Result<(), RenderError> {
-    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(RenderError::Unsupported {
-            owner: owner.to_string(),
-            what: "the pod uses resourceClaims".into(),
-        });
-    }
     if spec
         .image_pull_secrets
         .as_ref()
@@ -164,25 +158,13 @@ fn edit_spec(
             "{owner}: imagePullSecrets dropped (a static pod cannot read Secrets); the node must already have the images or pull them anonymously"
         ));
     }
-    spec.image_pull_secrets = None;
-    spec.node_selector = None;
-    spec.affinity = None;
-    spec.node_name = None;
-    spec.scheduler_name = None;
-    spec.topology_spread_constraints = None;
-    spec.scheduling_gates = None;
-    spec.workload_ref = None;
-    spec.service_account_name = None;
-    spec.service_account = None;
+    crate::staticpod::strip(spec).map_err(|what| RenderError::Unsupported {
+        owner: owner.to_string(),
+        what: what.into(),
+    })?;
     spec.automount_service_account_token = Some(false);
     spec.host_network = Some(true);
     spec.restart_policy = Some("Always".into());
-    spec.priority = None;
-    spec.preemption_policy = None;
-    spec.overhead = None;
-    spec.readiness_gates = None;
-    spec.active_deadline_seconds = None;
-    spec.ephemeral_containers = None;
     if let Some(sc) = spec.security_context.as_mut() {
         sc.run_as_user = None;
         sc.run_as_non_root = None;

@@ -36,6 +36,7 @@ use k8s_openapi::api::core::v1::{
 use super::RenderError;
 use super::select::Parent;
 use crate::model::AssetDir;
+pub(super) use crate::staticpod::{check_name, check_rel_path};
 
 /// Which kind of object a volume reads, for paths, modes and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,36 +167,6 @@ impl Files {
             out.insert(path, bytes, mode);
         }
     }
-}
-
-/// Checks a relative path from untrusted data (an item `path` or a key).
-pub fn check_rel_path(path: &str) -> Result<(), &'static str> {
-    if path.is_empty() {
-        return Err("empty");
-    }
-    if path.starts_with('/') {
-        return Err("absolute");
-    }
-    if path.contains('\0') || path.contains('\\') {
-        return Err("contains NUL or backslash");
-    }
-    for part in path.split('/') {
-        match part {
-            ".." => return Err("contains .."),
-            "" | "." => return Err("not normalized"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Checks a single path element (an object, pod or volume name).
-pub fn check_name(name: &str) -> Result<(), &'static str> {
-    check_rel_path(name)?;
-    if name.contains('/') {
-        return Err("contains /");
-    }
-    Ok(())
 }
 
 /// Everything a volume conversion needs besides the volume itself.
@@ -418,28 +389,6 @@ mod tests {
                 "{source:?} {item:?} {default:?}"
             );
         }
-    }
-
-    #[test]
-    fn rel_path_table() {
-        let cases = [
-            ("a", true),
-            ("a/b.crt", true),
-            ("..data", true),
-            ("", false),
-            ("/etc/passwd", false),
-            ("../x", false),
-            ("a/../../x", false),
-            ("a//b", false),
-            ("./a", false),
-            ("a/", false),
-            ("a\\b", false),
-        ];
-        for (path, ok) in cases {
-            assert_eq!(check_rel_path(path).is_ok(), ok, "{path:?}");
-        }
-        assert!(check_name("a/b").is_err());
-        assert!(check_name("kube-apiserver").is_ok());
     }
 
     #[test]
