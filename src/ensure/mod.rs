@@ -101,7 +101,7 @@ pub enum EnsureError {
 
 /// Probes until the decision is final, then acts on it.
 pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, EnsureError> {
-    let began = Instant::now();
+    let mut began = Instant::now();
     let client = match kubeclient::from_kubeconfig(
         &opts.kubeconfig,
         opts.request_timeout,
@@ -178,7 +178,13 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             }
             Decision::Recover { via, why } => match cluster_lock(opts, &via).await {
                 Ok(held) => break (via, why, held),
-                Err(busy) => progress.waiting(&busy),
+                Err(busy) => {
+                    // Another master is recovering: once it is done, its control plane
+                    // gets a whole boot grace to become healthy before this one judges
+                    // it, so a result still settling is not recovered a second time.
+                    began = Instant::now();
+                    progress.waiting(&busy);
+                }
             },
             Decision::Refused(why) => return Err(EnsureError::Refused(why)),
             Decision::NoSource(why) => return Err(EnsureError::NoSource(why)),
