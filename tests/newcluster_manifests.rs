@@ -181,6 +181,11 @@ fn self_hosted_flags_name_keys_of_the_objects_they_mount() {
     let mut checked = 0;
     for (owner, spec) in o.pods() {
         for (flag, path) in path_flags(&spec) {
+            // The checkpointer's dirs: the host's own view (`--host-*`, in no mount) and
+            // paths in hostPath mounts are not keys of an object.
+            if flag.starts_with("--host-") || resolve(&owner, &spec, &path).0.host_path.is_some() {
+                continue;
+            }
             assert_in_object(&o, &owner, &spec, &flag, &path);
             checked += 1;
         }

@@ -10,7 +10,15 @@
 //! observations and the checkpoints on disk into actions. The daemon only observes and
 //! executes.
 
+pub mod daemon;
 mod downward;
+pub mod execute;
+pub mod files;
+pub mod kubelet;
+pub mod materialize;
+pub mod observe;
+pub mod payload;
+pub mod report;
 pub mod sanitize;
 pub mod state;
 mod volumes;

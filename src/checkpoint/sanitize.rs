@@ -43,8 +43,6 @@ pub use super::volumes::{
 pub const ANNOTATION_CHECKPOINT: &str = "checkpointer.alpha.coreos.com/checkpoint";
 /// On a checkpoint: the name of its parent. bootkube's key, which operators' tooling knows.
 pub const ANNOTATION_CHECKPOINT_OF: &str = "checkpointer.alpha.coreos.com/checkpoint-of";
-/// Where secret, configMap and projected data of checkpoints live by default.
-pub const DEFAULT_CHECKPOINT_ROOT: &str = "/etc/kubernetes/checkpoint-secrets";
 /// The only priority classes a static pod may name: they exist in every cluster.
 const SYSTEM_PRIORITY_CLASSES: [&str; 2] = ["system-node-critical", "system-cluster-critical"];
 

@@ -24,10 +24,19 @@ pub fn checkpointer(plan: &Plan) -> Component {
     let container = Container {
         name: APP.into(),
         image: Some(plan.images.pod_checkpointer.clone()),
+        // Every path explicit, none left to a default: the test kubelet maps a pod's
+        // mounts by rewriting the paths in its argv, and `--host-checkpoint-dir` is the
+        // path the manifests name for the kubelet (the same here: /etc/kubernetes is
+        // mounted at the same path). Grace 5m, as bootkube's DaemonSet had.
         command: Some(vec![
             "kubeboot".into(),
             "checkpoint".into(),
             format!("--kubeconfig={CHECKPOINTER_KUBECONFIG_DIR}/kubeconfig"),
+            "--pod-manifest-path=/etc/kubernetes/manifests".into(),
+            "--checkpoint-dir=/etc/kubernetes/checkpoints".into(),
+            "--host-checkpoint-dir=/etc/kubernetes/checkpoints".into(),
+            "--lock-file=/var/run/lock/pod-checkpointer.lock".into(),
+            "--checkpoint-grace-period=5m".into(),
         ]),
         env: Some(vec![
             o::field_env("NODE_NAME", "spec.nodeName"),
@@ -56,11 +65,14 @@ pub fn checkpointer(plan: &Plan) -> Component {
     };
     o::on_masters(&mut spec);
     let annotations = BTreeMap::from([(CHECKPOINT_ANNOTATION.to_string(), "true".to_string())]);
+    // Its parents' data in kube-system, and a token for each projected service-account
+    // volume it checkpoints (its own included); pods on its node in every namespace.
+    // A parent elsewhere needs a RoleBinding of its namespace to this service account.
     let [role, role_binding] = o::role_for_sa(
         APP,
         vec![
-            o::rule(&[""], &["pods"], &["get", "list", "watch"]),
             o::rule(&[""], &["secrets", "configmaps"], &["get"]),
+            o::rule(&[""], &["serviceaccounts/token"], &["create"]),
         ],
     );
     Component {
@@ -71,7 +83,10 @@ pub fn checkpointer(plan: &Plan) -> Component {
             role_binding,
             o::cluster_role(
                 APP,
-                vec![o::rule(&[""], &["nodes", "nodes/proxy"], &["get"])],
+                vec![
+                    o::rule(&[""], &["pods"], &["get", "list", "watch"]),
+                    o::rule(&[""], &["nodes", "nodes/proxy"], &["get"]),
+                ],
             ),
             o::cluster_role_binding(APP, APP, o::sa_subject(APP)),
             o::daemon_set(APP, "control-plane", Some(annotations), spec),

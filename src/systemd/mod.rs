@@ -36,6 +36,18 @@ pub fn status(msg: &str) -> bool {
     notify(&format!("STATUS={}", msg.replace('\n', " ")))
 }
 
+/// `WATCHDOG=1` when systemd watches this process (`WATCHDOG_USEC`, and
+/// `WATCHDOG_PID` naming it if set).
+pub fn watchdog() {
+    let watched =
+        std::env::var("WATCHDOG_USEC").is_ok_and(|v| v.parse::<u64>().is_ok_and(|u| u > 0));
+    let ours =
+        std::env::var("WATCHDOG_PID").map_or(true, |p| p.trim() == std::process::id().to_string());
+    if watched && ours {
+        notify("WATCHDOG=1");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,11 @@
 //! Rewrite rule for one argv element or env value: the whole token when it equals a
 //! mountPath or starts with `mountPath/`; otherwise, for a `-flag=value` token, each
 //! comma-separated element of the value. The longest matching mountPath wins, like the
-//! innermost mount in a real mount namespace. Everything here is pure except
+//! innermost mount in a real mount namespace. A `--host-<name>=value` token is left
+//! alone: by convention (`kubeboot checkpoint --host-checkpoint-dir`, `kubeboot ensure
+//! --host-bootstrap-secrets-dir`) such a flag names a path as the host's kubelet sees
+//! it, which the process writes into manifests and never opens, so a real mount
+//! namespace would not change it either. Everything here is pure except
 //! [`translate`], which reads the environment.
 
 use std::collections::BTreeMap;
@@ -94,6 +98,9 @@ impl MountTable {
         if token.starts_with('-')
             && let Some((flag, value)) = token.split_once('=')
         {
+            if flag.trim_start_matches('-').starts_with("host-") {
+                return token.to_string();
+            }
             let value: Vec<String> = value
                 .split(',')
                 .map(|v| self.lookup(v).unwrap_or_else(|| v.to_string()))
@@ -168,6 +175,11 @@ mod tests {
                 "--files=/n1/etc/kubernetes/a,/tmp/b,/n1/var/run",
             ),
             ("-c=/var/run/x", "-c=/n1/var/run/x"),
+            (
+                "--host-checkpoint-dir=/etc/kubernetes/checkpoints",
+                "--host-checkpoint-dir=/etc/kubernetes/checkpoints",
+            ),
+            ("--hostnames=/var/run/x", "--hostnames=/n1/var/run/x"),
             ("x=/var/run/x", "x=/var/run/x"),
             ("--bind-address=0.0.0.0", "--bind-address=0.0.0.0"),
             ("relative/etc/kubernetes", "relative/etc/kubernetes"),

@@ -1,0 +1,296 @@
+//! The checkpointer's loop: wait for the lock, then every `--interval` observe, decide
+//! (`state::step`) and execute, until told to stop.
+//!
+//! Expected flow: the DaemonSet pod and its own checkpoint both run on a master (and the
+//! systemd unit may too); each waits for one `flock`, and only the holder works, so the
+//! others are ready standbys (`READY=1` is sent while waiting: a standby is what they
+//! are meant to be). The holder sends `READY=1` after its first cycle, `STATUS=` with
+//! what it holds after each, and `WATCHDOG=1` each cycle when systemd asks for it.
+//!
+//! Guarantees: an I/O error never ends the loop and never panics; each distinct message
+//! is logged once, again only after `report::REPEAT` if it persists, and the api-server and
+//! kubelet say when they come back. A failed save is retried next cycle. A stop request
+//! is honoured between cycles, never in the middle of one; a cycle is bounded by the
+//! request timeouts, and saves still pending after [`CYCLE_BUDGET`] wait for the next
+//! cycle so the watchdog keeps being pinged.
+//!
+//! Caveats: a checkpoint is a static pod on this node only; the data of a removed
+//! checkpoint is deleted right after its deactivation, while the kubelet may still be
+//! stopping it (its bind mounts keep the old files).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::watch;
+
+use super::execute::Executor;
+use super::files::{self, Layout};
+use super::kubelet::Kubelet;
+use super::materialize::Fetcher;
+use super::observe;
+use super::report::{Health, Once, done, status, what};
+use super::state::{self, Action, Active, OnDisk, Params, PodKey, State};
+use crate::fsutil::{self, FsError, LockFile};
+use crate::systemd;
+use crate::systemd::watchdog;
+
+/// After this long in one cycle, the remaining saves wait for the next cycle.
+pub const CYCLE_BUDGET: Duration = Duration::from_secs(60);
+
+/// Everything the loop needs, resolved.
+#[derive(Debug)]
+pub struct Options {
+    pub node: String,
+    /// The checkpointer's own parent pod; `None` when it is not a pod (the systemd unit).
+    pub self_key: Option<PodKey>,
+    /// Its namespace (or `kube-system`), for the API fallback.
+    pub namespace: String,
+    pub layout: Layout,
+    pub grace: SignedDuration,
+    pub refresh: SignedDuration,
+    pub interval: Duration,
+    pub lock_file: PathBuf,
+}
+
+/// Waits until `stop` says so or `d` passes; returns whether to stop.
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        r = stop.changed() => r.is_err() || *stop.borrow(),
+    }
+}
+
+/// Takes the lock, waiting as a standby while another checkpointer holds it. `None`:
+/// asked to stop first.
+async fn lock(
+    opts: &Options,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<LockFile>, FsError> {
+    fsutil::create_dir_all_with_mode(fsutil::parent_of(&opts.lock_file), 0o755)?;
+    let mut waiting = false;
+    loop {
+        match LockFile::try_acquire(&opts.lock_file) {
+            Ok(l) => {
+                if waiting {
+                    tracing::info!("took over the lock {}", opts.lock_file.display());
+                }
+                return Ok(Some(l));
+            }
+            Err(FsError::Locked { .. }) if !waiting => {
+                waiting = true;
+                let msg = format!(
+                    "standby: another checkpointer holds {}; waiting for it",
+                    opts.lock_file.display()
+                );
+                tracing::info!("{msg}");
+                systemd::notify(&format!("READY=1\nSTATUS={msg}"));
+            }
+            Err(FsError::Locked { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        watchdog();
+        if pause(stop, opts.interval).await {
+            return Ok(None);
+        }
+    }
+}
+
+/// Runs until `stop` turns true. Errors only when the lock cannot be taken at all.
+pub async fn run(
+    opts: Options,
+    client: kube::Client,
+    kubelet: Kubelet,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), FsError> {
+    let Some(_lock) = lock(&opts, &mut stop).await? else {
+        return Ok(());
+    };
+    let mut log = Once::default();
+    for dir in [opts.layout.saved_dir(), opts.layout.active_dir.clone()] {
+        for p in files::remove_own_temps(&dir) {
+            log.warn(&p);
+        }
+    }
+    let params = Params {
+        self_key: opts.self_key.clone().unwrap_or_else(observe::no_self_key),
+        grace: opts.grace,
+        refresh: opts.refresh,
+        checkpoint_root: opts.layout.host_checkpoint_dir.clone(),
+    };
+    let mut cycle = Cycle {
+        opts: &opts,
+        params,
+        client,
+        kubelet,
+        state: State::default(),
+        log,
+        exec: Executor {
+            layout: opts.layout.clone(),
+            as_root: running_as_root(),
+            fetcher: Fetcher::default(),
+        },
+        api: Health::default(),
+        kubelet_health: Health::default(),
+        failed: BTreeMap::new(),
+    };
+    let mut ready = false;
+    loop {
+        let status = cycle.run().await;
+        let mut msg = format!("STATUS={status}");
+        if !ready {
+            tracing::info!("first cycle done: {status}");
+            msg.push_str("\nREADY=1");
+            ready = true;
+        }
+        systemd::notify(&msg);
+        watchdog();
+        if pause(&mut stop, opts.interval).await {
+            break;
+        }
+    }
+    systemd::notify("STOPPING=1");
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Whether this process may chown (effective uid 0, as `/proc/self` is owned).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+struct Cycle<'a> {
+    opts: &'a Options,
+    params: Params,
+    client: kube::Client,
+    kubelet: Kubelet,
+    state: State,
+    log: Once,
+    exec: Executor,
+    api: Health,
+    kubelet_health: Health,
+    /// The last failure of an action per checkpoint, forgotten when one succeeds.
+    failed: BTreeMap<PodKey, String>,
+}
+
+impl Cycle<'_> {
+    /// One observe → step → execute; returns the status line.
+    async fn run(&mut self) -> String {
+        let started = Instant::now();
+        let view = match files::read_disk(&self.opts.layout) {
+            Ok(v) => v,
+            Err(e) => {
+                self.log.warn(&format!(
+                    "cannot read the checkpoints, deciding nothing: {e}"
+                ));
+                return format!("cannot read the checkpoints: {e}");
+            }
+        };
+        for p in &view.problems {
+            self.log.warn(p);
+        }
+        let kubelet = self.kubelet.pods().await;
+        self.kubelet_health.note(
+            "the kubelet",
+            kubelet.as_ref().map(|_| ()).map_err(String::as_str),
+            &mut self.log,
+        );
+        let kubelet = kubelet.ok();
+        let namespaces = observe::namespaces(&self.opts.namespace, kubelet.as_deref(), &view.disk);
+        let api = observe::api_pods(&self.client, &self.opts.node, &namespaces).await;
+        self.api.note(
+            "the api-server",
+            api.as_ref().map(|_| ()).map_err(String::as_str),
+            &mut self.log,
+        );
+        let mut disk = view.disk;
+        let observed = observe::assemble(
+            api.ok(),
+            kubelet,
+            disk.clone(),
+            self.opts.self_key.is_some(),
+        );
+        let step = state::step(&self.state, &observed, Timestamp::now(), &self.params);
+        self.state = step.state;
+        for e in &step.errors {
+            self.log.warn(&e.to_string());
+        }
+        for action in &step.actions {
+            self.apply(action, &mut disk, started).await;
+        }
+        self.failed.retain(|k, _| disk.contains_key(k));
+        status(&disk, self.api.up, self.kubelet_health.up)
+    }
+
+    /// Executes one action, updating `disk` to match and logging the outcome.
+    async fn apply(
+        &mut self,
+        action: &Action,
+        disk: &mut BTreeMap<PodKey, OnDisk>,
+        started: Instant,
+    ) {
+        let key = action.key().clone();
+        // Ok(whether something changed on disk)
+        let result = match action {
+            Action::Save {
+                manifest,
+                materialize,
+                ..
+            } => {
+                if started.elapsed() > CYCLE_BUDGET {
+                    self.state.save_failed(&key);
+                    return;
+                }
+                let saved = self
+                    .exec
+                    .save(&self.client, &key, manifest, materialize)
+                    .await;
+                if saved.is_ok() {
+                    note(disk, &key, |d| d.saved = Some((**manifest).clone()));
+                }
+                saved
+            }
+            Action::Activate { .. } => self.exec.activate(&key).map(|()| {
+                note(disk, &key, |d| d.active = Active::Current);
+                true
+            }),
+            Action::Deactivate { .. } => self.exec.deactivate(&key).map(|()| {
+                note(disk, &key, |d| d.active = Active::No);
+                true
+            }),
+            Action::Remove { .. } => self.exec.remove(&key).map(|()| {
+                disk.remove(&key);
+                true
+            }),
+        };
+        match result {
+            Ok(changed) => {
+                if changed {
+                    tracing::info!("{}", done(action));
+                } else {
+                    tracing::debug!("the checkpoint of {key} is up to date");
+                }
+                if let Some(e) = self.failed.remove(&key) {
+                    self.log.forget(&e);
+                }
+            }
+            Err(e) => {
+                if matches!(action, Action::Save { .. }) {
+                    self.state.save_failed(&key);
+                }
+                let msg = format!("{} failed: {e}", what(action));
+                self.log.warn(&msg);
+                self.failed.insert(key, msg);
+            }
+        }
+    }
+}
+
+fn note(disk: &mut BTreeMap<PodKey, OnDisk>, key: &PodKey, f: impl FnOnce(&mut OnDisk)) {
+    f(disk.entry(key.clone()).or_default());
+}

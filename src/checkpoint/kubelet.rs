@@ -1,0 +1,194 @@
+//! What the kubelet runs here, from its `/pods` endpoint: the checkpointer's R.
+//!
+//! bootkube asked the container runtime (CRI v1alpha, dockershim) for ready sandboxes.
+//! kubeboot asks the kubelet instead: one HTTP endpoint on every kubelet version and
+//! runtime, and the same view the kubelet acts on. A parent counts as running while
+//! the kubelet lists it and it has not terminated (phase not Succeeded or Failed, no
+//! deletion under way), whatever its containers do: a self-hosted api-server pod that
+//! crash-loops, or waits, on the port its checkpoint holds is listed, so its
+//! checkpoint is retired and the port handed back. That is bootkube's "a READY
+//! sandbox counts" rule, with the same caveat: a parent stuck before its first start
+//! (an image that cannot be pulled) also retires its checkpoint.
+//!
+//! The secure port (10250) is asked first with the kubeconfig's credentials and TLS
+//! verification off (the kubelet's serving cert is often self-signed), then the
+//! read-only port (10255) with no credentials at all, so a token never crosses plain
+//! HTTP. Both URLs are flags; either can be turned off.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::sanitize;
+use super::state::PodKey;
+use crate::source::error_chain;
+
+/// A client for the kubelet's two ports.
+#[derive(Clone)]
+pub struct Kubelet {
+    secure: Option<(kube::Client, String)>,
+    read_only: Option<(kube::Client, String)>,
+}
+
+fn timeouts(config: &mut kube::Config, timeout: Duration) {
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+}
+
+impl Kubelet {
+    /// Clients for `secure_url` (credentials from `kubeconfig`, TLS not verified) and
+    /// `read_only_url` (no credentials); `None` turns a port off.
+    pub async fn new(
+        kubeconfig: &Path,
+        secure_url: Option<&str>,
+        read_only_url: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Kubelet, String> {
+        let uri = |u: &str| {
+            u.parse::<http::Uri>()
+                .map_err(|e| format!("kubelet URL {u:?}: {e}"))
+        };
+        let secure = match secure_url {
+            Some(url) => {
+                let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| {
+                    format!("kubeconfig {}: {}", kubeconfig.display(), error_chain(&e))
+                })?;
+                let mut config =
+                    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                        .await
+                        .map_err(|e| {
+                            format!("kubeconfig {}: {}", kubeconfig.display(), error_chain(&e))
+                        })?;
+                config.cluster_url = uri(url)?;
+                config.accept_invalid_certs = true;
+                config.root_cert = None;
+                config.tls_server_name = None;
+                config.proxy_url = None;
+                timeouts(&mut config, timeout);
+                let client = kube::Client::try_from(config)
+                    .map_err(|e| format!("kubelet {url}: {}", error_chain(&e)))?;
+                Some((client, url.trim_end_matches('/').to_string()))
+            }
+            None => None,
+        };
+        let read_only = match read_only_url {
+            Some(url) => {
+                let mut config = kube::Config::new(uri(url)?);
+                timeouts(&mut config, timeout);
+                let client = kube::Client::try_from(config)
+                    .map_err(|e| format!("kubelet {url}: {}", error_chain(&e)))?;
+                Some((client, url.trim_end_matches('/').to_string()))
+            }
+            None => None,
+        };
+        Ok(Kubelet { secure, read_only })
+    }
+
+    /// The kubelet's pods, from the first port that answers; the error says why each failed.
+    pub async fn pods(&self) -> Result<Vec<Pod>, String> {
+        let mut why = Vec::new();
+        for (client, url) in self.secure.iter().chain(self.read_only.iter()) {
+            let req = http::Request::get("/pods").body(Vec::new());
+            let result = match req {
+                Ok(req) => client
+                    .request_text(req)
+                    .await
+                    .map_err(|e| error_chain(&e))
+                    .and_then(|text| parse_pod_list(&text)),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(pods) => return Ok(pods),
+                Err(e) => why.push(format!("{url}/pods: {e}")),
+            }
+        }
+        if why.is_empty() {
+            return Err("no kubelet URL is configured".into());
+        }
+        Err(format!("kubelet unreachable: {}", why.join("; ")))
+    }
+}
+
+/// Parses the kubelet's `/pods` body, a `v1.PodList`.
+pub fn parse_pod_list(text: &str) -> Result<Vec<Pod>, String> {
+    #[derive(serde::Deserialize)]
+    struct PodList {
+        kind: Option<String>,
+        #[serde(default)]
+        items: Option<Vec<Pod>>,
+    }
+    let list: PodList = serde_json::from_str(text).map_err(|e| format!("not a pod list: {e}"))?;
+    if list.kind.as_deref().is_some_and(|k| k != "PodList") {
+        return Err(format!(
+            "not a pod list: kind {:?}",
+            list.kind.unwrap_or_default()
+        ));
+    }
+    Ok(list.items.unwrap_or_default())
+}
+
+/// The parents among `pods` that count as running (see the module doc).
+#[must_use]
+pub fn running_parents(pods: &[Pod]) -> BTreeSet<PodKey> {
+    pods.iter()
+        .filter(|p| sanitize::is_parent(p) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .filter_map(PodKey::of)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[
+      {"metadata":{"name":"api-a","namespace":"kube-system",
+         "annotations":{"checkpointer.alpha.coreos.com/checkpoint":"true"}},
+       "status":{"phase":"Pending","containerStatuses":[{"name":"c","image":"i","imageID":"",
+         "ready":false,"restartCount":0,
+         "state":{"waiting":{"reason":"HostPortConflict"}}}]}},
+      {"metadata":{"name":"crashing","namespace":"kube-system",
+         "annotations":{"checkpointer.alpha.coreos.com/checkpoint":"true"}},
+       "status":{"phase":"Running"}},
+      {"metadata":{"name":"done","namespace":"default",
+         "annotations":{"checkpointer.alpha.coreos.com/checkpoint":"true"}},
+       "status":{"phase":"Succeeded"}},
+      {"metadata":{"name":"going","namespace":"default","deletionTimestamp":"2025-01-01T00:00:00Z",
+         "annotations":{"checkpointer.alpha.coreos.com/checkpoint":"true"}},
+       "status":{"phase":"Running"}},
+      {"metadata":{"name":"api-a-node1","namespace":"kube-system",
+         "annotations":{"checkpointer.alpha.coreos.com/checkpoint":"true",
+           "checkpointer.alpha.coreos.com/checkpoint-of":"api-a",
+           "kubernetes.io/config.source":"file"}},
+       "status":{"phase":"Running"}},
+      {"metadata":{"name":"plain","namespace":"default"},"status":{"phase":"Running"}}
+    ]}"#;
+
+    #[test]
+    fn a_listed_parent_that_has_not_terminated_is_running() {
+        let pods = parse_pod_list(LIST).unwrap();
+        assert_eq!(pods.len(), 6);
+        let running = running_parents(&pods);
+        let want: BTreeSet<PodKey> = [
+            PodKey::new("kube-system", "api-a"),
+            PodKey::new("kube-system", "crashing"),
+        ]
+        .into();
+        assert_eq!(running, want);
+    }
+
+    #[test]
+    fn bad_bodies_are_errors() {
+        assert!(parse_pod_list("404 page not found").is_err());
+        assert!(parse_pod_list(r#"{"kind":"Status","items":[]}"#).is_err());
+        assert!(parse_pod_list(r#"{"kind":"PodList","items":[{"metadata":5}]}"#).is_err());
+        assert_eq!(parse_pod_list(r#"{"kind":"PodList"}"#), Ok(Vec::new()));
+    }
+}

@@ -1,0 +1,298 @@
+//! The files of one checkpoint volume ([`Materialize`]): Secret and ConfigMap keys read
+//! through the API, downward API values already resolved by `sanitize`, and
+//! service-account tokens from TokenRequest, with the modes the parent asked for.
+//!
+//! Modes: the item's mode, else the volume's `defaultMode`, else 0644 as Kubernetes does,
+//! except that Secret keys and tokens default to 0600 and never keep a world bit
+//! (DESIGN.md §5: a checkpoint's secrets sit on the host disk, outside any pod). With an
+//! `fsGroup` the group may read, as the kubelet's volume ownership gives it. Dirs are
+//! 0700 (0750 with an `fsGroup`); owners follow [`FileOwner`] when running as root.
+//!
+//! Tokens: a checkpoint runs when its parent is gone, and often when the api-server has
+//! been unreachable for a while, so its token must outlive the outage. The kubelet's
+//! own projected tokens are bound to their pod and the api-server stretches those to a
+//! year (`--service-account-extend-token-expiration`); a checkpoint's cannot be bound
+//! (the pod is the thing that is gone), so the year is asked for explicitly, and the
+//! token is renewed at the cadence the parent asked for (80% of its
+//! `expirationSeconds`, the kubelet's rule). An api-server with
+//! `--service-account-max-token-expiration` shortens it, and then that wins.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::api::{Api, PostParams};
+
+use super::payload::{File, Ownership};
+use super::sanitize::{Content, FileOwner, Materialize, ObjectFiles, Projection};
+use super::volumes::check_name;
+use crate::source::error_chain;
+
+/// The validity asked for a checkpoint's token: the year the api-server gives the
+/// kubelet's pod-bound tokens.
+pub const TOKEN_VALIDITY_SECONDS: i64 = 365 * 24 * 3600;
+/// A projection's `expirationSeconds` when it has none (Kubernetes' default).
+const DEFAULT_TOKEN_SECONDS: i64 = 3600;
+
+/// The mode of one file: `explicit` (item, else volume default) or the default, with the
+/// rules in the module doc.
+#[must_use]
+pub fn file_mode(explicit: Option<i32>, sensitive: bool, group: bool) -> u32 {
+    let default = if sensitive { 0o600 } else { 0o644 };
+    let mut mode = explicit
+        .and_then(|m| u32::try_from(m & 0o777).ok())
+        .unwrap_or(default);
+    if sensitive {
+        mode &= !0o007;
+    }
+    if group {
+        mode |= 0o040;
+    }
+    mode
+}
+
+/// The dir mode and owner for files of `owner`; `as_root`: this process may chown.
+pub fn ownership(owner: &FileOwner, as_root: bool) -> Result<Ownership, String> {
+    let id = |v: Option<i64>, what: &str| match v {
+        None => Ok(0),
+        Some(v) => u32::try_from(v).map_err(|_| format!("{what} {v} is not a valid id")),
+    };
+    let uid = id(owner.uid, "runAsUser")?;
+    let gid = id(owner.gid, "fsGroup")?;
+    Ok(Ownership {
+        dir_mode: if owner.gid.is_some() { 0o750 } else { 0o700 },
+        owner: as_root.then_some((uid, gid)),
+    })
+}
+
+/// The files `of` selects from an object's `data` (`None`: the object does not exist).
+/// `what` names the object in errors, e.g. `secret kube-system/tls`; values never appear.
+pub fn object_files(
+    of: &ObjectFiles,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+    sensitive: bool,
+    group: bool,
+    what: &str,
+) -> Result<Vec<File>, String> {
+    let Some(data) = data else {
+        return if of.optional {
+            Ok(Vec::new())
+        } else {
+            Err(format!("{what} does not exist"))
+        };
+    };
+    let mode = |m: Option<i32>| file_mode(m.or(of.default_mode), sensitive, group);
+    if of.items.is_empty() {
+        return data
+            .iter()
+            .map(|(key, bytes)| {
+                check_name(key)
+                    .ok()
+                    .filter(|()| !key.starts_with(".."))
+                    .ok_or_else(|| format!("{what} has key {key:?}, which is not a file name"))?;
+                Ok(File {
+                    path: key.clone(),
+                    bytes: bytes.clone(),
+                    mode: mode(None),
+                })
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for item in &of.items {
+        match data.get(&item.key) {
+            Some(bytes) => out.push(File {
+                path: item.path.clone(),
+                bytes: bytes.clone(),
+                mode: mode(item.mode),
+            }),
+            None if of.optional => {}
+            None => return Err(format!("{what} has no key {:?}", item.key)),
+        }
+    }
+    Ok(out)
+}
+
+/// Merges projection sources into one list: a later source's file replaces an
+/// earlier one at the same path.
+fn merge(into: &mut Vec<File>, more: Vec<File>) {
+    for f in more {
+        into.retain(|g| g.path != f.path);
+        into.push(f);
+    }
+}
+
+struct CachedToken {
+    token: String,
+    renew_at: Instant,
+}
+
+/// Reads what a checkpoint's volumes hold, caching tokens between cycles.
+#[derive(Default)]
+pub struct Fetcher {
+    tokens: HashMap<(String, String, Option<String>, i64), CachedToken>,
+}
+
+impl Fetcher {
+    /// The files of `m`, fetched through `client`. Errors name the object, never a value.
+    pub async fn files(
+        &mut self,
+        client: &kube::Client,
+        m: &Materialize,
+        group: bool,
+    ) -> Result<Vec<File>, String> {
+        let ns = m.namespace.as_str();
+        Ok(match &m.content {
+            Content::Secret(of) => secret_files(client, ns, of, group).await?,
+            Content::ConfigMap(of) => config_map_files(client, ns, of, group).await?,
+            Content::Projected(sources) => {
+                let mut out = Vec::new();
+                for s in sources {
+                    let more = match s {
+                        Projection::Secret(of) => secret_files(client, ns, of, group).await?,
+                        Projection::ConfigMap(of) => {
+                            config_map_files(client, ns, of, group).await?
+                        }
+                        Projection::DownwardApi {
+                            files,
+                            default_mode,
+                        } => files
+                            .iter()
+                            .map(|f| File {
+                                path: f.path.clone(),
+                                bytes: f.content.clone().into_bytes(),
+                                mode: file_mode(f.mode.or(*default_mode), false, group),
+                            })
+                            .collect(),
+                        Projection::ServiceAccountToken {
+                            service_account,
+                            audience,
+                            expiration_seconds,
+                            path,
+                            default_mode,
+                        } => {
+                            let token = self
+                                .token(client, ns, service_account, audience, *expiration_seconds)
+                                .await?;
+                            vec![File {
+                                path: path.clone(),
+                                bytes: token.into_bytes(),
+                                mode: file_mode(*default_mode, true, group),
+                            }]
+                        }
+                    };
+                    merge(&mut out, more);
+                }
+                out
+            }
+        })
+    }
+
+    async fn token(
+        &mut self,
+        client: &kube::Client,
+        ns: &str,
+        service_account: &str,
+        audience: &Option<String>,
+        expiration_seconds: Option<i64>,
+    ) -> Result<String, String> {
+        let asked = expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS);
+        let key = (
+            ns.to_string(),
+            service_account.to_string(),
+            audience.clone(),
+            asked,
+        );
+        if let Some(c) = self.tokens.get(&key)
+            && Instant::now() < c.renew_at
+        {
+            return Ok(c.token.clone());
+        }
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: audience.iter().cloned().collect(),
+                expiration_seconds: Some(TOKEN_VALIDITY_SECONDS.max(asked)),
+                bound_object_ref: None,
+            },
+            ..Default::default()
+        };
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+        let what = format!("token for service account {ns}/{service_account}");
+        let got = api
+            .create_token_request(service_account, &PostParams::default(), &request)
+            .await
+            .map_err(|e| format!("{what}: {}", error_chain(&e)))?;
+        let status = got
+            .status
+            .ok_or_else(|| format!("{what}: the api-server returned no token"))?;
+        let now = jiff::Timestamp::now();
+        let valid = status.expiration_timestamp.0.duration_since(now).as_secs();
+        let renew = (asked.min(valid).max(0) * 4 / 5).max(60);
+        let renew_at = Instant::now() + Duration::from_secs(renew.unsigned_abs());
+        let token = status.token;
+        self.tokens.insert(
+            key,
+            CachedToken {
+                token: token.clone(),
+                renew_at,
+            },
+        );
+        Ok(token)
+    }
+}
+
+async fn secret_files(
+    client: &kube::Client,
+    ns: &str,
+    of: &ObjectFiles,
+    group: bool,
+) -> Result<Vec<File>, String> {
+    let what = format!("secret {ns}/{}", of.name);
+    check_name(&of.name).map_err(|r| format!("{what}: not a safe name ({r})"))?;
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let found = api
+        .get_opt(&of.name)
+        .await
+        .map_err(|e| format!("{what}: {}", error_chain(&e)))?;
+    let data = found.map(|s| {
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect::<BTreeMap<_, _>>()
+    });
+    object_files(of, data.as_ref(), true, group, &what)
+}
+
+async fn config_map_files(
+    client: &kube::Client,
+    ns: &str,
+    of: &ObjectFiles,
+    group: bool,
+) -> Result<Vec<File>, String> {
+    let what = format!("configmap {ns}/{}", of.name);
+    check_name(&of.name).map_err(|r| format!("{what}: not a safe name ({r})"))?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let found = api
+        .get_opt(&of.name)
+        .await
+        .map_err(|e| format!("{what}: {}", error_chain(&e)))?;
+    let data = found.map(|c| {
+        let mut all: BTreeMap<String, Vec<u8>> = c
+            .binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        for (k, v) in c.data.unwrap_or_default() {
+            all.insert(k, v.into_bytes());
+        }
+        all
+    });
+    object_files(of, data.as_ref(), false, group, &what)
+}
+
+#[cfg(test)]
+#[path = "materialize_tests.rs"]
+mod tests;

@@ -1,0 +1,189 @@
+//! The checkpointer as its DaemonSet runs it: a pod of the fake-kubelet, with the
+//! rendered command's explicit paths, hostPath mounts of the node's `/etc/kubernetes`
+//! and `/var/run`, and `NODE_NAME`/`POD_NAME`/`POD_NAMESPACE` from the downward API.
+//! The kubelet rewrites the paths in its argv (the test's mount namespace), all but
+//! `--host-checkpoint-dir`, so the manifests it writes name the paths the kubelet sees.
+//!
+//! The reboot of a master in miniature: the pod checkpoints itself, and its static copy
+//! waits for the lock beside it; a parent is saved; then the api-server goes and the
+//! kubelet restarts, so only static pods run: the checkpointer's copy takes the lock and
+//! starts the parent's checkpoint, which reads its Secret through the saved hostPath.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, PostParams};
+use kubeboot_testkit::apiserver::harness::Harness;
+use kubeboot_testkit::kubelet::harness::{FakeKubelet, KubeletOptions};
+use serde_json::json;
+
+mod checkpoint_support;
+
+use checkpoint_support::{fake_kubelet, free_port, kubelet_pods, running, until};
+
+const TEST_DEADLINE: Duration = Duration::from_secs(300);
+const SECRET_VALUE: &str = "pod-mode-secret";
+const SELF_POD: &str = "pod-checkpointer-fghij";
+
+/// The checkpointer's pod, as the rendered DaemonSet's template makes it.
+fn checkpointer_pod(kubeconfig: &str, port: u16, ro_port: u16) -> Result<Pod> {
+    let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": SELF_POD, "namespace": "kube-system",
+            "annotations": {"checkpointer.alpha.coreos.com/checkpoint": "true"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "name": "pod-checkpointer", "uid": "ds-uid", "controller": true}]},
+        "spec": {
+            "nodeName": "node1",
+            "hostNetwork": true,
+            "containers": [{
+                "name": "pod-checkpointer", "image": "kubeboot",
+                "command": ["kubeboot", "checkpoint",
+                    format!("--kubeconfig={kubeconfig}"),
+                    "--pod-manifest-path=/etc/kubernetes/manifests",
+                    "--checkpoint-dir=/etc/kubernetes/checkpoints",
+                    "--host-checkpoint-dir=/etc/kubernetes/checkpoints",
+                    "--lock-file=/var/run/lock/pod-checkpointer.lock",
+                    format!("--kubelet-url=http://127.0.0.1:{port}"),
+                    format!("--kubelet-read-only-url=http://127.0.0.1:{ro_port}"),
+                    "--interval=300ms", "--checkpoint-grace-period=2s", "--request-timeout=2s"],
+                "env": [
+                    {"name": "NODE_NAME", "valueFrom": field("spec.nodeName")},
+                    {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+                    {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+                    {"name": "HOST_IP", "valueFrom": field("status.hostIP")}
+                ],
+                "volumeMounts": [
+                    {"name": "etc-kubernetes", "mountPath": "/etc/kubernetes"},
+                    {"name": "var-run", "mountPath": "/var/run"}
+                ]
+            }],
+            "volumes": [
+                {"name": "etc-kubernetes", "hostPath": {"path": "/etc/kubernetes", "type": "Directory"}},
+                {"name": "var-run", "hostPath": {"path": "/var/run", "type": "Directory"}}
+            ]
+        }
+    }))?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_set_pod_and_its_static_copy_bring_a_checkpoint_back_after_a_reboot()
+-> Result<()> {
+    let kubelet_bin = tokio::task::spawn_blocking(fake_kubelet).await?;
+    tokio::time::timeout(TEST_DEADLINE, reboot(kubelet_bin))
+        .await
+        .context("test deadline")?
+}
+
+async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
+    let h = Harness::start().await?;
+    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?;
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("node1");
+    std::fs::create_dir_all(root.join("var/run"))?;
+    let (port, ro_port) = (free_port(), free_port());
+    let opts = KubeletOptions {
+        image_map: vec![
+            ("tailer".into(), PathBuf::from("/usr/bin/tail")),
+            (
+                "kubeboot".into(),
+                PathBuf::from(env!("CARGO_BIN_EXE_kubeboot")),
+            ),
+        ],
+        kubeconfig: Some(h.kubeconfig.clone()),
+        node_root: Some(root.clone()),
+        extra_args: vec![
+            format!("--port={port}"),
+            format!("--read-only-port={ro_port}"),
+        ],
+        ..Default::default()
+    };
+    let start_kubelet = |opts: KubeletOptions| {
+        let bin = kubelet_bin.clone();
+        tokio::task::spawn_blocking(move || FakeKubelet::start(bin, opts))
+    };
+    let mut kubelet = start_kubelet(opts.clone()).await??;
+
+    let pp = PostParams::default();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "web-secret", "namespace": "default"},
+        "stringData": {"password": SECRET_VALUE}
+    }))?;
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&pp, &secret)
+        .await?;
+    let parent: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "default",
+            "annotations": {"checkpointer.alpha.coreos.com/checkpoint": "true"}},
+        "spec": {"nodeName": "node1", "containers": [{
+            "name": "web", "image": "tailer",
+            "command": ["tail", "-f", "/etc/secret/password"],
+            "volumeMounts": [{"name": "secret", "mountPath": "/etc/secret"}]}],
+            "volumes": [{"name": "secret", "secret": {"secretName": "web-secret"}}]}
+    }))?;
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .create(&pp, &parent)
+        .await?;
+    let kubeconfig = h.kubeconfig.to_string_lossy().into_owned();
+    Api::<Pod>::namespaced(client.clone(), "kube-system")
+        .create(&pp, &checkpointer_pod(&kubeconfig, port, ro_port)?)
+        .await?;
+
+    let etc = root.join("etc/kubernetes");
+    let saved = etc.join("checkpoints/saved/kubeboot-checkpoint_default_web.json");
+    let copy = format!("{SELF_POD}-node1");
+    let log = |k: &FakeKubelet, pod: &str| k.container_log("kube-system", pod, "pod-checkpointer");
+    until(
+        "the parent saved, the static copy of the checkpointer waiting",
+        || {
+            let standby = log(&kubelet, &copy).contains("standby");
+            (saved.is_file() && standby).then_some(())
+        },
+    )
+    .await
+    .with_context(|| format!("{}\n{}", log(&kubelet, SELF_POD), kubelet.log_tail()))?;
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved)?)?;
+    assert_eq!(
+        manifest["spec"]["volumes"][0]["hostPath"]["path"],
+        "/etc/kubernetes/checkpoints/secrets/default/web/secret",
+        "the manifest names the path as the kubelet sees it"
+    );
+    let own = etc.join(format!(
+        "checkpoints/saved/kubeboot-checkpoint_kube-system_{SELF_POD}.json"
+    ));
+    assert!(
+        own.is_file(),
+        "the checkpointer's pod name, not its copy's, keys it"
+    );
+    assert!(
+        !log(&kubelet, SELF_POD).contains("standby"),
+        "the DaemonSet pod took the lock first"
+    );
+
+    // The reboot: no api-server, and the kubelet comes back knowing only static pods.
+    drop(h.server);
+    kubelet.terminate(Duration::from_secs(20))?;
+    let kubelet2 = start_kubelet(opts).await??;
+    until(
+        "the parent's checkpoint running, started by the checkpointer's copy",
+        || {
+            let out = kubelet2.container_log("default", "web-node1", "web");
+            (running(&kubelet_pods(ro_port), "web-node1") && out.contains(SECRET_VALUE))
+                .then_some(())
+        },
+    )
+    .await
+    .with_context(|| format!("{}\n{}", log(&kubelet2, &copy), kubelet2.log_tail()))?;
+    assert!(
+        log(&kubelet2, &copy).contains("activated the checkpoint of default/web"),
+        "{}",
+        log(&kubelet2, &copy)
+    );
+    drop(kubelet2);
+    Ok(())
+}
