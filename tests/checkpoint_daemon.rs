@@ -20,12 +20,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use kubeboot_testkit::apiserver::harness::Harness;
 use kubeboot_testkit::apiserver::{ApiServer, Config};
-use kubeboot_testkit::kubelet::harness::{FakeKubelet, KubeletOptions};
+use kubeboot_testkit::kubelet::harness::KubeletOptions;
 use serde_json::json;
 
 mod checkpoint_support;
 
-use checkpoint_support::{Daemon, fake_kubelet, free_port, kubelet_pods, mode, running, until};
+use checkpoint_support::{
+    Daemon, fake_kubelet, free_port, kubelet_pods, mode, running, start_kubelet, until,
+};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(300);
 const SECRET_VALUE: &str = "s3cret-value";
@@ -141,11 +143,7 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
         ],
         ..Default::default()
     };
-    let start_kubelet = |opts: KubeletOptions| {
-        let bin = kubelet_bin.clone();
-        tokio::task::spawn_blocking(move || FakeKubelet::start(bin, opts))
-    };
-    let mut kubelet = start_kubelet(kubelet_opts.clone()).await??;
+    let mut kubelet = start_kubelet(&kubelet_bin, kubelet_opts.clone()).await?;
     until("the parent running", || {
         running(&kubelet_pods(ro_port), "web").then_some(())
     })
@@ -256,7 +254,7 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
     // The api-server goes, and the kubelet restarts: nothing runs the parent.
     drop(server);
     kubelet.terminate(Duration::from_secs(20))?;
-    let kubelet2 = start_kubelet(kubelet_opts.clone()).await??;
+    let kubelet2 = start_kubelet(&kubelet_bin, kubelet_opts.clone()).await?;
     until(
         "the checkpoint activated and running as a static pod",
         || (active.is_file() && running(&kubelet_pods(ro_port), "web-node1")).then_some(()),

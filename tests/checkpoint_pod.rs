@@ -21,7 +21,7 @@ use serde_json::json;
 
 mod checkpoint_support;
 
-use checkpoint_support::{fake_kubelet, free_port, kubelet_pods, running, until};
+use checkpoint_support::{fake_kubelet, free_port, kubelet_pods, running, start_kubelet, until};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(300);
 const SECRET_VALUE: &str = "pod-mode-secret";
@@ -103,11 +103,7 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
         ],
         ..Default::default()
     };
-    let start_kubelet = |opts: KubeletOptions| {
-        let bin = kubelet_bin.clone();
-        tokio::task::spawn_blocking(move || FakeKubelet::start(bin, opts))
-    };
-    let mut kubelet = start_kubelet(opts.clone()).await??;
+    let mut kubelet = start_kubelet(&kubelet_bin, opts.clone()).await?;
 
     let pp = PostParams::default();
     let secret: Secret = serde_json::from_value(json!({
@@ -168,7 +164,7 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
     // The reboot: no api-server, and the kubelet comes back knowing only static pods.
     drop(h.server);
     kubelet.terminate(Duration::from_secs(20))?;
-    let kubelet2 = start_kubelet(opts).await??;
+    let kubelet2 = start_kubelet(&kubelet_bin, opts).await?;
     until(
         "the parent's checkpoint running, started by the checkpointer's copy",
         || {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use kubeboot_testkit::kubelet::harness::http_get;
+use kubeboot_testkit::kubelet::harness::{FakeKubelet, KubeletOptions, http_get};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 const SIGTERM: i32 = 15;
@@ -120,4 +120,10 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// Starts a fake kubelet off the async runtime (its start blocks until it serves).
+pub async fn start_kubelet(bin: &Path, opts: KubeletOptions) -> Result<FakeKubelet> {
+    let bin = bin.to_path_buf();
+    tokio::task::spawn_blocking(move || FakeKubelet::start(bin, opts)).await?
 }
