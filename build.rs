@@ -1,25 +1,51 @@
-//! Compiles Kubernetes' `.proto` files into one `FileDescriptorSet` for the storage codec.
+//! Compiles Kubernetes' `.proto` files into `FileDescriptorSet`s for the storage codec.
 //!
-//! Why at build time: the codec decodes every built-in kind generically, from descriptors, instead of
-//! carrying ~1300 generated types. The `.proto` files are data from the build-dependency
-//! `k8s-rs-pb` (default features off, so its Rust compiles to nothing); protox is a pure-Rust
-//! protoc, so no system tool is needed. `source_code_info` is dropped to keep the embedded blob small
-//! (see `../shared/codec-notes.md`).
+//! Why at build time: the codec decodes every built-in kind generically, from descriptors, instead
+//! of carrying ~1300 generated types. protox is a pure-Rust protoc, so no system tool is needed.
+//! `source_code_info` is dropped to keep the embedded blobs small.
+//!
+//! Where the `.proto` files come from: `proto/<name>/`, copied unmodified from kubernetes/api,
+//! apimachinery, apiextensions-apiserver and kube-aggregator by `scripts/refresh-protos`, with their
+//! license and the commits they came from (`proto/<name>/SOURCE.md`). The choices weighed:
+//! - finding a registry crate that ships them (`k8s-rs-pb`) through `cargo metadata --offline`
+//!   broke every first build whose cache had not seen the dev-dependencies, since metadata resolves
+//!   the whole graph; without `--offline` it would need the network inside a build script, and no
+//!   crate ships protos newer than Kubernetes 1.35;
+//! - reading a dependency's `links` metadata (`DEP_*` variables) needs a crate that declares
+//!   `links` and exports its path; none does;
+//! - keeping the files in the repo needs nothing at build time, pins them exactly, and lets the
+//!   project follow Kubernetes as it moves. That is the one kept.
+//!
+//! Two sets are compiled: the newest release (the codec's first choice) and kubernetes/api's HEAD,
+//! which the codec falls back to only for a value that carries fields the release does not know
+//! (a pre-release cluster).
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// The Kubernetes minor version whose protos we compile (a directory of `k8s-rs-pb`).
-const PROTO_DIR: &str = "src/v1_35";
+/// `proto/<dir>` → `OUT_DIR/<out>`, and the variable naming its source for the codec's reports.
+const SETS: &[(&str, &str, &str)] = &[
+    ("v1.36", "k8s.fds", "KUBEBOOT_PROTOS_RELEASE"),
+    ("head", "k8s-head.fds", "KUBEBOOT_PROTOS_HEAD"),
+];
 
 fn main() {
-    // The protos live in a registry crate pinned with `=`; they cannot change under us.
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=proto");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for (dir, out, var) in SETS {
+        let root = manifest_dir.join("proto").join(dir);
+        println!("cargo:rustc-env={var}={}", source_of(&root));
+        let fds = compile(&root);
+        let path = out_dir.join(out);
+        std::fs::write(&path, fds).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+}
 
-    let root = k8s_rs_pb_dir().join(PROTO_DIR);
+fn compile(root: &Path) -> Vec<u8> {
     let mut files = Vec::new();
-    collect_protos(&root, &mut files);
+    collect_protos(root, &mut files);
     files.sort();
     assert!(
         !files.is_empty(),
@@ -29,87 +55,36 @@ fn main() {
     let relative: Vec<PathBuf> = files
         .iter()
         .map(|f| {
-            f.strip_prefix(&root)
+            f.strip_prefix(root)
                 .expect("proto file is under the proto root")
                 .to_path_buf()
         })
         .collect();
-
-    let mut compiler = protox::Compiler::new([&root]).expect("protox: bad include dir");
+    let mut compiler = protox::Compiler::new([root]).expect("protox: bad include dir");
     compiler.include_imports(true).include_source_info(false);
     compiler
         .open_files(&relative)
         .unwrap_or_else(|e| panic!("protox failed to compile {}: {e}", root.display()));
-    let fds = compiler.encode_file_descriptor_set();
-
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("k8s.fds");
-    std::fs::write(&out, fds).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+    compiler.encode_file_descriptor_set()
 }
 
-/// Finds the source dir of the `k8s-rs-pb` build-dependency through `cargo metadata`, so the
-/// build works with any registry location or vendoring.
-fn k8s_rs_pb_dir() -> PathBuf {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&manifest_dir)
-        .args(["metadata", "--format-version", "1", "--offline"]);
-    if let Some(host) = env::var_os("HOST") {
-        cmd.arg("--filter-platform").arg(host);
-    }
-    let output = cmd.output().expect("running `cargo metadata`");
-    assert!(
-        output.status.success(),
-        "`cargo metadata` failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).expect("`cargo metadata` prints UTF-8");
-    manifest_paths(&text)
-        .into_iter()
-        .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
-        .find(|dir| {
-            let is_pkg = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("k8s-rs-pb"));
-            is_pkg && dir.join(PROTO_DIR).is_dir()
-        })
-        .expect("`cargo metadata` lists no k8s-rs-pb package with src/v1_35 (build-dependency k8s-rs-pb =0.5.0)")
-}
-
-/// Every `"manifest_path":"…"` value in `cargo metadata` JSON. Build scripts have no JSON parser
-/// among our build-dependencies; this key only ever holds a plain string.
-fn manifest_paths(json: &str) -> Vec<String> {
-    const KEY: &str = "\"manifest_path\":\"";
-    let mut out = Vec::new();
-    let mut rest = json;
-    while let Some(start) = rest.find(KEY) {
-        rest = &rest[start + KEY.len()..];
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let mut end = rest.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    end = i + 1;
-                    break;
+/// `k8s.io/api <ref> (<commit>)` from the first row of `SOURCE.md`, which `scripts/refresh-protos`
+/// writes as `| k8s.io/api | <ref> | <commit> | <files> |`.
+fn source_of(root: &Path) -> String {
+    let path = root.join("SOURCE.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .find_map(|line| {
+            let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+            match cols.as_slice() {
+                ["", "k8s.io/api", reference, commit, ..] => {
+                    Some(format!("k8s.io/api {reference} ({})", commit.get(..12)?))
                 }
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(match escaped {
-                            'n' => '\n',
-                            't' => '\t',
-                            other => other,
-                        });
-                    }
-                }
-                other => value.push(other),
+                _ => None,
             }
-        }
-        rest = &rest[end..];
-        out.push(value);
-    }
-    out
+        })
+        .unwrap_or_else(|| panic!("{} has no k8s.io/api row", path.display()))
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -4,7 +4,7 @@
 //! etcdctl get /registry/pods/kube-system/x --print-value-only > pod.bin
 //! cargo run --example decode_value -- pod.bin
 //! ```
-//! With no argument it decodes the auger fixture pod (`../shared/fixtures`).
+//! With no argument it decodes the auger fixture pod (`tests/data/auger`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,8 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/fixtures/auger/storage/pod.bin")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/auger/storage/pod.bin")
         });
     let bytes = std::fs::read(&path)?;
     let name = path.display().to_string();

@@ -1,6 +1,6 @@
 //! Puts an [`AssetDir`] on disk, and reads one back for `start`.
 //!
-//! Writing follows DESIGN.md §5: the whole tree is built in a sibling temp dir
+//! Writing follows docs/design.md §5: the whole tree is built in a sibling temp dir
 //! (`.<name>.tmp-<pid>`), every file written with its mode and fsynced, then renamed
 //! into place in one step, so `DIR` is either absent/old or complete, never half
 //! written; on any error the temp dir is removed. An existing non-empty `DIR` is only

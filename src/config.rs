@@ -1,6 +1,6 @@
 //! `/etc/kubeboot/config.toml`: the flags an operator would otherwise repeat in every
 //! unit, one table per command, each key a long flag name exactly as `--help` spells
-//! it. A flag given on the command line wins over the file (DESIGN.md §2).
+//! it. A flag given on the command line wins over the file (docs/design.md §2).
 //!
 //! ```toml
 //! [ensure]

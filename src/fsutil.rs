@@ -1,4 +1,4 @@
-//! File-system primitives for DESIGN.md §5: nothing half-written (temp file, fsync,
+//! File-system primitives for docs/design.md §5: nothing half-written (temp file, fsync,
 //! rename, fsync the dir), nothing destroyed (move aside with a timestamp instead of
 //! deleting), and one recovery at a time (an exclusive lock file).
 //!

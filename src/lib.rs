@@ -1,6 +1,6 @@
 //! kubeboot keeps a self-hosted Kubernetes control plane recoverable: it reads the
 //! control plane out of a live api-server, a live etcd or an etcd snapshot, renders a
-//! bootkube-style asset dir, and boots it again. See DESIGN.md for the flow.
+//! bootkube-style asset dir, and boots it again. See docs/design.md for the flow.
 
 pub mod assets;
 pub mod backup;

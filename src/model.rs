@@ -1,4 +1,4 @@
-//! The plain values handed from one stage to the next (DESIGN.md §1): a source yields a
+//! The plain values handed from one stage to the next (docs/design.md §1): a source yields a
 //! [`ControlPlane`], `render` turns it into an [`AssetDir`], and `assets` puts that on disk.
 //! Keeping them as plain data is what lets every stage be tested alone.
 
@@ -52,6 +52,9 @@ pub struct ControlPlane {
     /// Things the operator must know about the read itself, e.g. fields newer than the
     /// codec's protos. They end up in `kubeboot.json`; a silent loss is a wrong recovery.
     pub warnings: Vec<String>,
+    /// Protobuf fields no descriptor set knows, `KEY: MESSAGE field N`, one per field and
+    /// object: each is also a warning, and `recover --strict` refuses them.
+    pub unknown_fields: Vec<String>,
 }
 
 impl ControlPlane {

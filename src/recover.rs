@@ -51,6 +51,8 @@ pub struct Request<'a> {
     pub kubeconfig: Option<Vec<u8>>,
     pub encryption: Option<&'a EncryptionConfig>,
     pub render: RenderOptions,
+    /// Refuse objects carrying protobuf fields no compiled descriptors know (`--strict`).
+    pub strict: bool,
 }
 
 /// What a recovery produced.
@@ -116,6 +118,12 @@ pub enum RecoverError {
         before: Option<i64>,
         now: i64,
     },
+    /// `--strict`, and an object holds a field whose value the recovery would lose.
+    #[error(
+        "--strict: {first} is unknown to kubeboot's descriptors{}; nothing written (without --strict it is a warning in kubeboot.json)",
+        if *more > 0 { format!(" (and {more} more)") } else { String::new() }
+    )]
+    Strict { first: String, more: usize },
 }
 
 /// Reads the source and renders the asset dir.
@@ -123,6 +131,14 @@ pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
     let cp = read(req).await?;
     for warning in &cp.warnings {
         tracing::warn!("{warning}");
+    }
+    if req.strict
+        && let Some(first) = cp.unknown_fields.first()
+    {
+        return Err(RecoverError::Strict {
+            first: first.clone(),
+            more: cp.unknown_fields.len() - 1,
+        });
     }
     let self_hosted_etcd = render::has_self_hosted_etcd(&cp);
     let backup = match (&req.source, self_hosted_etcd) {

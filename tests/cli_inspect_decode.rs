@@ -1,5 +1,5 @@
 //! `kubeboot inspect` and `kubeboot decode` on real data no one here wrote
-//! (`../shared/fixtures/auger`), through the real binary.
+//! (`tests/data/auger`), through the real binary.
 
 mod common;
 

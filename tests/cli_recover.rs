@@ -444,3 +444,176 @@ fn encryption_at_rest_is_decrypted_with_the_apiservers_config() {
     );
     assert_fails(&out, 2, "short-key.yaml");
 }
+
+/// Stores raw bytes under `key`, as an api-server would.
+fn put_raw(etcd: &Etcd, key: &str, value: &[u8]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = etcd.client().await.unwrap();
+        client.put(key, value, None).await.unwrap();
+    });
+}
+
+/// The api-server DaemonSet as a newer cluster would store it: its pod spec carries protobuf
+/// field 999, which no descriptor set knows. Hand-made: the object is re-encoded, field 999 is
+/// appended to the PodSpec inside the template, and the `k8s\0` envelope is rebuilt around it.
+fn with_unknown_pod_spec_field(stored: &[u8]) -> Vec<u8> {
+    let decoded = kubeboot::codec::decode("ds", stored).unwrap();
+    assert!(decoded.unknown_fields.is_empty());
+    let mut object = decoded.object;
+    // The object without its pod spec, and the pod spec alone (as a Pod's field 2).
+    let spec = object["spec"]["template"]["spec"].take();
+    object["spec"]["template"]["spec"] = serde_json::json!({});
+    let empty_spec_raw = kubeboot::codec::encode_bare(&object).unwrap();
+    let pod_spec = kubeboot::codec::encode_bare(&serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "spec": spec
+    }))
+    .unwrap();
+    // Pod field 2 is its spec: take those bytes and add field 999 (wire type 2, "x").
+    let mut spec_bytes = field_bytes(&pod_spec, 2);
+    spec_bytes.extend_from_slice(&[0xba, 0x3e, 0x01, b'x']);
+    // DaemonSet field 2 (spec) → field 2 (template) → field 2 (PodSpec): rebuild bottom up.
+    let ds_spec = field_bytes(&empty_spec_raw, 2);
+    let template = field_bytes(&ds_spec, 2);
+    let template = replace_field(&template, 2, &spec_bytes);
+    let ds_spec = replace_field(&ds_spec, 2, &template);
+    let raw = replace_field(&empty_spec_raw, 2, &ds_spec);
+    let mut type_meta = Vec::new();
+    put_field(&mut type_meta, 1, b"apps/v1");
+    put_field(&mut type_meta, 2, b"DaemonSet");
+    let mut value = b"k8s\0".to_vec();
+    put_field(&mut value, 1, &type_meta);
+    put_field(&mut value, 2, &raw);
+    put_field(&mut value, 3, b"");
+    put_field(&mut value, 4, b"");
+    value
+}
+
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+    varint(number << 3 | 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// The top-level fields of a message: (number, wire type, bytes). Only varints and
+/// length-delimited fields occur in the messages edited here.
+fn fields(mut msg: &[u8]) -> Vec<(u64, u8, Vec<u8>)> {
+    fn read_varint(b: &mut &[u8]) -> u64 {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = b[0];
+            *b = &b[1..];
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        n
+    }
+    let mut out = Vec::new();
+    while !msg.is_empty() {
+        let tag = read_varint(&mut msg);
+        let (number, wire) = (tag >> 3, (tag & 7) as u8);
+        let bytes = match wire {
+            0 => {
+                let mut v = Vec::new();
+                varint(read_varint(&mut msg), &mut v);
+                v
+            }
+            2 => {
+                let len = read_varint(&mut msg) as usize;
+                let (head, rest) = msg.split_at(len);
+                msg = rest;
+                head.to_vec()
+            }
+            other => panic!("unexpected wire type {other}"),
+        };
+        out.push((number, wire, bytes));
+    }
+    out
+}
+
+fn field_bytes(msg: &[u8], number: u64) -> Vec<u8> {
+    fields(msg)
+        .into_iter()
+        .find(|(n, wire, _)| *n == number && *wire == 2)
+        .map(|(_, _, b)| b)
+        .unwrap_or_default()
+}
+
+fn replace_field(msg: &[u8], number: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut seen = false;
+    for (n, wire, b) in fields(msg) {
+        let b = if n == number && wire == 2 {
+            seen = true;
+            bytes.to_vec()
+        } else {
+            b
+        };
+        varint(n << 3 | u64::from(wire), &mut out);
+        if wire == 2 {
+            varint(b.len() as u64, &mut out);
+        }
+        out.extend_from_slice(&b);
+    }
+    if !seen {
+        put_field(&mut out, number, bytes);
+    }
+    out
+}
+
+#[test]
+fn a_field_the_descriptors_do_not_know_is_a_warning_and_strict_refuses() {
+    let etcd = started(false);
+    let entries = load(&etcd);
+    let (key, stored) = entries
+        .iter()
+        .find(|(k, _)| k.ends_with("/daemonsets/kube-system/kube-apiserver"))
+        .expect("the api-server DaemonSet");
+    let value = with_unknown_pod_spec_field(stored);
+    let decoded = kubeboot::codec::decode(key, &value).unwrap();
+    assert_eq!(
+        decoded.unknown_fields,
+        ["k8s.io.api.core.v1.PodSpec field 999"]
+    );
+    put_raw(&etcd, key, &value);
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("backup.db");
+    etcd.snapshot_save(&snap).unwrap();
+
+    let dir = work.path().join("warned");
+    let out = recover(&["--etcd-backup-file", snap.to_str().unwrap()], &dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let field = format!("{key}: protobuf k8s.io.api.core.v1.PodSpec field 999 is unknown");
+    assert!(stderr(&out).contains(&field), "{}", stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("kubeboot.json")).unwrap()).unwrap();
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(&field)),
+        "{warnings:?}"
+    );
+
+    let strict = work.path().join("strict");
+    let out = recover(
+        &["--etcd-backup-file", snap.to_str().unwrap(), "--strict"],
+        &strict,
+    );
+    assert_fails(&out, 4, "--strict: ");
+    assert!(stderr(&out).contains("k8s.io.api.core.v1.PodSpec field 999"));
+    assert!(!strict.exists(), "nothing written under --strict");
+}

@@ -2,7 +2,7 @@
 //! fake api-server (`tests/testkit/src/apiserver`) holds a loaded cluster, and each
 //! refusal — a client cert from another CA, 401, 403 on the secrets list, 500, an
 //! expired serving certificate — must give exit code 3 ("no recovery source could be
-//! read", DESIGN.md §2), one stderr line naming the endpoint and the cause, and no
+//! read", docs/design.md §2), one stderr line naming the endpoint and the cause, and no
 //! recovery dir. A malformed kubeconfig is a configuration error: exit code 2.
 
 mod common;
@@ -173,7 +173,7 @@ fn a_malformed_kubeconfig_is_a_config_error() {
     assert_fails(&out, 2, bad.to_str().unwrap());
     assert!(!dir.exists());
 
-    // Well-formed, but its client key does not exist: a config error (DESIGN.md §2),
+    // Well-formed, but its client key does not exist: a config error (docs/design.md §2),
     // naming the kubeconfig field and the missing file.
     let text = std::fs::read_to_string(&s.harness.kubeconfig).unwrap();
     let missing = work.path().join("missing.key");

@@ -1,5 +1,5 @@
 //! `kubeboot render` through the real binary: the asset dir it writes, the exit codes
-//! and one-line errors of DESIGN.md §2, and `--force`'s move-aside semantics.
+//! and one-line errors of docs/design.md §2, and `--force`'s move-aside semantics.
 
 mod common;
 

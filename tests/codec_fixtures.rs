@@ -1,5 +1,5 @@
 //! The codec against real data that no one here wrote: etcd values captured from a real
-//! kube-apiserver (auger's testdata, `../shared/fixtures/auger`), and the JSON they must decode to.
+//! kube-apiserver (auger's testdata, `tests/data/auger`), and the JSON they must decode to.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 fn fixture(rel: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/auger")
+        .join("tests/data/auger")
         .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -48,7 +48,7 @@ fn codec_storage_values_decode_exactly() {
         // object still carries it (empty). It must be reported, not dropped silently.
         assert_eq!(
             decoded.unknown_fields,
-            ["apimachinery.pkg.apis.meta.v1.ObjectMeta field 15"],
+            ["k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta field 15"],
             "{name}"
         );
     }
@@ -191,6 +191,9 @@ fn codec_unknown_protobuf_fields_are_listed() {
     let mut with_extra = raw.clone();
     with_extra.extend_from_slice(b"\x12\x05\x9a\x06\x02hi"); // spec += field 99 "hi"
     let decoded = codec::decode_bare("k", &api_version, &kind, &with_extra).expect("decode");
-    assert_eq!(decoded.unknown_fields, ["api.core.v1.PodSpec field 99"]);
+    assert_eq!(
+        decoded.unknown_fields,
+        ["k8s.io.api.core.v1.PodSpec field 99"]
+    );
     assert_eq!(decoded.object["spec"]["hostNetwork"], json!(true));
 }

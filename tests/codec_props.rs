@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 fn stored(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/auger/storage")
+        .join("tests/data/auger/storage")
         .join(format!("{name}.bin"));
     let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     bytes.pop();

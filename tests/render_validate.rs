@@ -1,6 +1,6 @@
 //! Renders a realistic control plane (`tests/data/render/`), writes it with
 //! `assets::write`, and checks every bootstrap pod with an independent validator:
-//! `kubernetes-validate --strict -k 1.35.0` (DESIGN.md §6). A pod that k8s-openapi
+//! `kubernetes-validate --strict -k 1.35.0` (docs/design.md §6). A pod that k8s-openapi
 //! accepts but the Kubernetes schema rejects is a bug.
 //!
 //! The validator and its skip rules are in `kubeboot_testkit::validate`.
@@ -39,6 +39,7 @@ fn control_plane() -> ControlPlane {
         config_maps: vec![],
         kubeconfig: Some(b"apiVersion: v1\nkind: Config\n".to_vec()),
         warnings: vec![],
+        unknown_fields: vec![],
     };
     for path in paths {
         let text = fs::read_to_string(&path).unwrap();

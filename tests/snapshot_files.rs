@@ -25,7 +25,7 @@ const CHECK: Options = Options {
 };
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/auger/boltdb")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/auger/boltdb")
 }
 
 fn fixture_db() -> Vec<u8> {

@@ -4,7 +4,7 @@
 //!
 //! Modes: the item's mode, else the volume's `defaultMode`, else 0644 as Kubernetes does,
 //! except that Secret keys and tokens default to 0600 and never keep a world bit
-//! (DESIGN.md §5: a checkpoint's secrets sit on the host disk, outside any pod). With an
+//! (docs/design.md §5: a checkpoint's secrets sit on the host disk, outside any pod). With an
 //! `fsGroup` the group may read, as the kubelet's volume ownership gives it. Dirs are
 //! 0700 (0750 with an `fsGroup`); owners follow [`FileOwner`] when running as root.
 //!

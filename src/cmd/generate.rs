@@ -57,7 +57,7 @@ impl CompletionShell {
     }
 }
 
-/// Every exit code with what it means (DESIGN.md §2), for the EXIT STATUS section.
+/// Every exit code with what it means (docs/design.md §2), for the EXIT STATUS section.
 pub const EXIT_CODES: [(u8, &str); 5] = [
     (0, "Done; for a health check, healthy."),
     (Exit::Failed as u8, "Failed."),

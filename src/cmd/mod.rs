@@ -1,5 +1,5 @@
 //! The command layer: argument structs, dispatch, and the one place where errors
-//! become exit codes (DESIGN.md §2). Library modules return typed errors; only this
+//! become exit codes (docs/design.md §2). Library modules return typed errors; only this
 //! layer adds context, and the chain is printed once, on one line, by `main`.
 
 pub mod backup;
@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::fsutil::{self, FsError, LockFile};
 
-/// Stable, documented exit codes (DESIGN.md §2).
+/// Stable, documented exit codes (docs/design.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Failed = 1,

@@ -38,6 +38,10 @@ pub struct RecoverArgs {
     /// Accept a snapshot without a sha256 trailer (a raw data-dir db).
     #[arg(long)]
     pub skip_hash_check: bool,
+    /// Refuse (exit 4, nothing written) when a stored object carries a protobuf field that
+    /// kubeboot's descriptors do not know, instead of warning that its value is lost.
+    #[arg(long)]
+    pub strict: bool,
     /// Move a non-empty --recovery-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
@@ -88,6 +92,7 @@ pub fn exit_code(e: &RecoverError) -> Exit {
     match e {
         RecoverError::Source(SourceError::Config { .. }) => Exit::Usage,
         RecoverError::Source(e) if e.is_unreadable() => Exit::NoSource,
+        RecoverError::Strict { .. } => Exit::Policy,
         _ => Exit::Failed,
     }
 }
@@ -116,6 +121,7 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
             &args.bootstrap_secrets_dir,
             args.bootstrap_kubeconfig.as_deref(),
         ),
+        strict: args.strict,
     };
     // The network sources are async; a current-thread runtime spawns no threads.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -2,10 +2,11 @@
 //!
 //! Go's generated protobuf code writes every non-pointer scalar, even a zero, so the wire cannot
 //! say whether `hostNetwork: false` should be printed; the Go struct tags decide (`omitempty` or
-//! not, pointer or not, `json:",inline"`). Those facts come from `v1.35-fields.tsv`, a data table
-//! derived from the Kubernetes v1.35 Go sources (Apache-2.0, The Kubernetes Authors; its header
-//! and `../shared/k8s-json-fields/README.md` describe it). Rows are in Go declaration order,
-//! which is also the order encoding/json prints keys in.
+//! not, pointer or not, `json:",inline"`). Those facts come from data tables derived from the
+//! Kubernetes Go sources (Apache-2.0, The Kubernetes Authors), one per descriptor set:
+//! `v1.36-fields.tsv` for the release and `head-fields.tsv` for kubernetes/api's HEAD, both
+//! written by `scripts/gen-json-fields` (its header and `docs/codec.md` describe the columns).
+//! Rows are in Go declaration order, which is also the order encoding/json prints keys in.
 //!
 //! Messages the table does not cover (beta versions, apiextensions, apiregistration, …) borrow
 //! the rule of a same-named message of the same API group when one exists, and otherwise fall
@@ -14,7 +15,12 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-const TABLE: &str = include_str!("v1.35-fields.tsv");
+use prost_reflect::MessageDescriptor;
+
+use super::descriptors::{self, Descriptors};
+
+const RELEASE_TABLE: &str = include_str!("v1.36-fields.tsv");
+const HEAD_TABLE: &str = include_str!("head-fields.tsv");
 
 /// What encoding/json does with a field present on the wire whose value is zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,38 +76,61 @@ pub(crate) struct Row {
     pub rule: Rule,
 }
 
-/// Rows of every covered message, keyed by the descriptor's full name (`api.core.v1.PodSpec`).
-static ROWS: LazyLock<HashMap<String, Vec<Row>>> = LazyLock::new(|| parse(TABLE));
+/// One parsed table.
+struct Table {
+    /// Rows of every covered message, keyed by full name (`k8s.io.api.core.v1.PodSpec`).
+    rows: HashMap<String, Vec<Row>>,
+    /// The same messages keyed by (package without version, short name), to find siblings fast.
+    by_group: HashMap<(String, String), String>,
+}
 
-/// The same rows keyed by (package without version, short name), to find siblings fast.
-static BY_GROUP: LazyLock<HashMap<(String, String), String>> = LazyLock::new(|| {
-    ROWS.keys()
-        .filter_map(|name| Some((group_and_short(name)?, name.clone())))
-        .collect()
-});
+impl Table {
+    fn new(text: &str) -> Table {
+        let rows = parse(text);
+        let by_group = rows
+            .keys()
+            .filter_map(|name| Some((group_and_short(name)?, name.clone())))
+            .collect();
+        Table { rows, by_group }
+    }
+}
 
-/// `api.apps.v1.Deployment` → (`api.apps`, `Deployment`).
+static RELEASE: LazyLock<Table> = LazyLock::new(|| Table::new(RELEASE_TABLE));
+static HEAD: LazyLock<Table> = LazyLock::new(|| Table::new(HEAD_TABLE));
+
+fn table(set: Descriptors) -> &'static Table {
+    match set {
+        Descriptors::Release => &RELEASE,
+        Descriptors::Head => &HEAD,
+    }
+}
+
+/// `k8s.io.api.apps.v1.Deployment` → (`k8s.io.api.apps`, `Deployment`).
 fn group_and_short(message: &str) -> Option<(String, String)> {
     let (package, short) = message.rsplit_once('.')?;
     let (group, _version) = package.rsplit_once('.')?;
     Some((group.to_string(), short.to_string()))
 }
 
-/// The rows of `message` (descriptor full name), in Go declaration order.
-pub(crate) fn rows(message: &str) -> Option<&'static [Row]> {
-    ROWS.get(message).map(Vec::as_slice)
+/// The rows of a message, from the table of the descriptor set it belongs to, in Go declaration
+/// order.
+pub(crate) fn rows(desc: &MessageDescriptor) -> Option<&'static [Row]> {
+    rows_in(descriptors::set_of(desc), desc.full_name())
+}
+
+fn rows_in(set: Descriptors, message: &str) -> Option<&'static [Row]> {
+    table(set).rows.get(message).map(Vec::as_slice)
 }
 
 /// Rows of a same-named message in another version of the same API group, used for versions the
-/// table does not cover (`api.apps.v1beta2.Deployment` borrows from `api.apps.v1.Deployment`).
-pub(crate) fn sibling_rows(message: &str) -> Option<&'static [Row]> {
-    let name = BY_GROUP.get(&group_and_short(message)?)?;
-    rows(name)
-}
-
-/// The table names messages `k8s.io.api.core.v1.X`; the compiled protos say `api.core.v1.X`.
-fn descriptor_name(table_name: &str) -> &str {
-    table_name.strip_prefix("k8s.io.").unwrap_or(table_name)
+/// table does not cover (`k8s.io.api.apps.v1beta2.Deployment` borrows from
+/// `k8s.io.api.apps.v1.Deployment`).
+pub(crate) fn sibling_rows(desc: &MessageDescriptor) -> Option<&'static [Row]> {
+    let set = descriptors::set_of(desc);
+    let name = table(set)
+        .by_group
+        .get(&group_and_short(desc.full_name())?)?;
+    rows_in(set, name)
 }
 
 fn parse(table: &str) -> HashMap<String, Vec<Row>> {
@@ -155,13 +184,11 @@ fn parse(table: &str) -> HashMap<String, Vec<Row>> {
                 .map_or(*resolved, |(_, s)| s)
                 .to_string()
         });
-        out.entry(descriptor_name(message).to_string())
-            .or_default()
-            .push(Row {
-                number: number.parse().ok(),
-                inline_type,
-                rule,
-            });
+        out.entry(message.to_string()).or_default().push(Row {
+            number: number.parse().ok(),
+            inline_type,
+            rule,
+        });
     }
     out
 }
@@ -169,6 +196,10 @@ fn parse(table: &str) -> HashMap<String, Vec<Row>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rows(message: &str) -> Option<&'static [Row]> {
+        rows_in(Descriptors::Release, message)
+    }
 
     fn rule(message: &str, json: &str) -> Rule {
         rows(message)
@@ -180,19 +211,22 @@ mod tests {
     #[test]
     fn readme_sanity_checks() {
         assert_eq!(
-            rule("api.core.v1.ContainerStatus", "ready").zero,
+            rule("k8s.io.api.core.v1.ContainerStatus", "ready").zero,
             Zero::Emit
         );
         assert_eq!(
-            rule("api.core.v1.ContainerStatus", "restartCount").zero,
+            rule("k8s.io.api.core.v1.ContainerStatus", "restartCount").zero,
             Zero::Emit
         );
-        assert_eq!(rule("api.core.v1.PodSpec", "hostNetwork").zero, Zero::Omit);
-        let replicas = rule("api.apps.v1.DeploymentSpec", "replicas");
+        assert_eq!(
+            rule("k8s.io.api.core.v1.PodSpec", "hostNetwork").zero,
+            Zero::Omit
+        );
+        let replicas = rule("k8s.io.api.apps.v1.DeploymentSpec", "replicas");
         assert_eq!((replicas.zero, replicas.absent), (Zero::Emit, Absent::Omit));
         assert!(!replicas.always_written);
         let created = rule(
-            "apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta",
             "creationTimestamp",
         );
         assert_eq!((created.zero, created.absent), (Zero::Omit, Absent::Omit));
@@ -200,7 +234,7 @@ mod tests {
 
     #[test]
     fn inline_rows_name_their_type() {
-        let volume = rows("api.core.v1.Volume").unwrap_or_default();
+        let volume = rows("k8s.io.api.core.v1.Volume").unwrap_or_default();
         let inline: Vec<_> = volume.iter().filter(|r| r.rule.inline).collect();
         assert_eq!(inline.len(), 1);
         assert_eq!(inline[0].number, Some(2));
@@ -209,7 +243,13 @@ mod tests {
 
     #[test]
     fn siblings_share_group_only() {
-        assert!(sibling_rows("api.apps.v1beta2.Deployment").is_some());
-        assert!(sibling_rows("api.batch.v1beta1.Deployment").is_none());
+        let sibling = |name: &str| {
+            let desc = descriptors::message(name).unwrap_or_else(|| panic!("{name}"));
+            sibling_rows(&desc).is_some()
+        };
+        assert!(sibling("k8s.io.api.apps.v1beta2.Deployment"));
+        let by_group = &table(Descriptors::Release).by_group;
+        assert!(by_group.contains_key(&("k8s.io.api.apps".into(), "Deployment".into())));
+        assert!(!by_group.contains_key(&("k8s.io.api.batch".into(), "Deployment".into())));
     }
 }

@@ -18,7 +18,7 @@ pub(crate) struct Slot {
 /// table knows it, field number order otherwise).
 pub(crate) fn layout(desc: &MessageDescriptor) -> Vec<Slot> {
     let mut slots = Vec::with_capacity(desc.fields().len());
-    if let Some(rows) = fields::rows(desc.full_name()) {
+    if let Some(rows) = fields::rows(desc) {
         for row in rows {
             let Some(field) = row.number.and_then(|n| desc.get_field(n)) else {
                 continue;
@@ -28,7 +28,7 @@ pub(crate) fn layout(desc: &MessageDescriptor) -> Vec<Slot> {
                 rule: row.rule.clone(),
             });
         }
-    } else if let Some(rows) = fields::sibling_rows(desc.full_name()) {
+    } else if let Some(rows) = fields::sibling_rows(desc) {
         let mut matched: Vec<(usize, Slot)> = desc
             .fields()
             .filter_map(|field| {
@@ -119,15 +119,15 @@ mod tests {
 
     #[test]
     fn table_order_is_go_declaration_order() {
-        let pod = names("api.core.v1.Pod");
+        let pod = names("k8s.io.api.core.v1.Pod");
         assert_eq!(pod, ["metadata", "spec", "status"]);
-        let volume = names("api.core.v1.Volume");
+        let volume = names("k8s.io.api.core.v1.Volume");
         assert_eq!(volume, ["name", ""]);
     }
 
     #[test]
     fn uncovered_versions_borrow_their_siblings_rules() {
-        let desc = message("api.apps.v1beta2.DeploymentSpec").unwrap_or_else(|| panic!());
+        let desc = message("k8s.io.api.apps.v1beta2.DeploymentSpec").unwrap_or_else(|| panic!());
         let slots = layout(&desc);
         let replicas = slots.iter().find(|s| s.rule.json_name == "replicas");
         assert_eq!(replicas.map(|s| s.rule.zero), Some(Zero::Emit));
@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn json_schema_props_keys() {
-        let keys = names("apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps");
+        let keys =
+            names("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps");
         for key in [
             "$ref",
             "$schema",

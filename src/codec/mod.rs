@@ -4,12 +4,13 @@
 //! Recovery reads objects straight out of etcd or a snapshot, with no api-server to decode them,
 //! and a recovered static pod that silently lost or gained a field is a wrong recovery. So this
 //! module reproduces what kube-apiserver does: `k8s\0` + `runtime.Unknown` protobuf for built-in
-//! kinds (decoded generically from the v1.35 `.proto` descriptors, see `build.rs`), plain JSON
-//! for custom resources, and a clear error for values encrypted at rest. Go-JSON facts the protos
-//! lack come from a data table (`fields.rs`). Protobuf fields newer than the protos are never
+//! kinds (decoded generically from the `.proto` descriptors of the newest Kubernetes release, and
+//! of kubernetes/api's HEAD for a value the release cannot wholly read; see `build.rs`), plain
+//! JSON for custom resources, and a clear error for values encrypted at rest. Go-JSON facts the
+//! protos lack come from data tables (`fields.rs`). Protobuf fields newer than both are never
 //! dropped silently: they are listed in [`Decoded::unknown_fields`].
 //!
-//! Measurements and the rules followed: `../shared/codec-notes.md`.
+//! The rules followed, and what was measured: `docs/codec.md`.
 
 mod descriptors;
 mod envelope;
@@ -23,6 +24,7 @@ mod wellknown;
 use prost_reflect::DynamicMessage;
 use serde_json::{Map, Value as Json};
 
+pub use descriptors::Descriptors;
 use envelope::{Detected, Problem};
 
 /// How a value was stored.
@@ -40,9 +42,13 @@ pub struct Decoded {
     /// The object as the api-server would serve it, with `kind` and `apiVersion`.
     pub object: Json,
     pub format: Format,
-    /// Protobuf fields the v1.35 protos do not know, e.g. `api.core.v1.PodSpec field 99`
-    /// (written by a newer cluster). Their values are not in `object`.
+    /// Protobuf fields no compiled descriptors know, e.g. `k8s.io.api.core.v1.PodSpec field 99`
+    /// (written by a newer cluster, or an alpha field since removed). Their values are not in
+    /// `object`.
     pub unknown_fields: Vec<String>,
+    /// Which descriptors decoded a protobuf value: [`Descriptors::Head`] only when the release's
+    /// left fields unknown that HEAD's know.
+    pub descriptors: Descriptors,
 }
 
 /// Why a value could not be decoded or an object encoded. Each message is one line that starts
@@ -61,7 +67,7 @@ pub enum CodecError {
     },
     /// The TypeMeta names no message in the compiled protos.
     #[error(
-        "{key}: unknown kind: apiVersion {api_version:?}, kind {kind:?} has no protobuf message (Kubernetes v1.35 types)"
+        "{key}: unknown kind: apiVersion {api_version:?}, kind {kind:?} has no protobuf message in {} or {}", Descriptors::Release.source(), Descriptors::Head.source()
     )]
     UnknownKind {
         key: String,
@@ -126,6 +132,7 @@ pub fn decode(key: &str, value: &[u8]) -> Result<Decoded, CodecError> {
                 object,
                 format: Format::Json,
                 unknown_fields: Vec::new(),
+                descriptors: Descriptors::Release,
             })
         }
         Detected::Encrypted { provider, key_name } => Err(CodecError::Encrypted {
@@ -156,18 +163,41 @@ pub fn decode_printed(name: &str, bytes: &[u8]) -> Result<Decoded, CodecError> {
 }
 
 /// Decodes a bare protobuf message (the `raw` of a `runtime.Unknown`, no `k8s\0`) of the given
-/// type. `key` is used only in errors.
+/// type. `key` is used only in errors. The release's descriptors come first; HEAD's are tried only
+/// when the release leaves fields unknown, and kept only when they know more of them (an alpha
+/// field the release has and HEAD dropped stays decoded by the release).
 pub fn decode_bare(
     key: &str,
     api_version: &str,
     kind: &str,
     raw: &[u8],
 ) -> Result<Decoded, CodecError> {
-    let desc = names::message_for(api_version, kind).ok_or_else(|| CodecError::UnknownKind {
-        key: key.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-    })?;
+    let head = || decode_with(Descriptors::Head, key, api_version, kind, raw);
+    match decode_with(Descriptors::Release, key, api_version, kind, raw) {
+        Ok(release) if release.unknown_fields.is_empty() => Ok(release),
+        Ok(release) => match head() {
+            Ok(head) if head.unknown_fields.len() < release.unknown_fields.len() => Ok(head),
+            _ => Ok(release),
+        },
+        // A kind newer than the release (a pre-release cluster's new API).
+        Err(CodecError::UnknownKind { .. }) => head(),
+        Err(e) => Err(e),
+    }
+}
+
+fn decode_with(
+    set: Descriptors,
+    key: &str,
+    api_version: &str,
+    kind: &str,
+    raw: &[u8],
+) -> Result<Decoded, CodecError> {
+    let desc =
+        names::message_for_in(set, api_version, kind).ok_or_else(|| CodecError::UnknownKind {
+            key: key.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+        })?;
     let msg = DynamicMessage::decode(desc, raw)
         .map_err(|e| problem(key, envelope::problem(&format!("{kind} protobuf"), raw, &e)))?;
     let mut unknown_fields = Vec::new();
@@ -181,6 +211,7 @@ pub fn decode_bare(
         object: Json::Object(object),
         format: Format::Protobuf,
         unknown_fields,
+        descriptors: set,
     })
 }
 

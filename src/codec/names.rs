@@ -1,12 +1,12 @@
 //! apiVersion + kind → the protobuf message that holds the object.
 //!
 //! etcd values carry only the TypeMeta (`apps/v1`, `Deployment`); the compiled protos name
-//! messages by Go package (`api.apps.v1.Deployment`). The package is the group's first DNS label
-//! and the version, with a few groups that live outside `k8s.io/api` (see codec-notes.md).
+//! messages by Go package (`k8s.io.api.apps.v1.Deployment`). The package is the group's first DNS label
+//! and the version, with a few groups that live outside `k8s.io/api` (see docs/codec.md).
 
 use prost_reflect::MessageDescriptor;
 
-use super::descriptors;
+use super::descriptors::{self, Descriptors};
 
 /// API groups whose types the compiled protos define (and the api-server stores as protobuf).
 /// An exact list, so a custom resource group such as `apps.example.com` never matches.
@@ -45,23 +45,23 @@ pub(crate) fn is_built_in_group(group: &str) -> bool {
     BUILT_IN_GROUPS.contains(&group)
 }
 
-/// The proto package for a built-in API group and version, e.g. `("apps", "v1")` → `api.apps.v1`.
+/// The proto package for a built-in API group and version, e.g. `("apps", "v1")` → `k8s.io.api.apps.v1`.
 pub(crate) fn package(group: &str, version: &str) -> Option<String> {
     if !is_built_in_group(group) {
         return None;
     }
     Some(match group {
-        "" => format!("api.core.{version}"),
+        "" => format!("k8s.io.api.core.{version}"),
         "apiextensions.k8s.io" => {
-            format!("apiextensions_apiserver.pkg.apis.apiextensions.{version}")
+            format!("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.{version}")
         }
         "apiregistration.k8s.io" => {
-            format!("kube_aggregator.pkg.apis.apiregistration.{version}")
+            format!("k8s.io.kube_aggregator.pkg.apis.apiregistration.{version}")
         }
-        "internal.apiserver.k8s.io" => format!("api.apiserverinternal.{version}"),
+        "internal.apiserver.k8s.io" => format!("k8s.io.api.apiserverinternal.{version}"),
         _ => {
             let label = group.split('.').next().unwrap_or(group);
-            format!("api.{label}.{version}")
+            format!("k8s.io.api.{label}.{version}")
         }
     })
 }
@@ -71,16 +71,25 @@ pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
     api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
-/// The message for this TypeMeta, if the protos have one. A valid Kubernetes kind is a Go
-/// identifier, so anything else is rejected before it reaches the pool.
+/// The release's message for this TypeMeta, if the protos have one.
 pub(crate) fn message_for(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
+    message_for_in(Descriptors::Release, api_version, kind)
+}
+
+/// The message for this TypeMeta in one descriptor set. A valid Kubernetes kind is a Go
+/// identifier, so anything else is rejected before it reaches the pool.
+pub(crate) fn message_for_in(
+    set: Descriptors,
+    api_version: &str,
+    kind: &str,
+) -> Option<MessageDescriptor> {
     let (group, version) = split_api_version(api_version);
     let identifier =
         |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !identifier(kind) || !identifier(version) {
         return None;
     }
-    descriptors::message(&format!("{}.{kind}", package(group, version)?))
+    descriptors::message_in(set, &format!("{}.{kind}", package(group, version)?))
 }
 
 #[cfg(test)]
@@ -90,24 +99,28 @@ mod tests {
     #[test]
     fn packages_follow_the_group_rules() {
         let cases = [
-            ("", "v1", "api.core.v1"),
-            ("apps", "v1", "api.apps.v1"),
-            ("rbac.authorization.k8s.io", "v1", "api.rbac.v1"),
-            ("flowcontrol.apiserver.k8s.io", "v1", "api.flowcontrol.v1"),
+            ("", "v1", "k8s.io.api.core.v1"),
+            ("apps", "v1", "k8s.io.api.apps.v1"),
+            ("rbac.authorization.k8s.io", "v1", "k8s.io.api.rbac.v1"),
+            (
+                "flowcontrol.apiserver.k8s.io",
+                "v1",
+                "k8s.io.api.flowcontrol.v1",
+            ),
             (
                 "apiextensions.k8s.io",
                 "v1",
-                "apiextensions_apiserver.pkg.apis.apiextensions.v1",
+                "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1",
             ),
             (
                 "apiregistration.k8s.io",
                 "v1",
-                "kube_aggregator.pkg.apis.apiregistration.v1",
+                "k8s.io.kube_aggregator.pkg.apis.apiregistration.v1",
             ),
             (
                 "internal.apiserver.k8s.io",
                 "v1alpha1",
-                "api.apiserverinternal.v1alpha1",
+                "k8s.io.api.apiserverinternal.v1alpha1",
             ),
         ];
         for (group, version, want) in cases {

@@ -16,7 +16,7 @@ use super::layout::layout;
 use super::wellknown;
 
 /// Walks one message; unknown protobuf fields are appended to `unknown` as
-/// `api.core.v1.PodSpec field 99`. `Err` says what could not be printed.
+/// `k8s.io.api.core.v1.PodSpec field 99`. `Err` says what could not be printed.
 pub(crate) fn message_json(
     msg: &DynamicMessage,
     unknown: &mut Vec<String>,
@@ -250,7 +250,7 @@ fn special_json(msg: &DynamicMessage, unknown: &mut Vec<String>) -> Result<Optio
 }
 
 pub(crate) fn is_apiextensions(full: &str, short: &str) -> bool {
-    full.strip_prefix("apiextensions_apiserver.pkg.apis.apiextensions.")
+    full.strip_prefix("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.")
         .and_then(|rest| rest.split_once('.'))
         .is_some_and(|(_, name)| name == short)
 }

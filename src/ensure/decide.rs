@@ -8,7 +8,7 @@
 //! boot is the one thing worse than a slow boot; then the best source still alive
 //! wins: the api-server (it still serves the objects: only components are missing),
 //! else etcd, else the newest whole backup. A backup restores the past, so it is
-//! taken only when policy allows it on this node (DESIGN.md §5: two masters must
+//! taken only when policy allows it on this node (docs/design.md §5: two masters must
 //! never restore two different pasts), and only for a self-hosted etcd, the one
 //! kind of etcd kubeboot can restore; an external etcd that is gone is the
 //! operator's to bring back first, and `ensure` says so.

@@ -274,6 +274,9 @@ async fn recover_into(opts: &Options, via: &Via) -> Result<PathBuf, EnsureError>
         kubeconfig: Some(kubeconfig),
         encryption: opts.encryption.as_ref(),
         render: opts.render.clone(),
+        // Unattended: a field the descriptors cannot read is a warning in kubeboot.json and the
+        // journal, not a reason to leave the control plane down.
+        strict: false,
     };
     let recovered = recover::recover(&req)
         .await

@@ -155,6 +155,7 @@ fn control_plane_of(components: &[Component], pki: &Pki, kubeconfig: Vec<u8>) ->
         config_maps: vec![],
         kubeconfig: Some(kubeconfig),
         warnings: vec![],
+        unknown_fields: vec![],
     };
     for object in components.iter().flat_map(|c| &c.objects) {
         match object {

@@ -3,11 +3,11 @@
 //!
 //! With a live source (etcd or the api-server) etcd is still running and
 //! `bootstrap-etcd` starts on its existing data dir. With a backup, the data dir is lost
-//! or wrong, so the asset dir also carries (DESIGN.md §4):
+//! or wrong, so the asset dir also carries (docs/design.md §4):
 //! - `etcd/snapshot.db`: the backup file's bytes exactly;
 //! - `etcd/restore.json`: what `start` needs to install it: the snapshot's sha256 and
 //!   revision, the etcd data dir *on the host* (to move the old one aside; recovery
-//!   never deletes it, DESIGN.md §5), the api-server's `--etcd-servers` and the asset
+//!   never deletes it, docs/design.md §5), the api-server's `--etcd-servers` and the asset
 //!   files it reaches etcd with (to check the restored etcd serves);
 //! - in `bootstrap-etcd`, a last init container `kubeboot-restore` that runs the etcd
 //!   image's own restore tool from `<bootstrap-secrets-dir>/etcd-restore/snapshot.db`

@@ -97,6 +97,7 @@ fn cp(daemonsets: &[&str]) -> ControlPlane {
         config_maps: vec![],
         kubeconfig: None,
         warnings: vec![],
+        unknown_fields: vec![],
     }
 }
 

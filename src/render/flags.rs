@@ -4,7 +4,7 @@
 //! The etcd restore must learn from the pods themselves where etcd keeps its data on
 //! the host and which files the api-server reaches etcd with; guessing
 //! (`/var/lib/etcd`, bootkube's fixed `/etc/kubernetes/bootstrap-secrets/etcd/`) is
-//! what made bootkube's self-hosted etcd recovery fragile (bootkube-notes §5.8).
+//! what made bootkube's self-hosted etcd recovery fragile (docs/bootkube-notes.md §5.8).
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, Volume, VolumeMount};
 

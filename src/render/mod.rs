@@ -1,5 +1,5 @@
 //! `render`: turns a recovered [`ControlPlane`] into the [`AssetDir`] that `start` boots
-//! from (DESIGN.md §4), without any I/O.
+//! from (docs/design.md §4), without any I/O.
 //!
 //! Each self-hosted control-plane DaemonSet/Deployment ([`select`]) becomes a static
 //! bootstrap pod ([`pod`]); the Secrets and ConfigMaps it mounts become files under
@@ -11,7 +11,7 @@
 //!
 //! Pure and deterministic: the same control plane and options give byte-identical
 //! files, so the three sources can be compared, and every decision is unit-tested
-//! without a cluster. Where bootkube's transform was wrong (bootkube-notes §5.3) the
+//! without a cluster. Where bootkube's transform was wrong (docs/bootkube-notes.md §5.3) the
 //! submodule docs say what kubeboot does instead.
 
 mod etcd;

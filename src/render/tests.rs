@@ -115,6 +115,7 @@ fn cp(workloads: &str, objects: &str) -> ControlPlane {
         config_maps: docs::<ConfigMap>(objects, "ConfigMap"),
         kubeconfig: Some(b"apiVersion: v1\nkind: Config\n".to_vec()),
         warnings: vec![],
+        unknown_fields: vec![],
     }
 }
 

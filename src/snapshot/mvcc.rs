@@ -354,7 +354,7 @@ mod tests {
         // A raw leaf value from the auger fixture (page 2, item 0).
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/auger/boltdb/page2item0.bin"
+            "/tests/data/auger/boltdb/page2item0.bin"
         );
         let Ok(bytes) = std::fs::read(path) else {
             return;

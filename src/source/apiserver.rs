@@ -75,6 +75,7 @@ pub async fn read(
         config_maps,
         kubeconfig: kubeconfig_bytes,
         warnings: Vec::new(),
+        unknown_fields: Vec::new(),
     };
     cp.sort();
     Ok(cp)

@@ -95,6 +95,7 @@ pub fn assemble(
         config_maps: Vec::new(),
         kubeconfig,
         warnings: Vec::new(),
+        unknown_fields: Vec::new(),
     };
     for item in stored {
         let decrypted;
@@ -106,12 +107,7 @@ pub fn assemble(
             None => &item.value,
         };
         let decoded = codec::decode(&item.key, value)?;
-        cp.warnings.extend(
-            decoded
-                .unknown_fields
-                .iter()
-                .map(|f| format!("{}: field unknown to kubeboot's protos: {f}", item.key)),
-        );
+        note_descriptors(&mut cp, &item.key, &decoded);
         let mut object = decoded.object;
         if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             meta.insert(
@@ -129,6 +125,29 @@ pub fn assemble(
     }
     cp.sort();
     Ok(cp)
+}
+
+/// Records what the descriptors could not read (a field's value is then missing from the
+/// object, so it is named, never dropped in silence) and a decode that needed the pre-release
+/// descriptors.
+fn note_descriptors(cp: &mut ControlPlane, key: &str, decoded: &codec::Decoded) {
+    for field in &decoded.unknown_fields {
+        cp.unknown_fields.push(format!("{key}: {field}"));
+        cp.warnings.push(format!(
+            "{key}: protobuf {field} is unknown to the descriptors kubeboot carries ({}; {}); \
+             its value is not in the recovered object",
+            codec::Descriptors::Release.source(),
+            codec::Descriptors::Head.source()
+        ));
+    }
+    if decoded.descriptors == codec::Descriptors::Head {
+        cp.warnings.push(format!(
+            "{key}: written by a Kubernetes newer than {}: decoded with the pre-release \
+             descriptors of {}",
+            codec::Descriptors::Release.source(),
+            codec::Descriptors::Head.source()
+        ));
+    }
 }
 
 fn typed<T: DeserializeOwned>(key: &str, object: serde_json::Value) -> Result<T, SourceError> {

@@ -2,7 +2,7 @@
 //! CustomResourceDefinitions (waiting until each is Established and its list endpoint
 //! answers), then everything else, in path order within each phase.
 //!
-//! Where bootkube only POSTed and failed on AlreadyExists (bootkube-notes §5.2), an
+//! Where bootkube only POSTed and failed on AlreadyExists (docs/bootkube-notes.md §5.2), an
 //! existing object is read and replaced (PUT with the live `resourceVersion`, read
 //! again on a 409 Conflict), or left alone when it already holds every field the file
 //! sets, so running `start` twice is safe. Why not server-side apply: the file is the

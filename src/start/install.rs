@@ -3,7 +3,7 @@
 //! Both destinations are read by a running kubelet, so every change is atomic: the
 //! secrets dir is built beside its target and renamed into place, and each static pod
 //! file is written to a hidden temp file and renamed. A leftover that differs from what
-//! we install is moved aside, never deleted (DESIGN.md §5); one that is byte-identical
+//! we install is moved aside, never deleted (docs/design.md §5); one that is byte-identical
 //! (a previous `start` killed half-way) is kept, which is what makes a second run after
 //! `kill -9` converge instead of piling up copies.
 //!

@@ -2,7 +2,7 @@
 //! deterministic order, each labelled with the file and document it came from so
 //! every later error can name it. Pure: no network, only file reads.
 //!
-//! Rules, and where they differ from bootkube's `CreateAssets` (bootkube-notes §2, §5):
+//! Rules, and where they differ from bootkube's `CreateAssets` (docs/bootkube-notes.md §2, §5):
 //! - files ending in `.yaml`, `.yml` or `.json`, recursively, sorted by relative path
 //!   component by component (the order of Go's `filepath.Walk`);
 //! - any file or directory whose name starts with `.` is skipped at every depth

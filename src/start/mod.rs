@@ -1,7 +1,7 @@
 //! `kubeboot start`: boot a control plane from an asset dir through the kubelet's static
 //! pods, create the self-hosted objects, wait for them, pivot with a way back, clean up.
 //!
-//! The order of steps is bootkube's (bootkube-notes §2); what differs is each step's
+//! The order of steps is bootkube's (docs/bootkube-notes.md §2); what differs is each step's
 //! contract. Install is atomic and idempotent ([`install`]), so a `start` killed at any
 //! point converges when run again. Waiting trusts only live nodes and fresh statuses
 //! ([`observe`]). The pivot goes one component at a time: its bootstrap manifest is

@@ -2,7 +2,7 @@
 //! of pods, nodes, leases and ReplicaSets. Pure, so every rule below is unit-tested
 //! without a server.
 //!
-//! Rules, each answering a bootkube failure (bootkube-notes §5):
+//! Rules, each answering a bootkube failure (docs/bootkube-notes.md §5):
 //! - *Owned by its controller.* A required `ns/name` is satisfied by pods whose
 //!   controller is the DaemonSet `name`, or a ReplicaSet controlled by the Deployment
 //!   `name`. bootkube took the first pod whose name merely started with `name`, so a

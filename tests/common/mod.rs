@@ -55,7 +55,7 @@ pub fn assert_fails(out: &Output, code: i32, needle: &str) {
 }
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 /// Every file under `dir`: relative path → (mode, bytes).

@@ -185,11 +185,6 @@ pub fn cluster_data_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/cluster")
 }
 
-/// Where real data no one here wrote lives: `../shared/fixtures` beside the repo.
-pub fn shared_fixtures_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-}
-
 /// Writes entries into etcd with plain puts, as the api-server does.
 pub async fn put_all(
     client: &mut etcd_client::Client,

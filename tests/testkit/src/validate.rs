@@ -1,4 +1,4 @@
-//! The independent schema check every manifest kubeboot writes must pass (DESIGN.md
+//! The independent schema check every manifest kubeboot writes must pass (docs/design.md
 //! §6): `kubernetes-validate --strict -k 1.35.0` from PyPI. A manifest that
 //! k8s-openapi accepts but the Kubernetes schema rejects is a kubeboot bug.
 //!

@@ -1,5 +1,5 @@
 //! Running the real `kubectl` against a [`Harness`]: the doubles are checked with a real
-//! client (DESIGN.md §6), and every such test runs it the same way.
+//! client (docs/design.md §6), and every such test runs it the same way.
 
 use std::path::Path;
 use std::process::Stdio;
