@@ -197,3 +197,21 @@ fn codec_unknown_protobuf_fields_are_listed() {
     );
     assert_eq!(decoded.object["spec"]["hostNetwork"], json!(true));
 }
+
+#[test]
+fn codec_an_alpha_field_a_later_release_removed_is_unknown_not_an_error() {
+    // Kubernetes 1.35 stored the alpha `PodSpec.workloadRef` as field 42; 1.36 removed it (and
+    // HEAD has not brought it back). A 1.35 object carrying it still decodes, and the field is
+    // named rather than dropped in silence.
+    let (api_version, kind) = type_meta("pod");
+    let raw = codec::encode_bare(&fixture_json("pod")).expect("encode");
+    let mut with_42 = raw.clone();
+    // Pod field 2 (spec) appended again: protobuf merges it into the spec. Field 42, wire type 2,
+    // holding WorkloadReference{name: "w"}.
+    with_42.extend_from_slice(b"\x12\x06\xd2\x02\x03\x0a\x01w");
+    let decoded = codec::decode_bare("k", &api_version, &kind, &with_42).expect("decode");
+    assert_eq!(decoded.unknown_fields, ["k8s.io.api.core.v1.PodSpec field 42"]);
+    assert_eq!(decoded.descriptors, codec::Descriptors::Release);
+    let plain = codec::decode_bare("k", &api_version, &kind, &raw).expect("decode");
+    assert_eq!(decoded.object, plain.object);
+}
