@@ -62,6 +62,45 @@ pub fn create_dir_all_with_mode(dir: &Path, mode: u32) -> Result<(), FsError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(FsError::io("chmod", dir))
 }
 
+/// Makes `dir` a private dir of this user: created 0700 (missing parents 0755) or, when it
+/// exists, a real dir (not a symlink) owned by this user, its mode set back to 0700 if it
+/// drifted. For kubeboot's own state (locks, backups, recoveries): a dir another user owns
+/// or could write lets that user steer root's writes or hold its locks (issue 12).
+pub fn private_dir(dir: &Path) -> Result<(), FsError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            let refuse = |what: String| FsError::Io {
+                op: "use private dir",
+                path: dir.to_path_buf(),
+                error: io::Error::new(io::ErrorKind::PermissionDenied, what),
+            };
+            if !meta.is_dir() {
+                return Err(refuse("not a directory (a symlink is refused)".into()));
+            }
+            let me = rustix::process::geteuid().as_raw();
+            if std::os::unix::fs::MetadataExt::uid(&meta) != me {
+                return Err(refuse(format!(
+                    "owned by uid {}, not {me}",
+                    std::os::unix::fs::MetadataExt::uid(&meta)
+                )));
+            }
+            if meta.permissions().mode() & 0o7777 != 0o700 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                    .map_err(FsError::io("chmod", dir))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = parent_of(dir);
+            if !parent.is_dir() {
+                create_dir_all_with_mode(parent, 0o755)?;
+            }
+            create_dir_all_with_mode(dir, 0o700)
+        }
+        Err(e) => Err(FsError::io("stat", dir)(e)),
+    }
+}
+
 /// Creates `path` exclusively (never over an existing file) with `bytes` and exactly
 /// `mode`, fsynced. The building block of [`write_atomic`] and the asset writer.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError> {
@@ -109,28 +148,134 @@ pub fn move_aside(path: &Path) -> Result<PathBuf, FsError> {
     move_aside_as(path, path)
 }
 
-/// Like [`move_aside`], but to `<dir>/.<name>.kubeboot-<timestamp>`: for files in dirs
-/// whose readers skip dot-files only (the kubelet runs every other file in its static
-/// pod dir, whatever the extension).
-pub fn move_aside_hidden(path: &Path) -> Result<PathBuf, FsError> {
+/// Keeps a copy of `path` at `<dir>/.<name>.kubeboot-<timestamp>` (a hard link) and leaves
+/// `path` in place, for a file about to be replaced by [`write_atomic`]: a kill between the
+/// two steps still leaves the old file where its reader looks. Dot-named, for dirs whose
+/// readers skip dot-files only (the kubelet runs every other file in its static pod dir,
+/// whatever the extension).
+pub fn link_aside_hidden(path: &Path) -> Result<PathBuf, FsError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    move_aside_as(path, &parent_of(path).join(format!(".{name}")))
+    let base = format!(
+        "{}.kubeboot-{}",
+        parent_of(path).join(format!(".{name}")).display(),
+        timestamp_suffix()
+    );
+    let target = free_name(&base);
+    fs::hard_link(path, &target).map_err(FsError::io("keep a copy of", path))?;
+    fsync_dir(parent_of(path))?;
+    Ok(target)
 }
 
-fn move_aside_as(path: &Path, base: &Path) -> Result<PathBuf, FsError> {
-    let base = format!("{}.kubeboot-{}", base.display(), timestamp_suffix());
-    let mut target = PathBuf::from(&base);
+/// `base`, or `base-N` for the first N that names nothing.
+fn free_name(base: &str) -> PathBuf {
+    let mut target = PathBuf::from(base);
     let mut n = 1;
     while target.symlink_metadata().is_ok() {
         target = PathBuf::from(format!("{base}-{n}"));
         n += 1;
     }
+    target
+}
+
+fn move_aside_as(path: &Path, base: &Path) -> Result<PathBuf, FsError> {
+    let target = free_name(&format!(
+        "{}.kubeboot-{}",
+        base.display(),
+        timestamp_suffix()
+    ));
     fs::rename(path, &target).map_err(FsError::io("move aside", path))?;
     fsync_dir(parent_of(path))?;
     Ok(target)
+}
+
+/// Removes what a killed write left in `dir`: `.NAME.tmp-PID` files ([`write_atomic`]) and
+/// `.NAME.kubeboot-tmp-PID` dirs (a secrets dir being built) of processes that are gone.
+/// They may hold keys, and nothing else ever removes them. A link is removed, never followed.
+pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(FsError::io("read dir", dir)(e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(FsError::io("read dir", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = stale_temp_pid(&name) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(FsError::io("stat", &path))?;
+        if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        }
+        .map_err(FsError::io("remove stale temp", &path))?;
+        removed.push(path);
+    }
+    if !removed.is_empty() {
+        fsync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// The writer's PID in a temp name kubeboot makes (`.x.tmp-12`, `.x.kubeboot-tmp-12`).
+fn stale_temp_pid(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, pid) = name
+        .rsplit_once(".kubeboot-tmp-")
+        .or_else(|| name.rsplit_once(".tmp-"))?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Keeps the `keep` newest copies [`move_aside`] made of `path` (`<path>.kubeboot-<time>`)
+/// and removes the others: moved-aside secrets dirs hold keys, and would otherwise pile up
+/// with every recovery. Returns what was removed.
+pub fn prune_asides(path: &Path, keep: usize) -> Result<Vec<PathBuf>, FsError> {
+    let dir = parent_of(path);
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}.kubeboot-");
+    let mut asides: Vec<String> = fs::read_dir(dir)
+        .map_err(FsError::io("read dir", dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    // The time suffix sorts by time; newest first.
+    asides.sort_by(|a, b| b.cmp(a));
+    let mut removed = Vec::new();
+    for old in asides.into_iter().skip(keep) {
+        let aside = dir.join(old);
+        let meta = fs::symlink_metadata(&aside).map_err(FsError::io("stat", &aside))?;
+        if meta.is_dir() {
+            fs::remove_dir_all(&aside)
+        } else {
+            fs::remove_file(&aside)
+        }
+        .map_err(FsError::io("remove old copy", &aside))?;
+        removed.push(aside);
+    }
+    if !removed.is_empty() {
+        fsync_dir(dir)?;
+    }
+    Ok(removed)
 }
 
 /// An exclusive lock, held until dropped (or the process exits).
@@ -143,16 +288,33 @@ pub struct LockFile {
 impl LockFile {
     /// Takes the lock at `path` without waiting; [`FsError::Locked`] if another holds
     /// it. The file is created 0600 and never removed: removing a lock file while a
-    /// second process waits on it would let two processes hold "the" lock.
+    /// second process waits on it would let two processes hold "the" lock. Its dir is made
+    /// [`private_dir`], and the file is opened without following a symlink and must be a
+    /// regular file of this user: in a dir others can write, anyone could hold the lock or
+    /// point it elsewhere.
     pub fn try_acquire(path: &Path) -> Result<LockFile, FsError> {
+        private_dir(parent_of(path))?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
             .map_err(FsError::io("open lock file", path))?;
+        let meta = file.metadata().map_err(FsError::io("stat", path))?;
+        let me = rustix::process::geteuid().as_raw();
+        if !meta.is_file() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
+            return Err(FsError::Io {
+                op: "open lock file",
+                path: path.to_path_buf(),
+                error: io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("not a regular file owned by uid {me}"),
+                ),
+            });
+        }
         let locked = file.try_lock();
         match locked {
             Ok(()) => Ok(LockFile {
@@ -246,5 +408,109 @@ mod tests {
         assert!(err.to_string().contains("kubeboot.lock"), "{err}");
         drop(held);
         LockFile::try_acquire(&p).unwrap();
+    }
+
+    /// Issue 12, finding 3: a lock in a dir others can write can be held or redirected by
+    /// them. Each case here is refused or repaired.
+    #[test]
+    fn lock_refuses_symlinks_and_foreign_dirs_and_repairs_modes() {
+        let t = tempfile::tempdir().unwrap();
+        // A drifted mode on kubeboot's own dir is set back to 0700.
+        let dir = t.path().join("run/kubeboot");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        let held = LockFile::try_acquire(&dir.join("a.lock")).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        drop(held);
+        // A symlink planted at the lock's name is not followed.
+        let target = t.path().join("elsewhere");
+        fs::write(&target, "x").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("b.lock")).unwrap();
+        let err = LockFile::try_acquire(&dir.join("b.lock")).unwrap_err();
+        assert!(err.to_string().contains("b.lock"), "{err}");
+        // A lock dir that is a symlink is refused.
+        std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
+        let err = LockFile::try_acquire(&t.path().join("link/c.lock")).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        // A lock dir owned by another user is refused, never chmodded.
+        let foreign = t.path().join("foreign");
+        fs::create_dir(&foreign).unwrap();
+        fs::set_permissions(&foreign, fs::Permissions::from_mode(0o777)).unwrap();
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+            let err = LockFile::try_acquire(&foreign.join("d.lock")).unwrap_err();
+            assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+            assert_eq!(mode(&foreign), 0o777);
+            // A lock file someone else created in our dir is refused too.
+            let f = dir.join("e.lock");
+            fs::write(&f, "").unwrap();
+            std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+            assert!(LockFile::try_acquire(&f).is_err());
+        }
+    }
+
+    #[test]
+    fn stale_temps_of_dead_writers_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        // PID 0 is never a process of ours; 1 (init) is alive.
+        fs::write(dir.join(".ca.key.tmp-999999999"), "key").unwrap();
+        fs::create_dir(dir.join(".bootstrap-secrets.kubeboot-tmp-999999998")).unwrap();
+        fs::write(
+            dir.join(".bootstrap-secrets.kubeboot-tmp-999999998/k"),
+            "key",
+        )
+        .unwrap();
+        fs::write(dir.join(".live.tmp-1"), "").unwrap();
+        fs::write(dir.join(format!(".mine.tmp-{}", std::process::id())), "").unwrap();
+        fs::write(dir.join("ca.key"), "key").unwrap();
+        fs::write(dir.join(".not-a-temp.tmp-x1"), "").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join(".link.tmp-999999997")).unwrap();
+        let mut removed: Vec<_> = remove_stale_temps(dir)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                ".bootstrap-secrets.kubeboot-tmp-999999998",
+                ".ca.key.tmp-999999999",
+                ".link.tmp-999999997"
+            ]
+        );
+        assert!(Path::new("/etc/passwd").exists());
+        for kept in ["ca.key", ".live.tmp-1", ".not-a-temp.tmp-x1"] {
+            assert!(dir.join(kept).exists(), "{kept}");
+        }
+        assert!(remove_stale_temps(&dir.join("absent")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_the_newest_asides_are_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("bootstrap-secrets");
+        for ts in [
+            "20260101T000000.000000Z",
+            "20260301T000000.000000Z",
+            "20260201T000000.000000Z",
+        ] {
+            let aside = t.path().join(format!("bootstrap-secrets.kubeboot-{ts}"));
+            fs::create_dir(&aside).unwrap();
+            fs::write(aside.join("ca.key"), "k").unwrap();
+        }
+        fs::create_dir(&p).unwrap();
+        fs::create_dir(t.path().join("bootstrap-secrets.kubeboot-notes")).unwrap();
+        let removed = prune_asides(&p, 2).unwrap();
+        assert_eq!(
+            removed,
+            [t.path()
+                .join("bootstrap-secrets.kubeboot-20260101T000000.000000Z")]
+        );
+        assert!(p.is_dir());
+        assert!(t.path().join("bootstrap-secrets.kubeboot-notes").is_dir());
+        assert!(prune_asides(&p, 2).unwrap().is_empty());
+        assert_eq!(prune_asides(&p, 0).unwrap().len(), 2);
     }
 }

@@ -132,7 +132,7 @@ impl Drop for Running {
 #[test]
 fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm() {
     let t = tempfile::tempdir().unwrap();
-    let lock = t.path().join("run/lock/pod-checkpointer.lock");
+    let lock = t.path().join("run/kubeboot/checkpointer.lock");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     let held = kubeboot::fsutil::LockFile::try_acquire(&lock).unwrap();
     let sock_path = t.path().join("notify");

@@ -174,7 +174,7 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
                 ))
                 .arg(format!(
                     "--lock-file={}",
-                    root.join("var/run/lock/pod-checkpointer.lock").display()
+                    root.join("var/run/kubeboot/checkpointer.lock").display()
                 ))
                 .args([
                     "--interval=300ms",

@@ -45,7 +45,7 @@ fn checkpointer_pod(kubeconfig: &str, port: u16, ro_port: u16) -> Result<Pod> {
                     "--pod-manifest-path=/etc/kubernetes/manifests",
                     "--checkpoint-dir=/etc/kubernetes/checkpoints",
                     "--host-checkpoint-dir=/etc/kubernetes/checkpoints",
-                    "--lock-file=/var/run/lock/pod-checkpointer.lock",
+                    "--lock-file=/var/run/kubeboot/checkpointer.lock",
                     format!("--kubelet-url=http://127.0.0.1:{port}"),
                     format!("--kubelet-read-only-url=http://127.0.0.1:{ro_port}"),
                     "--interval=300ms", "--checkpoint-grace-period=2s", "--request-timeout=2s"],

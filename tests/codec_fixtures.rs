@@ -210,7 +210,10 @@ fn codec_an_alpha_field_a_later_release_removed_is_unknown_not_an_error() {
     // holding WorkloadReference{name: "w"}.
     with_42.extend_from_slice(b"\x12\x06\xd2\x02\x03\x0a\x01w");
     let decoded = codec::decode_bare("k", &api_version, &kind, &with_42).expect("decode");
-    assert_eq!(decoded.unknown_fields, ["k8s.io.api.core.v1.PodSpec field 42"]);
+    assert_eq!(
+        decoded.unknown_fields,
+        ["k8s.io.api.core.v1.PodSpec field 42"]
+    );
     assert_eq!(decoded.descriptors, codec::Descriptors::Release);
     let plain = codec::decode_bare("k", &api_version, &kind, &raw).expect("decode");
     assert_eq!(decoded.object, plain.object);

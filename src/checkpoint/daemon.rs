@@ -32,7 +32,7 @@ use super::materialize::Fetcher;
 use super::observe;
 use super::report::{Health, Once, done, status, what};
 use super::state::{self, Action, Active, OnDisk, Params, PodKey, State};
-use crate::fsutil::{self, FsError, LockFile};
+use crate::fsutil::{FsError, LockFile};
 use crate::systemd;
 use crate::systemd::watchdog;
 
@@ -71,7 +71,6 @@ async fn lock(
     opts: &Options,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<LockFile>, FsError> {
-    fsutil::create_dir_all_with_mode(fsutil::parent_of(&opts.lock_file), 0o755)?;
     let mut waiting = false;
     loop {
         match LockFile::try_acquire(&opts.lock_file) {

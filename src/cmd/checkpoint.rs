@@ -79,7 +79,7 @@ pub struct CheckpointArgs {
     /// Held for life: of the checkpointers on a node only the holder works, the others wait.
     #[arg(
         long,
-        default_value = "/var/run/lock/pod-checkpointer.lock",
+        default_value = "/run/kubeboot/checkpointer.lock",
         value_name = "FILE"
     )]
     pub lock_file: PathBuf,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::fsutil::{self, FsError, LockFile};
+use crate::fsutil::{FsError, LockFile};
 
 /// Stable, documented exit codes (docs/design.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 /// Takes a command's lock file (creating its dir), or refuses with exit 4 when
 /// another `kubeboot <command>` holds it.
 pub fn take_lock(path: &std::path::Path, command: &str) -> Result<LockFile, Failure> {
-    fsutil::create_dir_all_with_mode(fsutil::parent_of(path), 0o755).exit_with(Exit::Failed)?;
     LockFile::try_acquire(path).map_err(|e| match e {
         FsError::Locked { .. } => Failure {
             code: Exit::Policy,
@@ -198,8 +197,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ));
         }
     };
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{s:?} is longer than the longest wait kubeboot accepts ({} days)",
+            MAX_DURATION.as_secs() / 86_400
+        ));
+    }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
+
+/// The longest duration any flag accepts. Deadlines are `Instant::now() + d`, which panics
+/// past the clock's range; no wait of kubeboot's needs more than a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 #[cfg(test)]
 mod tests {
@@ -220,6 +229,12 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
+        // Bounded at parse time, so `Instant::now() + d` can never overflow.
+        assert!(parse_duration("8785h").is_err());
+        assert!(parse_duration("8784h").is_ok());
+        let err = parse_duration("100000000000000000h").unwrap_err();
+        assert!(err.contains("longest wait"), "{err}");
+        assert!(parse_duration("1e300s").is_err());
     }
 
     #[test]

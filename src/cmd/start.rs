@@ -77,6 +77,10 @@ pub struct StartFlags {
     /// clients holding newer resourceVersions relist (see docs/start.md).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub etcd_revision_bump: u64,
+    /// How many earlier bootstrap secrets dirs (moved aside when a different one is
+    /// installed; they hold keys) to keep; older ones are removed.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub keep_moved_aside: usize,
 }
 
 impl StartFlags {
@@ -109,6 +113,7 @@ impl StartFlags {
             },
             etcd_data_dir: self.etcd_data_dir,
             etcd_revision_bump: self.etcd_revision_bump,
+            keep_moved_aside: self.keep_moved_aside,
         })
     }
 }

@@ -35,7 +35,9 @@ pub fn checkpointer(plan: &Plan) -> Component {
             "--pod-manifest-path=/etc/kubernetes/manifests".into(),
             "--checkpoint-dir=/etc/kubernetes/checkpoints".into(),
             "--host-checkpoint-dir=/etc/kubernetes/checkpoints".into(),
-            "--lock-file=/var/run/lock/pod-checkpointer.lock".into(),
+            // The host's /run/kubeboot (under the /var/run mount), where the systemd unit
+            // takes the same lock: root-only, unlike the world-writable /run/lock.
+            "--lock-file=/var/run/kubeboot/checkpointer.lock".into(),
             "--checkpoint-grace-period=5m".into(),
         ]),
         env: Some(vec![

@@ -154,6 +154,8 @@ async fn read_prefix(
         }
         let more = resp.more();
         let kvs = resp.take_kvs();
+        check_page(&from, &end, kvs.iter().map(|kv| kv.key()))
+            .map_err(|what| cfg.err(format!("reading {prefix}: {what}")))?;
         let Some(last) = kvs.last() else { break };
         from = last.key().to_vec();
         from.push(0);
@@ -174,6 +176,34 @@ async fn read_prefix(
     Ok(())
 }
 
+/// A page must hold keys in `[from, end)` in strictly increasing order, so the next page
+/// starts past this one: an etcd that answered otherwise (with `more` set) would make the
+/// paging loop forever or read keys twice.
+fn check_page<'a>(
+    from: &[u8],
+    end: &[u8],
+    keys: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), String> {
+    let mut previous: Option<&[u8]> = None;
+    for key in keys {
+        if key < from || key >= end {
+            return Err(format!(
+                "etcd returned key {:?} outside the requested range (paging from {:?})",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(from)
+            ));
+        }
+        if previous.is_some_and(|p| key <= p) {
+            return Err(format!(
+                "etcd returned key {:?} out of order while paging",
+                String::from_utf8_lossy(key)
+            ));
+        }
+        previous = Some(key);
+    }
+    Ok(())
+}
+
 /// The smallest key greater than every key starting with `prefix` (etcd's range end
 /// for a prefix): the prefix with its last byte below 0xff incremented.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -190,6 +220,23 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_must_advance() {
+        let keys = |ks: &[&'static str]| ks.iter().map(|k| k.as_bytes()).collect::<Vec<_>>();
+        let ok = keys(&["/r/a", "/r/b"]);
+        assert!(check_page(b"/r/", b"/r0", ok.into_iter()).is_ok());
+        // A page that repeats the last page's key (from = last + \0) would loop forever.
+        let again = keys(&["/r/b"]);
+        assert!(check_page(b"/r/b\0", b"/r0", again.into_iter()).is_err());
+        let unordered = keys(&["/r/c", "/r/b"]);
+        let err = check_page(b"/r/", b"/r0", unordered.into_iter()).unwrap_err();
+        assert!(err.contains("out of order"), "{err}");
+        let duplicate = keys(&["/r/c", "/r/c"]);
+        assert!(check_page(b"/r/", b"/r0", duplicate.into_iter()).is_err());
+        let outside = keys(&["/s/a"]);
+        assert!(check_page(b"/r/", b"/r0", outside.into_iter()).is_err());
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

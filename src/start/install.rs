@@ -135,7 +135,9 @@ pub fn install_manifest(dir: &Path, file: &str, bytes: &[u8]) -> Result<Outcome,
     let path = dir.join(file);
     let outcome = match fs::read(&path) {
         Ok(existing) if existing == bytes => return Ok(Outcome::Kept),
-        Ok(_) => Outcome::Replaced(fsutil::move_aside_hidden(&path)?),
+        // A copy is kept aside and the manifest replaced by one rename, so the kubelet finds
+        // a manifest at every instant, even if start is killed in between.
+        Ok(_) => Outcome::Replaced(fsutil::link_aside_hidden(&path)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Written,
         Err(e) => return Err(FsError::io("read", &path)(e)),
     };
@@ -219,6 +221,14 @@ mod tests {
         );
         assert_eq!(fs::read(&aside).unwrap(), b"old");
         assert_eq!(mode(&dir.join("bootstrap-x.yaml")), 0o600);
+        // The swap never leaves the dir without a manifest: the copy aside is a second name
+        // made before the new file is renamed over the old one (issue 12, finding 6).
+        fs::write(dir.join("bootstrap-y.yaml"), "y-old").unwrap();
+        let kept = fsutil::link_aside_hidden(&dir.join("bootstrap-y.yaml")).unwrap();
+        assert_eq!(fs::read(dir.join("bootstrap-y.yaml")).unwrap(), b"y-old");
+        assert_eq!(fs::read(&kept).unwrap(), b"y-old");
+        fs::remove_file(dir.join("bootstrap-y.yaml")).unwrap();
+        fs::remove_file(kept).unwrap();
         assert_eq!(
             install_manifest(&dir, "bootstrap-x.yaml", b"new").unwrap(),
             Outcome::Kept

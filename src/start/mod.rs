@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::fsutil::FsError;
+use crate::fsutil::{self, FsError};
 use crate::kubeclient::{self, ClientError};
 use observe::{Required, Rules, Stage};
 use plan::{Plan, PlanError};
@@ -54,6 +54,8 @@ pub struct StartOptions {
     pub etcd_data_dir: Option<PathBuf>,
     /// Revisions to move a restored etcd on by (see [`etcd`]).
     pub etcd_revision_bump: u64,
+    /// Earlier bootstrap secrets dirs to keep (they hold keys).
+    pub keep_moved_aside: usize,
 }
 
 /// What a successful `start` did.
@@ -145,6 +147,15 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
     .await?;
     let since = Timestamp::now();
     let deadline = Instant::now() + opts.timeout;
+    // A start killed mid-write left temp copies of keys; nothing else would remove them.
+    for dir in [fsutil::parent_of(&opts.secrets_dir), &opts.pod_manifest_dir] {
+        for stale in fsutil::remove_stale_temps(dir)? {
+            progress.warn(&format!(
+                "removed {} (left by a killed write)",
+                stale.display()
+            ));
+        }
+    }
     let outcome = install::install_secrets(
         &plan.tls_dir,
         &plan.kubeconfig,
@@ -152,6 +163,15 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
         &opts.secrets_dir,
     )?;
     report(progress, &opts.secrets_dir.display().to_string(), &outcome);
+    if matches!(outcome, install::Outcome::Replaced(_)) {
+        for old in fsutil::prune_asides(&opts.secrets_dir, opts.keep_moved_aside)? {
+            progress.step(&format!(
+                "removed {} (keeping the {} newest earlier copies, --keep-moved-aside)",
+                old.display(),
+                opts.keep_moved_aside
+            ));
+        }
+    }
     // Pod UID → first of an unbroken run of Ready observations, kept across the steps
     // so a pod already confirmed while waiting need not settle again in its pivot.
     let mut ready_since = BTreeMap::new();
