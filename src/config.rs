@@ -17,6 +17,11 @@
 //! checks every value, and a key's value is parsed exactly like its flag's. Keys are
 //! checked against the command's real flags: a misspelt key is an error naming the
 //! file and the key, not a setting that silently does nothing.
+//!
+//! A command reads only its own table, so a mistake in `[ensure]` stops `ensure` (and
+//! `config check`, which checks every table) but not `inspect` at 3 a.m.; `--help`,
+//! `--version`, `generate` and `config` never apply the file at all, so a broken file can
+//! never hide the help that explains it.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -67,24 +72,62 @@ pub fn read(path: &Path, explicit: bool) -> Result<Option<toml::Table>, ConfigEr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
         Err(e) => return Err(err(e.to_string())),
     };
-    text.parse::<toml::Table>()
-        .map(Some)
-        .map_err(|e| err(e.to_string().replace('\n', " ")))
+    text.parse::<toml::Table>().map(Some).map_err(|e| {
+        // The message and where, on one line (its Display draws the line with a caret).
+        let at = e.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        err(format!(
+            "{}{}",
+            at.unwrap_or_default(),
+            e.message().trim().replace('\n', " ")
+        ))
+    })
+}
+
+/// Commands that only read what the operator names (a snapshot, a value): they run
+/// even when the config file cannot be parsed, since they have nothing to take from it
+/// that could be wrong.
+pub fn is_read_only(root: &Command, argv: &[OsString]) -> bool {
+    find_subcommand(root, argv)
+        .is_some_and(|(_, sub)| matches!(sub.get_name(), "inspect" | "decode"))
+}
+
+/// Whether the config file has anything to say to this command line: not to a bare
+/// `kubeboot`, `--help`/`--version` anywhere, or the `generate`, `config` and `help`
+/// commands (`config check` reads the file itself).
+pub fn applies(root: &Command, argv: &[OsString]) -> bool {
+    let asks_help = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version")));
+    match find_subcommand(root, argv) {
+        Some((_, sub)) => !asks_help && !matches!(sub.get_name(), "generate" | "config" | "help"),
+        None => false,
+    }
 }
 
 /// `argv` with the flags from `config` for the command it runs inserted right after
-/// the command's name, except flags `argv` already gives. `root` is the whole CLI.
+/// the command's name, except flags `argv` already gives. Only that command's table is
+/// checked. `root` is the whole CLI.
 pub fn apply(
     root: &Command,
     config: &toml::Table,
     file: &Path,
     argv: Vec<OsString>,
 ) -> Result<Vec<OsString>, ConfigError> {
-    check(root, config, file)?;
     let Some((at, sub)) = find_subcommand(root, &argv) else {
         return Ok(argv);
     };
-    let Some(toml::Value::Table(section)) = config.get(sub.get_name()) else {
+    let Some(value) = config.get(sub.get_name()) else {
+        return Ok(argv);
+    };
+    check_table(root, sub.get_name(), value, file)?;
+    let toml::Value::Table(section) = value else {
         return Ok(argv);
     };
     let given = |long: &str| {
@@ -107,51 +150,62 @@ pub fn apply(
 /// Checks every table is a command and every key one of its flags, with a value its
 /// flag's parser accepts.
 pub fn check(root: &Command, config: &toml::Table, file: &Path) -> Result<(), ConfigError> {
+    for (name, section) in config {
+        check_table(root, name, section, file)?;
+    }
+    Ok(())
+}
+
+/// Checks one `[name]` table.
+fn check_table(
+    root: &Command,
+    name: &str,
+    section: &toml::Value,
+    file: &Path,
+) -> Result<(), ConfigError> {
     let err = |what: String| ConfigError {
         file: file.display().to_string(),
         what,
     };
     let mut root = root.clone();
     root.build();
-    for (name, section) in config {
-        let Some(cmd) = root.find_subcommand(name).filter(|c| !c.is_hide_set()) else {
-            return Err(err(format!("[{name}]: no such command")));
-        };
-        let toml::Value::Table(section) = section else {
-            return Err(err(format!("{name}: must be a table ([{name}])")));
-        };
-        for (key, value) in section {
-            let arg = cmd
-                .get_arguments()
-                .find(|a| a.get_long() == Some(key.as_str()) && !a.is_global_set())
-                .ok_or_else(|| err(format!("[{name}] {key}: `kubeboot {name}` has no --{key}")))?;
-            let takes_value = !matches!(
-                arg.get_action(),
-                ArgAction::SetTrue | ArgAction::SetFalse | ArgAction::Count
-            );
-            match (value, takes_value) {
-                (toml::Value::Boolean(_), false) => {}
-                (_, false) => {
-                    return Err(err(format!("[{name}] {key}: must be true or false")));
-                }
-                (toml::Value::Boolean(_) | toml::Value::Table(_), true) => {
+    let Some(cmd) = root.find_subcommand(name).filter(|c| !c.is_hide_set()) else {
+        return Err(err(format!("[{name}]: no such command")));
+    };
+    let toml::Value::Table(section) = section else {
+        return Err(err(format!("{name}: must be a table ([{name}])")));
+    };
+    for (key, value) in section {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && !a.is_global_set())
+            .ok_or_else(|| err(format!("[{name}] {key}: `kubeboot {name}` has no --{key}")))?;
+        let takes_value = !matches!(
+            arg.get_action(),
+            ArgAction::SetTrue | ArgAction::SetFalse | ArgAction::Count
+        );
+        match (value, takes_value) {
+            (toml::Value::Boolean(_), false) => {}
+            (_, false) => {
+                return Err(err(format!("[{name}] {key}: must be true or false")));
+            }
+            (toml::Value::Boolean(_) | toml::Value::Table(_), true) => {
+                return Err(err(format!(
+                    "[{name}] {key}: must be a string, number or list"
+                )));
+            }
+            (_, true) => {
+                // The flag's own parser, through clap: the only error that is not
+                // the value's is a required flag the config does not set.
+                let mut probe = vec![OsString::from("kubeboot"), OsString::from(name)];
+                probe.extend(flags(key, value).into_iter().map(OsString::from));
+                if let Err(e) = root.clone().try_get_matches_from(probe)
+                    && e.kind() != clap::error::ErrorKind::MissingRequiredArgument
+                {
                     return Err(err(format!(
-                        "[{name}] {key}: must be a string, number or list"
+                        "[{name}] {key} = {value}: {}",
+                        first_line(&e.to_string())
                     )));
-                }
-                (_, true) => {
-                    // The flag's own parser, through clap: the only error that is not
-                    // the value's is a required flag the config does not set.
-                    let mut probe = vec![OsString::from("kubeboot"), OsString::from(name)];
-                    probe.extend(flags(key, value).into_iter().map(OsString::from));
-                    if let Err(e) = root.clone().try_get_matches_from(probe)
-                        && e.kind() != clap::error::ErrorKind::MissingRequiredArgument
-                    {
-                        return Err(err(format!(
-                            "[{name}] {key} = {value}: {}",
-                            first_line(&e.to_string())
-                        )));
-                    }
                 }
             }
         }

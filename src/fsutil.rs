@@ -192,9 +192,15 @@ fn move_aside_as(path: &Path, base: &Path) -> Result<PathBuf, FsError> {
 }
 
 /// Removes what a killed write left in `dir`: `.NAME.tmp-PID` files ([`write_atomic`]) and
-/// `.NAME.kubeboot-tmp-PID` dirs (a secrets dir being built) of processes that are gone.
-/// They may hold keys, and nothing else ever removes them. A link is removed, never followed.
-pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+/// `.NAME.kubeboot-tmp-PID` dirs (a secrets dir being built) of processes that are gone,
+/// last changed at least `min_age` ago. They may hold keys, and nothing else ever removes
+/// them. A link is removed, never followed. `min_age` is for dirs that a writer in another
+/// PID namespace (the checkpointer's pod) shares: its PID means nothing here, but no write
+/// of kubeboot's takes a minute.
+pub fn remove_stale_temps(
+    dir: &Path,
+    min_age: std::time::Duration,
+) -> Result<Vec<PathBuf>, FsError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -212,6 +218,10 @@ pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
         }
         let path = entry.path();
         let meta = fs::symlink_metadata(&path).map_err(FsError::io("stat", &path))?;
+        let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+        if age.is_none_or(|age| age < min_age) {
+            continue;
+        }
         if meta.is_dir() {
             fs::remove_dir_all(&path)
         } else {
@@ -466,7 +476,10 @@ mod tests {
         fs::write(dir.join("ca.key"), "key").unwrap();
         fs::write(dir.join(".not-a-temp.tmp-x1"), "").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join(".link.tmp-999999997")).unwrap();
-        let mut removed: Vec<_> = remove_stale_temps(dir)
+        // Too young for a dir shared with writers in other PID namespaces.
+        let minute = std::time::Duration::from_secs(60);
+        assert!(remove_stale_temps(dir, minute).unwrap().is_empty());
+        let mut removed: Vec<_> = remove_stale_temps(dir, std::time::Duration::ZERO)
             .unwrap()
             .into_iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -484,7 +497,11 @@ mod tests {
         for kept in ["ca.key", ".live.tmp-1", ".not-a-temp.tmp-x1"] {
             assert!(dir.join(kept).exists(), "{kept}");
         }
-        assert!(remove_stale_temps(&dir.join("absent")).unwrap().is_empty());
+        assert!(
+            remove_stale_temps(&dir.join("absent"), minute)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

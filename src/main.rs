@@ -29,10 +29,19 @@ fn main() -> ExitCode {
 /// The command line with the config file's flags for its command in front of the
 /// operator's own (see `kubeboot::config`).
 fn with_config(argv: Vec<OsString>) -> Result<Vec<OsString>, config::ConfigError> {
+    let root = Cli::command();
+    if !config::applies(&root, &argv) {
+        return Ok(argv);
+    }
     let (path, explicit) = config::locate(&argv, std::env::var_os("KUBEBOOT_CONFIG"));
-    match config::read(&path, explicit)? {
-        Some(table) => config::apply(&Cli::command(), &table, &path, argv),
-        None => Ok(argv),
+    match config::read(&path, explicit) {
+        Ok(Some(table)) => config::apply(&root, &table, &path, argv),
+        Ok(None) => Ok(argv),
+        Err(e) if config::is_read_only(&root, &argv) => {
+            eprintln!("kubeboot: warning: {e}; ignored by this read-only command");
+            Ok(argv)
+        }
+        Err(e) => Err(e),
     }
 }
 

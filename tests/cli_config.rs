@@ -70,7 +70,7 @@ fn mistakes_are_exit_2_naming_the_file_and_key() {
     fs::write(&config, "[ensure]\nboot-grace = \"soon\"\n").unwrap();
     for args in [
         vec!["--config", c, "config", "check"],
-        vec!["--config", c, "inspect", "x"],
+        vec!["--config", c, "ensure", "--dry-run"],
     ] {
         let out = kubeboot(&args);
         assert_fails(&out, 2, &format!("{c}: [ensure] boot-grace = \"soon\""));
@@ -89,4 +89,47 @@ fn mistakes_are_exit_2_naming_the_file_and_key() {
     let missing = t.path().join("absent.toml");
     let out = kubeboot(&["--config", missing.to_str().unwrap(), "config", "check"]);
     assert_fails(&out, 2, "absent.toml");
+}
+
+/// Issue 15, finding 1: a typo in one table locked the operator out of every command,
+/// `--help` and `--version` included. Now only the command that owns the table (and
+/// `config check`) refuses it.
+#[test]
+fn a_mistake_in_one_table_never_locks_out_help_or_other_commands() {
+    let t = tempfile::tempdir().unwrap();
+    let bad = t.path().join("bad.toml");
+    fs::write(&bad, "[ensure]\nboot-graze = \"5m\"\n").unwrap();
+    let broken = t.path().join("broken.toml");
+    fs::write(&broken, "[ensure\n").unwrap();
+    let run = |config: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+            .args(args)
+            .env("KUBEBOOT_CONFIG", config)
+            .output()
+            .unwrap()
+    };
+    for config in [&bad, &broken] {
+        for args in [
+            &["--help"][..],
+            &["--version"],
+            &["ensure", "--help"],
+            &["generate", "completions", "bash"],
+        ] {
+            let out = run(config, args);
+            assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+        }
+        // A read-only command with no table of its own runs (and fails on its own terms).
+        let out = run(config, &["inspect", "/nonexistent/snapshot.db"]);
+        let err = common::stderr(&out);
+        assert!(err.contains("/nonexistent/snapshot.db"), "{err}");
+        assert!(!err.contains("ensure"), "{err}");
+    }
+    let out = run(&bad, &["ensure", "--dry-run"]);
+    assert_fails(
+        &out,
+        2,
+        "[ensure] boot-graze: `kubeboot ensure` has no --boot-graze",
+    );
+    let out = run(&bad, &["config", "check"]);
+    assert_fails(&out, 2, "boot-graze");
 }

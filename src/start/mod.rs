@@ -148,8 +148,13 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
     let since = Timestamp::now();
     let deadline = Instant::now() + opts.timeout;
     // A start killed mid-write left temp copies of keys; nothing else would remove them.
-    for dir in [fsutil::parent_of(&opts.secrets_dir), &opts.pod_manifest_dir] {
-        for stale in fsutil::remove_stale_temps(dir)? {
+    // The checkpointer's pod writes the manifest dir too, from another PID namespace.
+    let shared = Duration::from_secs(60);
+    for (dir, min_age) in [
+        (fsutil::parent_of(&opts.secrets_dir), Duration::ZERO),
+        (opts.pod_manifest_dir.as_path(), shared),
+    ] {
+        for stale in fsutil::remove_stale_temps(dir, min_age)? {
             progress.warn(&format!(
                 "removed {} (left by a killed write)",
                 stale.display()
