@@ -24,12 +24,11 @@ pub enum AssetsError {
     NotEmpty(PathBuf),
     #[error("asset path {0:?} is not a normalized relative path")]
     BadPath(String),
-    #[error("writing asset {path} into {}: {source}", dir.display())]
+    #[error("writing asset {path} into {}: {error}", dir.display())]
     Write {
         dir: PathBuf,
         path: String,
-        #[source]
-        source: FsError,
+        error: FsError,
     },
     #[error("{}: not a regular file or directory", .0.display())]
     NotRegular(PathBuf),
@@ -144,7 +143,7 @@ fn build(root: &Path, assets: &AssetDir) -> Result<(), AssetsError> {
     let modes = dir_modes(assets);
     let werr = |path: &str| {
         let (dir, path) = (root.to_path_buf(), path.to_string());
-        move |source| AssetsError::Write { dir, path, source }
+        move |error| AssetsError::Write { dir, path, error }
     };
     // Parents come before children in the sorted map.
     for (rel, mode) in &modes {

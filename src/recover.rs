@@ -213,7 +213,7 @@ fn read_backup(
     let bytes = std::fs::read(file).map_err(|source| {
         SourceError::Snapshot(snapshot::SnapshotError::Io {
             file: name.clone(),
-            source,
+            error: source,
         })
     })?;
     let opts = snapshot::Options { skip_hash_check };

@@ -129,3 +129,29 @@ fn bad_input_gets_one_line_errors() {
     let missing = kubeboot(&["inspect", "/nonexistent/snap.db"]);
     assert_fails(&missing, 3, "/nonexistent/snap.db");
 }
+
+/// Issue 15, finding 4: a cut-short file was called "missing sha256 trailer … pass
+/// --skip-hash-check", which pushed the operator to turn integrity off.
+#[test]
+fn a_truncated_file_is_named_truncated_before_any_trailer_advice() {
+    let db = std::fs::read(fixtures().join("auger/boltdb/db")).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let cut = t.path().join("cut.db");
+    std::fs::write(&cut, &db[..10_000]).unwrap();
+    for extra in [&[][..], &["--skip-hash-check"]] {
+        let mut args = vec!["inspect", cut.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = kubeboot(&args);
+        assert_fails(&out, 3, "truncated:");
+        assert!(!common::stderr(&out).contains("--skip-hash-check"));
+    }
+}
+
+/// Issue 15, finding 5: the OS error was printed twice.
+#[test]
+fn an_os_error_is_printed_once() {
+    let out = kubeboot(&["inspect", "/nonexistent/kubeboot-test.db"]);
+    let err = common::stderr(&out);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

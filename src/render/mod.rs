@@ -147,14 +147,13 @@ pub enum RenderError {
     Duplicate(String),
     #[error("render options: {0}")]
     Options(String),
-    #[error("{owner}: cannot serialize the bootstrap pod: {source}")]
+    #[error("{owner}: cannot serialize the bootstrap pod: {error}")]
     Serialize {
         owner: String,
-        #[source]
-        source: serde_yaml_ng::Error,
+        error: serde_yaml_ng::Error,
     },
     #[error("cannot serialize kubeboot.json: {0}")]
-    Report(#[source] serde_json::Error),
+    Report(serde_json::Error),
 }
 
 /// Renders the asset dir for `cp`. See the module doc.
@@ -204,7 +203,7 @@ pub fn render_with_backup(
     for (parent, pod) in parents.iter().zip(&pods) {
         let yaml = serde_yaml_ng::to_string(pod).map_err(|source| RenderError::Serialize {
             owner: parent.to_string(),
-            source,
+            error: source,
         })?;
         let path = parent.manifest_path();
         if out.get(&path).is_some() {

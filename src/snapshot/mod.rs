@@ -53,12 +53,10 @@ impl Integrity {
 /// A snapshot failed to open. Every message is one line naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is in the message and not also a `source()`, so a one-line chain does not
+    /// print it twice.
+    #[error("{file}: cannot read: {error}")]
+    Io { file: String, error: std::io::Error },
     #[error("{file}: {problem}")]
     Invalid { file: String, problem: Problem },
 }
@@ -109,13 +107,26 @@ pub struct Snapshot {
     integrity: Integrity,
 }
 
+/// A bbolt file holds at least its high-water mark of pages (`pgid`); a shorter one was
+/// cut short (a copy or an upload that stopped), whatever else its bytes say.
+fn check_length(meta: &bbolt::Meta, len: usize) -> Result<(), Problem> {
+    let needed = meta.pgid.saturating_mul(u64::from(meta.page_size));
+    if (len as u64) < needed {
+        return Err(Problem::Truncated {
+            page: meta.pgid.saturating_sub(1),
+            len,
+        });
+    }
+    Ok(())
+}
+
 impl Snapshot {
     /// Reads and parses the file at `path`; errors name it.
     pub fn open(path: &Path, opts: &Options) -> Result<Snapshot, SnapshotError> {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| SnapshotError::Io {
             file: name.clone(),
-            source,
+            error: source,
         })?;
         Self::from_bytes(&name, bytes, opts)
     }
@@ -142,12 +153,20 @@ impl Snapshot {
             (true, true) => Integrity::TrailerNotChecked,
             (false, true) => Integrity::NoTrailerSkipped,
             (false, false) => {
-                // A file that is not bbolt at all says so, rather than "missing trailer".
-                bbolt::Db::open(&bytes)?;
+                // A file that is not bbolt at all, or one cut short, says so, rather than
+                // "missing trailer" (which would push the operator to skip the check).
+                let db = bbolt::Db::open(&bytes)?;
+                check_length(db.meta(), bytes.len())?;
                 return Err(Problem::MissingTrailer);
             }
         };
         let body_len = bytes.len() - if has_trailer { trailer::TRAILER_LEN } else { 0 };
+        if let Some(meta) = bbolt::Db::open(bytes.get(..body_len).unwrap_or_default())
+            .ok()
+            .map(|db| *db.meta())
+        {
+            check_length(&meta, body_len)?;
+        }
         let file = prost::bytes::Bytes::from(bytes);
         let body = file.slice(..body_len);
         let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body));

@@ -24,12 +24,11 @@ use serde_json::Value;
 /// Why `manifests/` could not be read. Display is one line naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: document {doc}: {reason}")]
     Invalid {
@@ -130,7 +129,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, ManifestError> {
         let bytes = std::fs::read(&path).map_err(|source| ManifestError::Io {
             op: "read",
             path: path.clone(),
-            source,
+            error: source,
         })?;
         let mut objects = 0;
         for (i, doc) in documents(&path, &bytes)?.into_iter().enumerate() {
@@ -158,7 +157,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestEr
     let here = dir.join(rel);
     let io = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
-        move |source| ManifestError::Io { op, path, source }
+        move |error| ManifestError::Io { op, path, error }
     };
     for entry in std::fs::read_dir(&here).map_err(io("read dir", &here))? {
         let entry = entry.map_err(io("read dir", &here))?;
