@@ -129,11 +129,36 @@ fn mistakes_name_the_file_and_the_key() {
         ("[backup]\nlog-format = \"json\"", "has no --log-format"),
     ];
     for (text, want) in cases {
-        let err = applied(text, &["kubeboot", "backup"])
-            .unwrap_err()
-            .to_string();
+        // `config check` reads every table.
+        let err = check(
+            &Cli::command(),
+            &table(text),
+            Path::new("/etc/kubeboot/config.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("/etc/kubeboot/config.toml: "), "{err}");
         assert!(err.contains(want), "{text:?}: {err}");
+        // The command that owns the table refuses it too; another command ignores it.
+        let owner = text
+            .trim_start_matches('[')
+            .split([']', ' '])
+            .next()
+            .unwrap();
+        if let Ok(err) = applied(text, &["kubeboot", owner]).map_err(|e| e.to_string()) {
+            assert!(
+                matches!(owner, "bakup" | "generate"),
+                "{text:?}: `{owner}` applied {err:?}"
+            );
+        }
+        let other = if owner == "ensure" {
+            "backup"
+        } else {
+            "ensure"
+        };
+        if !text.contains(&format!("[{other}]")) {
+            assert!(applied(text, &["kubeboot", other]).is_ok(), "{text:?}");
+        }
     }
 }
 
