@@ -19,11 +19,20 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kubeboot inspect F --keys | head -1`): nothing is wrong.
+        Err(failure) if is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("kubeboot: error: {failure}");
             ExitCode::from(failure.code as u8)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The command line with the config file's flags for its command in front of the

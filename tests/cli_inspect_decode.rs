@@ -155,3 +155,32 @@ fn an_os_error_is_printed_once() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Issue 15, finding 2: `kubeboot inspect F --keys | head -1` printed
+/// `kubeboot: error: Broken pipe` and exited 1. A reader that went away is not an error.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let db = fixtures().join("auger/boltdb/db");
+    for args in [
+        &["--keys"][..],
+        &[],
+        &["--get", "/registry/pods/default/pi-dqtsw"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+            .args(["inspect", db.to_str().unwrap(), "--skip-hash-check"])
+            .args(args)
+            .env("KUBEBOOT_CONFIG", "/dev/null")
+            .stdout(writer.try_clone().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            common::stderr(&out)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: {}", common::stderr(&out));
+    }
+}
