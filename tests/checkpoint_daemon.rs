@@ -177,6 +177,8 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
                     root.join("var/run/kubeboot/checkpointer.lock").display()
                 ))
                 .args([
+                    // The parent lives in `default`, which must be allowed explicitly.
+                    "--checkpoint-namespaces=kube-system,default",
                     "--interval=300ms",
                     "--checkpoint-grace-period=2s",
                     "--request-timeout=2s",

@@ -18,7 +18,7 @@
 //! checkpoint is deleted right after its deactivation, while the kubelet may still be
 //! stopping it (its bind mounts keep the old files).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,8 @@ pub struct Options {
     pub refresh: SignedDuration,
     pub interval: Duration,
     pub lock_file: PathBuf,
+    /// See [`Params::namespaces`]; empty for every namespace.
+    pub namespaces: BTreeSet<String>,
 }
 
 /// Waits until `stop` says so or `d` passes; returns whether to stop.
@@ -120,6 +122,7 @@ pub async fn run(
         grace: opts.grace,
         refresh: opts.refresh,
         checkpoint_root: opts.layout.host_checkpoint_dir.clone(),
+        namespaces: opts.namespaces.clone(),
     };
     let mut cycle = Cycle {
         opts: &opts,

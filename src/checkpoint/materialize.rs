@@ -60,8 +60,17 @@ pub fn ownership(owner: &FileOwner, as_root: bool) -> Result<Ownership, String> 
     };
     let uid = id(owner.uid, "runAsUser")?;
     let gid = id(owner.gid, "fsGroup")?;
+    // Dirs stay root's: a dir the pod's user owned (or could write) would let it plant a
+    // link for root's next write (issue 12, finding 1). So they must let that user in:
+    // with an fsGroup, through the group; otherwise through "other", as the kubelet's
+    // Secret volume dirs do (the checkpoint root above them is root's alone, 0700).
+    let dir_mode = match (as_root, owner.gid.is_some(), uid) {
+        (false, _, _) | (true, _, 0) => 0o700,
+        (true, true, _) => 0o750,
+        (true, false, _) => 0o755,
+    };
     Ok(Ownership {
-        dir_mode: if owner.gid.is_some() { 0o750 } else { 0o700 },
+        dir_mode,
         owner: as_root.then_some((uid, gid)),
     })
 }

@@ -127,6 +127,7 @@ mod tests {
             grace: SignedDuration::from_secs(60),
             refresh: SignedDuration::from_secs(600),
             checkpoint_root: "/ck".into(),
+            namespaces: BTreeSet::new(),
         }
     }
 

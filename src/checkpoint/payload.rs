@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::volumes::check_rel_path;
@@ -37,9 +37,10 @@ pub struct File {
 /// How the dirs and files of one volume are owned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ownership {
-    /// The mode of the volume dir and every dir in it.
+    /// The mode of the volume dir and every dir in it. Dirs stay this process's own, with
+    /// the gid of `owner` (so a 0750 mode lets an fsGroup in): only files are given away.
     pub dir_mode: u32,
-    /// `(uid, gid)` to chown to; `None` when not running as root (files stay ours).
+    /// `(uid, gid)` to chown files to; `None` when not running as root (files stay ours).
     pub owner: Option<(u32, u32)>,
 }
 
@@ -58,6 +59,7 @@ pub fn check(files: &[File]) -> Result<(), String> {
     Ok(())
 }
 
+/// Gives a file to the pod's user. Never a dir: see [`Ownership`].
 fn own(path: &Path, o: &Ownership) -> Result<(), FsError> {
     match o.owner {
         Some((uid, gid)) => {
@@ -67,15 +69,35 @@ fn own(path: &Path, o: &Ownership) -> Result<(), FsError> {
     }
 }
 
+/// Creates a dir of the volume, or checks an existing one: a real dir (a link is refused,
+/// never followed), owned by this process, with `dir_mode` and the files' group.
 fn make_dir(path: &Path, o: &Ownership) -> Result<(), FsError> {
     match fs::create_dir(path) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err("create dir", path)(e)),
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(o.dir_mode))
+    // Opened without following a link, then checked and changed through that handle only,
+    // so nothing swapped in at `path` is ever chmodded.
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::DIRECTORY).bits() as i32)
+        .open(path)
+        .map_err(io_err("open dir (a link is refused)", path))?;
+    let meta = dir.metadata().map_err(io_err("stat", path))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(io_err("use dir", path)(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("owned by uid {}, not {me}", meta.uid()),
+        )));
+    }
+    dir.set_permissions(fs::Permissions::from_mode(o.dir_mode))
         .map_err(io_err("chmod", path))?;
-    own(path, o)
+    if let Some((_, gid)) = o.owner {
+        std::os::unix::fs::fchown(&dir, None, Some(gid)).map_err(io_err("chgrp", path))?;
+    }
+    Ok(())
 }
 
 /// The first element of each path: the names visible in the volume dir.
@@ -121,6 +143,7 @@ fn count_files(dir: &Path) -> Option<usize> {
 /// Makes `dir` hold exactly `files`. Returns whether anything was written. Paths must
 /// have passed [`check`]. The dir's parents must exist.
 pub fn write(dir: &Path, files: &[File], o: &Ownership) -> Result<bool, FsError> {
+    reclaim(dir)?;
     make_dir(dir, o)?;
     let current = fs::read_link(dir.join(DATA)).ok();
     let unchanged = current
@@ -144,6 +167,32 @@ pub fn write(dir: &Path, files: &[File], o: &Ownership) -> Result<bool, FsError>
         fsutil::fsync_dir(dir)?;
     }
     Ok(!unchanged || links)
+}
+
+/// Removes what stands at `dir` if it is not a dir of this process: a link, a file, or a
+/// volume dir an older kubeboot gave to the pod's user (who could have planted links in
+/// it). Removal never follows a link; the next write makes the dir again, root's. A
+/// checkpoint running at that moment keeps its bind mount of the old dir until it restarts.
+fn reclaim(dir: &Path) -> Result<(), FsError> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("stat", dir)(e)),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.is_dir() && meta.uid() == me {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{}: not a dir of uid {me} (an older kubeboot's, or planted); removing it",
+        dir.display()
+    );
+    if meta.is_dir() {
+        fs::remove_dir_all(dir)
+    } else {
+        fs::remove_file(dir)
+    }
+    .map_err(io_err("remove", dir))
 }
 
 fn write_version(version: &Path, files: &[File], o: &Ownership) -> Result<(), FsError> {

@@ -104,3 +104,81 @@ fn unsafe_paths_are_refused() {
     }
     check(&[file("a.b/c", "", 0o600), file(".hidden", "", 0o600)]).unwrap();
 }
+
+/// Issue 12, finding 1 (the proof of concept that ran): a process of the pod's user that
+/// could write the volume dir planted links for root's next write to follow, and got a
+/// file written into the static pod dir. Here such a process races 300 writes, trying to
+/// put a link at every name in the volume tree; no entry of its own may ever appear, and
+/// nothing may be written outside the volume. Needs root (to write as root and run the
+/// attacker as another uid); skipped otherwise.
+#[test]
+fn a_process_of_the_pods_user_never_steers_a_write() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    // The attacker may traverse to the volume, as a pod's process reaches its mount.
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = t.path().join("vol");
+    let target = t.path().join("manifests");
+    fs::create_dir(&target).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = Ownership {
+        dir_mode: 0o755,
+        owner: Some((65534, 65534)),
+    };
+    write(&dir, &[file("a/b/evil.yaml", "x", 0o644)], &o).unwrap();
+    let stop = dir.join("..stop-attacker");
+    let script = format!(
+        r#"n=0; while [ ! -e {stop} ] && [ $n -lt 100000 ]; do
+             for d in {dir} {dir}/..kubeboot-* {dir}/..kubeboot-*/a {dir}/..kubeboot-*/a/b; do
+               for name in a b x ..data ..data_tmp evil.yaml; do
+                 ln -s {target} "$d/$name" 2>/dev/null && echo planted "$d/$name"
+               done
+             done; n=$((n+1)); done"#,
+        stop = stop.display(),
+        dir = dir.display(),
+        target = target.display()
+    );
+    let attacker = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    for i in 0..300 {
+        let files = [
+            file("a/b/evil.yaml", &format!("v{i}"), 0o644),
+            file(&format!("x{}", i % 3), "y", 0o600),
+        ];
+        // A write may fail on what the attacker did; it must never land elsewhere.
+        let _ = write(&dir, &files, &o);
+    }
+    fs::write(&stop, "").unwrap();
+    let out = attacker.wait_with_output().unwrap();
+    let planted = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        planted.trim().is_empty(),
+        "the pod's user planted:\n{planted}"
+    );
+    let landed: Vec<_> = fs::read_dir(&target).unwrap().collect();
+    assert!(
+        landed.is_empty(),
+        "root wrote outside the volume: {landed:?}"
+    );
+    // The files are the pod's; every dir is root's.
+    assert_eq!(
+        fs::metadata(dir.join("a/b/evil.yaml")).unwrap().uid(),
+        65534
+    );
+    for d in [dir.clone(), dir.join("a"), dir.join("a/b")] {
+        assert_eq!(fs::metadata(&d).unwrap().uid(), 0, "{}", d.display());
+    }
+}

@@ -177,6 +177,7 @@ pub fn sanitize(parent: &Pod, checkpoint_root: &str) -> Result<Checkpoint, Sanit
     if !converted.is_empty() {
         spec.volumes = Some(converted);
     }
+    read_only_mounts(&mut spec, &materialize);
     Ok(Checkpoint {
         pod: Pod {
             metadata: metadata(meta, namespace, name, uid),
@@ -185,6 +186,26 @@ pub fn sanitize(parent: &Pod, checkpoint_root: &str) -> Result<Checkpoint, Sanit
         },
         materialize,
     })
+}
+
+/// Every mount of a volume the daemon fills is read-only, as the kubelet mounts Secret,
+/// ConfigMap and projected volumes (read-only since Kubernetes 1.10, CVE-2017-1002102):
+/// a container that could write the host dir behind it could plant a link there for root
+/// to follow on its next write (issue 12, finding 1).
+fn read_only_mounts(spec: &mut PodSpec, materialize: &[Materialize]) {
+    let filled: std::collections::BTreeSet<&str> =
+        materialize.iter().map(|m| m.volume.as_str()).collect();
+    let containers = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten());
+    for c in containers {
+        for m in c.volume_mounts.iter_mut().flatten() {
+            if filled.contains(m.name.as_str()) {
+                m.read_only = Some(true);
+            }
+        }
+    }
 }
 
 /// `namespace/name` of a pod for messages, with placeholders for what is missing.

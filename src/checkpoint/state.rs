@@ -103,6 +103,10 @@ pub struct Params {
     pub refresh: SignedDuration,
     /// Where checkpoint data lives (see `sanitize`).
     pub checkpoint_root: String,
+    /// The namespaces whose annotated pods are checkpointed (`kube-system` by default). A
+    /// checkpoint runs as a static pod with its data on the host, outside any admission:
+    /// anyone who may create an annotated pod elsewhere must not get that.
+    pub namespaces: BTreeSet<String>,
 }
 
 /// One cycle's observations. Lists may hold any pods: non-parents are ignored.
@@ -220,15 +224,24 @@ enum Want {
 /// Decides this cycle's actions. Pure: the executor does the I/O.
 #[must_use]
 pub fn step(state: &State, observed: &Observed, now: Timestamp, params: &Params) -> Step {
+    let allowed = |p: &Pod| {
+        params.namespaces.is_empty()
+            || p.metadata
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| params.namespaces.contains(ns))
+            || PodKey::of(p).is_some_and(|k| k == params.self_key)
+    };
     let listed: Option<BTreeMap<PodKey, &Pod>> = observed.api.as_ref().map(|pods| {
         pods.iter()
             .filter(|p| sanitize::is_parent(p) && p.metadata.deletion_timestamp.is_none())
+            .filter(|p| allowed(p))
             .filter_map(|p| Some((PodKey::of(p)?, p)))
             .collect()
     });
     let kubelet: Option<BTreeMap<PodKey, bool>> = observed.kubelet.as_ref().map(|pods| {
         pods.iter()
-            .filter(|p| sanitize::is_parent(p))
+            .filter(|p| sanitize::is_parent(p) && allowed(p))
             .filter_map(|p| {
                 let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
                 Some((PodKey::of(p)?, running))

@@ -25,6 +25,7 @@ pub(super) fn params(grace: i64) -> Params {
         grace: SignedDuration::from_secs(grace),
         refresh: SignedDuration::from_secs(600),
         checkpoint_root: ROOT.into(),
+        namespaces: BTreeSet::new(),
     }
 }
 
@@ -291,4 +292,29 @@ fn a_parent_that_cannot_be_checkpointed_is_reported_and_still_stopped_for() {
     let got = run(&State::default(), &o, 0);
     assert_eq!(words(&got.actions, n), "deactivate");
     assert!(got.errors[0].to_string().contains(n), "{:?}", got.errors);
+}
+
+/// Issue 12, finding 1: any annotated pod in any namespace was checkpointed, so whoever may
+/// create pods somewhere got a static pod on a master. Only the allowed namespaces count; a
+/// checkpoint already on disk for another namespace goes the way of a deleted parent.
+#[test]
+fn only_the_allowed_namespaces_are_checkpointed() {
+    let mut p = params(GRACE);
+    p.namespaces = BTreeSet::from(["kube-system".to_string()]);
+    let o = obs(Some(&[NGINX, APISERVER]), Some(&[NGINX, APISERVER]), &[]);
+    let step1 = step(&State::default(), &o, t(0), &p);
+    assert_eq!(words(&step1.actions, APISERVER), "save");
+    assert_eq!(words(&step1.actions, NGINX), "");
+    // An old checkpoint of NGINX: no longer listed as a parent, so removed after the grace.
+    let o = obs(
+        Some(&[NGINX]),
+        Some(&[]),
+        &[(NGINX, disk(NGINX, Active::No))],
+    );
+    let s1 = step(&State::default(), &o, t(0), &p);
+    let s2 = step(&s1.state, &o, t(GRACE + 1), &p);
+    assert_eq!(words(&s2.actions, NGINX), "remove");
+    // The whole allow-list off (`*`): everything annotated, as before.
+    let o = obs(Some(&[NGINX]), Some(&[NGINX]), &[]);
+    assert_eq!(words(&run(&State::default(), &o, 0).actions, NGINX), "save");
 }

@@ -7,6 +7,7 @@
 //! network access first ([`CheckpointArgs::resolve`]); only then is the kubeconfig
 //! read (a missing or broken one is exit 2) and the lock waited for.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +84,15 @@ pub struct CheckpointArgs {
         value_name = "FILE"
     )]
     pub lock_file: PathBuf,
+    /// Namespaces whose annotated pods are checkpointed; `*` for every namespace. A
+    /// checkpoint runs as a static pod, past admission, with its data on the host.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kube-system",
+        value_name = "NS,..."
+    )]
+    pub checkpoint_namespaces: Vec<String>,
     /// How long one api-server or kubelet request may take.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
@@ -213,9 +223,31 @@ impl CheckpointArgs {
                 refresh: signed(self.refresh_period, "--refresh-period")?,
                 interval: self.interval,
                 lock_file: self.lock_file,
+                namespaces: checkpoint_namespaces(&self.checkpoint_namespaces)?,
             },
         })
     }
+}
+
+/// `--checkpoint-namespaces`: names, or `*` alone for all (the empty set).
+fn checkpoint_namespaces(given: &[String]) -> Result<BTreeSet<String>, Failure> {
+    let names: BTreeSet<String> = given
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.contains("*") {
+        return match names.len() {
+            1 => Ok(BTreeSet::new()),
+            _ => Err(usage("--checkpoint-namespaces: `*` stands alone")),
+        };
+    }
+    if names.is_empty() {
+        return Err(usage(
+            "--checkpoint-namespaces: give at least one namespace (or `*`)",
+        ));
+    }
+    Ok(names)
 }
 
 pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
