@@ -78,6 +78,32 @@ pub fn read(data_dir: &Path) -> LocalData {
     }
 }
 
+/// Why a restore decided on `decided_on` must not go ahead now, if it must not:
+/// etcd answers (`etcd_answers` names it), or the data dir reads differently. Any
+/// difference counts, even a damaged db becoming readable: the decision was made
+/// on what was seen, and anything else is a new decision.
+pub fn changed(
+    decided_on: Option<&LocalData>,
+    now: &LocalData,
+    etcd_answers: Option<&str>,
+) -> Option<String> {
+    if let Some(endpoints) = etcd_answers {
+        return Some(format!("etcd {endpoints} answers now"));
+    }
+    match decided_on {
+        Some(before) if before == now => None,
+        Some(before) => Some(format!(
+            "the local etcd data changed: before, {}; now, {}",
+            before.describe(),
+            now.describe()
+        )),
+        None => Some(format!(
+            "the local etcd data dir was not read before the decision; now, {}",
+            now.describe()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +120,56 @@ mod tests {
         std::fs::create_dir_all(db.parent().unwrap()).unwrap();
         std::fs::write(&db, bytes).unwrap();
         t
+    }
+
+    fn at(state: LocalState) -> LocalData {
+        LocalData {
+            dir: PathBuf::from("/var/lib/etcd"),
+            state,
+        }
+    }
+
+    #[test]
+    fn a_restore_goes_ahead_only_on_the_evidence_it_was_decided_on() {
+        let missing = at(LocalState::Missing);
+        assert_eq!(changed(Some(&missing), &missing, None), None);
+        let why = changed(Some(&missing), &missing, Some("https://10.0.0.10:2379")).unwrap();
+        assert!(
+            why.contains("etcd https://10.0.0.10:2379 answers now"),
+            "{why}"
+        );
+        let back = at(LocalState::Intact { revision: 3 });
+        let why = changed(Some(&missing), &back, None).unwrap();
+        assert!(
+            why.contains("has no member/snap/db") && why.contains("intact at revision 3"),
+            "{why}"
+        );
+        let older = at(LocalState::Intact { revision: 2 });
+        assert!(changed(Some(&older), &back, None).is_some());
+        let bad = at(LocalState::Unreadable("torn page".into()));
+        assert!(
+            changed(
+                Some(&bad),
+                &at(LocalState::Unreadable("other".into())),
+                None
+            )
+            .is_some()
+        );
+        assert!(changed(None, &missing, None).is_some());
+    }
+
+    /// A real data dir whose db appears between the decision and the restore (etcd
+    /// came up and wrote it) stops the restore.
+    #[test]
+    fn a_db_that_appears_after_the_decision_stops_the_restore() {
+        let t = tempfile::tempdir().unwrap();
+        let before = read(t.path());
+        assert_eq!(before.state, LocalState::Missing);
+        let db = t.path().join(DB);
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        std::fs::write(&db, fixture()).unwrap();
+        let why = changed(Some(&before), &read(t.path()), None).unwrap();
+        assert!(why.contains("intact at revision"), "{why}");
     }
 
     #[test]

@@ -287,26 +287,17 @@ async fn recheck(
             "backup restore (revision {revision}) aborted before anything was moved: {what}; run kubeboot ensure again to decide anew"
         ))
     };
-    if let Some(cfg) = &opts.etcd
-        && health::etcd(cfg, &opts.etcd_prefix).await.is_ok()
-    {
-        return Err(abort(format!(
-            "etcd {} answers now",
-            cfg.endpoints.join(",")
-        )));
-    }
+    let etcd_answers = match &opts.etcd {
+        Some(cfg) => health::etcd(cfg, &opts.etcd_prefix)
+            .await
+            .is_ok()
+            .then(|| cfg.endpoints.join(",")),
+        None => None,
+    };
     let now = evidence::read(&opts.etcd_data_dir);
-    match decided_on {
-        Some(before) if *before == now => Ok(()),
-        Some(before) => Err(abort(format!(
-            "the local etcd data changed: before, {}; now, {}",
-            before.describe(),
-            now.describe()
-        ))),
-        None => Err(abort(format!(
-            "the local etcd data dir was not read before the decision; now, {}",
-            now.describe()
-        ))),
+    match evidence::changed(decided_on, &now, etcd_answers.as_deref()) {
+        Some(what) => Err(abort(what)),
+        None => Ok(()),
     }
 }
 
