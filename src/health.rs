@@ -95,15 +95,18 @@ pub async fn apiserver(
     rules: &Rules,
     tracker: &mut ReadyTracker,
 ) -> Apiserver {
-    if let Err(why) = cluster::health(client, "/readyz").await {
-        return Apiserver::Down(why);
+    match cluster::health_checked(client, "/readyz").await {
+        Ok(()) => {}
+        Err(e) if e.denied => return Apiserver::Denied(e.message),
+        Err(e) => return Apiserver::Down(e.message),
     }
     let mut namespaces: Vec<String> = required.iter().map(|r| r.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    let world = match cluster::world(client, &namespaces).await {
+    let world = match cluster::world_checked(client, &namespaces).await {
         Ok(w) => w,
-        Err(why) => return Apiserver::Down(format!("/api/v1 (listing pods and nodes): {why}")),
+        Err(e) if e.denied => return Apiserver::Denied(format!("/api/v1: {e}")),
+        Err(e) => return Apiserver::Down(format!("/api/v1 (listing pods and nodes): {e}")),
     };
     let now = Timestamp::now();
     let live = observe::live_nodes(&world, now, rules.node_grace);

@@ -59,6 +59,22 @@ impl Node {
     }
 
     fn ensure(&self, args: &[&str]) -> std::process::Output {
+        let all = self.args(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        kubeboot(&all)
+    }
+
+    /// `ensure` in the background, its stderr in `log`.
+    fn spawn(&self, args: &[&str], log: &Path) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+            .args(self.args(args))
+            .stderr(fs::File::create(log).unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
         let kubeconfig = dead_kubeconfig(self.work.path());
         let s = |p: &str| self.path(p).to_str().unwrap().to_string();
         let mut all: Vec<String> = [
@@ -77,6 +93,9 @@ impl Node {
             &s("bootstrap-secrets"),
             "--lock-file",
             &s("start.lock"),
+            // Not the host's /var/lib/etcd; absent unless a test puts a db there.
+            "--etcd-data-dir",
+            &s("etcd-data"),
             "--request-timeout",
             "2s",
             "--poll-interval",
@@ -90,8 +109,7 @@ impl Node {
         .map(|s| s.to_string())
         .collect();
         all.extend(args.iter().map(|s| s.to_string()));
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        kubeboot(&all)
+        all
     }
 
     /// Nothing may be written by a dry run or a refusal.
@@ -212,6 +230,107 @@ fn with_etcd_down_too_a_backup_is_restored_only_where_policy_allows() {
     let out = node.ensure(&[&args[..], &["--allow-backup-restore"]].concat());
     assert_fails(&out, 3, "no whole backup");
     assert!(stderr(&out).contains("passed over"), "{}", stderr(&out));
+    node.assert_untouched();
+}
+
+/// Takes a backup of `etcd` into the node's backup dir and marks it as one of a
+/// self-hosted etcd; returns its dir.
+fn self_hosted_backup(node: &Node, etcd: &Etcd) -> PathBuf {
+    let backup_dir = node.path("backups");
+    let before: Vec<PathBuf> = fs::read_dir(&backup_dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let out = kubeboot(&[
+        "backup",
+        "--etcd-servers",
+        &etcd.endpoint(),
+        "--backup-dir",
+        backup_dir.to_str().unwrap(),
+        "--lock-file",
+        node.path("backup.lock").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = fs::read_dir(&backup_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("backup.json").exists() && !before.contains(p))
+        .unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(b.join("backup.json")).unwrap()).unwrap();
+    m["self_hosted_etcd"] = true.into();
+    fs::write(b.join("backup.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    b
+}
+
+#[test]
+fn a_backup_is_restored_over_older_local_data_but_never_over_newer() {
+    let mut etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let node = Node::new();
+    let older = self_hosted_backup(&node, &etcd);
+    let out = etcd
+        .etcdctl(&["put", "/kubeboot-test/after-the-backup", "x"])
+        .unwrap();
+    assert!(out.status.success());
+    let newest = self_hosted_backup(&node, &etcd);
+    let out = etcd
+        .etcdctl(&["put", "/kubeboot-test/after-both", "x"])
+        .unwrap();
+    assert!(out.status.success());
+    let endpoint = etcd.endpoint();
+    etcd.shutdown().unwrap();
+    let local_db = node.path("etcd-data/member/snap/db");
+    fs::create_dir_all(local_db.parent().unwrap()).unwrap();
+    let args = [
+        "--etcd-servers",
+        &endpoint,
+        "--boot-grace",
+        "0s",
+        "--allow-backup-restore",
+        "--dry-run",
+    ];
+
+    // The local data is etcd's own, stopped after both backups: it is never replaced.
+    let newer = fs::read(etcd.data_dir().join("member/snap/db")).unwrap();
+    fs::write(&local_db, &newer).unwrap();
+    let log = node.path("ensure.log");
+    let mut child = node.spawn(&args, &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !fs::read_to_string(&log).unwrap().contains("not replaced") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ensure exited: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused to replace newer data: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(said.contains("intact at revision"), "{said}");
+    assert_eq!(fs::read(&local_db).unwrap(), newer);
+    node.assert_untouched();
+
+    // Local data older than the newest backup: that backup (by revision) is restored.
+    fs::copy(older.join("snapshot.db"), &local_db).unwrap();
+    let out = node.ensure(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains(newest.to_str().unwrap()), "{said}");
+    assert!(said.contains("older than the backup"), "{said}");
+
+    // Damaged local data: restored over, saying so.
+    fs::write(&local_db, b"not a bbolt file").unwrap();
+    let out = node.ensure(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is unreadable"), "{}", stdout(&out));
     node.assert_untouched();
 }
 

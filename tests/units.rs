@@ -129,3 +129,26 @@ fn services_are_sandboxed() {
         too_exposed.join("\n")
     );
 }
+
+/// `ensure` judges components by their node's Lease renewals against the local clock,
+/// and backups are named by it: both units wait for time-sync.target (ordered after
+/// it only, since it is a passive target).
+#[test]
+fn boot_and_backup_units_order_after_time_sync() {
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+    for name in ["kubeboot.service", "kubeboot-backup.service"] {
+        let text = fs::read_to_string(units.join(name)).unwrap();
+        let after: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("After="))
+            .flat_map(str::split_whitespace)
+            .collect();
+        assert!(after.contains(&"time-sync.target"), "{name}: {after:?}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Wants=") && l.contains("time-sync.target")),
+            "{name} must not pull in the passive time-sync.target"
+        );
+    }
+}

@@ -91,7 +91,11 @@ pub fn parse_dir_name(name: &str) -> Option<(Timestamp, i64)> {
     Some((at, revision))
 }
 
-/// Every backup in `dir`, newest first. A missing dir is an empty list.
+/// Every backup in `dir`, newest first: highest etcd revision first, the time in the
+/// name breaking ties. The revision, not the clock, says which past is newest: a node
+/// whose clock was reset (to 2000, or an hour back) names a backup wrongly, but the
+/// revision etcd gave it is still its place in the cluster's history. A missing dir
+/// is an empty list.
 pub fn scan(dir: &Path) -> io::Result<Vec<Found>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -113,9 +117,15 @@ pub fn scan(dir: &Path) -> io::Result<Vec<Found>> {
             manifest,
         });
     }
-    // The name starts with the UTC time, so reverse name order is newest first.
-    found.sort_by(|a, b| b.name.cmp(&a.name));
+    found.sort_by(|a, b| newest_first(&a.name, &b.name));
     Ok(found)
+}
+
+/// Orders two backup names newest first: by revision, then time, then name (so the
+/// order is total and the same on every run).
+pub fn newest_first(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |n: &str| parse_dir_name(n).map(|(at, rev)| (rev, at));
+    key(b).cmp(&key(a)).then_with(|| b.cmp(a))
 }
 
 /// Reads and checks `<dir>/backup.json`; the error is one line.
@@ -188,6 +198,31 @@ mod tests {
         assert_eq!(parse_dir_name(&name), Some((at, 4711)));
         let later = dir_name("2026-11-26T10:00:00Z".parse().unwrap(), 9);
         assert!(later > name, "a later backup sorts after an earlier one");
+    }
+
+    #[test]
+    fn scan_orders_by_revision_not_by_a_wrong_clock() {
+        let t = tempfile::tempdir().unwrap();
+        // r100 is the oldest past but dated latest; r950 was taken with the clock at 2000.
+        for name in [
+            "20261201T000000Z-r100",
+            "20200101T000000Z-r900",
+            "20000101T000000Z-r950",
+            "20000101T000100Z-r950",
+        ] {
+            fs::create_dir(t.path().join(name)).unwrap();
+        }
+        let found = scan(t.path()).unwrap();
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "20000101T000100Z-r950",
+                "20000101T000000Z-r950",
+                "20200101T000000Z-r900",
+                "20261201T000000Z-r100"
+            ]
+        );
     }
 
     #[test]

@@ -227,9 +227,10 @@ fn prune(
     let mut entries = Vec::new();
     for f in &found {
         match (&f.manifest, catalog::parse_dir_name(&f.name)) {
-            (Ok(_), Some((taken_at, _))) => entries.push(retention::Entry {
+            (Ok(_), Some((taken_at, revision))) => entries.push(retention::Entry {
                 name: f.name.clone(),
                 taken_at,
+                revision,
             }),
             (Err(reason), _) => outcome.unreadable.push((f.dir.clone(), reason.clone())),
             (Ok(_), None) => {}

@@ -1,6 +1,10 @@
 //! Which backups to keep: a pure function of the backups' times and the policy, so
 //! every rule is unit-tested without a disk.
 //!
+//! "Newest" is the highest etcd revision, the time only breaking ties: the time is the
+//! node's clock when the backup was taken, and a clock reset to 2000 would otherwise
+//! make the backup just taken the oldest, deleted by the run that took it.
+//!
 //! The rules are restic's and Borg's (`keep-last`, `keep-daily`, `keep-weekly`),
 //! which operators already know: the newest N, then the newest backup of each of the
 //! D most recent days that have one, then of each of the W most recent ISO weeks. A
@@ -40,6 +44,8 @@ impl Default for Policy {
 pub struct Entry {
     pub name: String,
     pub taken_at: Timestamp,
+    /// The etcd revision the backup holds.
+    pub revision: i64,
 }
 
 /// The decision for every entry, newest first.
@@ -54,8 +60,10 @@ pub struct Plan {
 /// Decides which entries to keep. `keep_last` below 1 is treated as 1.
 pub fn plan(entries: &[Entry], policy: &Policy) -> Plan {
     let mut sorted: Vec<&Entry> = entries.iter().collect();
-    // Newest first; equal times fall back to the name so the result is deterministic.
-    sorted.sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then(b.name.cmp(&a.name)));
+    // Newest first by revision; equal revisions fall back to the time, then the name,
+    // so the result is deterministic.
+    sorted
+        .sort_by(|a, b| (b.revision, b.taken_at, &b.name).cmp(&(a.revision, a.taken_at, &a.name)));
     let mut reasons: Vec<Option<String>> = vec![None; sorted.len()];
     for reason in reasons.iter_mut().take(policy.keep_last.max(1)) {
         *reason = Some("last".to_string());
@@ -108,11 +116,60 @@ fn utc_date(t: Timestamp) -> jiff::civil::Date {
 mod tests {
     use super::*;
 
+    /// An entry whose revision grows with its time, as on a node with a sane clock.
     fn entry(name: &str, at: &str) -> Entry {
+        let taken_at: Timestamp = at.parse().unwrap();
         Entry {
             name: name.to_string(),
-            taken_at: at.parse().unwrap(),
+            taken_at,
+            revision: taken_at.as_second(),
         }
+    }
+
+    fn at_rev(name: &str, at: &str, revision: i64) -> Entry {
+        Entry {
+            revision,
+            ..entry(name, at)
+        }
+    }
+
+    #[test]
+    fn the_backup_just_taken_survives_a_clock_at_2000() {
+        // Six weeks of nightly backups, then the clock is reset and a backup is taken.
+        let day = jiff::SignedDuration::from_hours(24);
+        let start: Timestamp = "2026-10-01T02:00:00Z".parse().unwrap();
+        let mut e: Vec<Entry> = (0..42i32)
+            .map(|i| {
+                let at = start.checked_add(day * i).unwrap();
+                at_rev(&format!("n{i}"), &at.to_string(), 1000 + i64::from(i))
+            })
+            .collect();
+        e.push(at_rev("just-taken", "2000-01-01T00:00:00Z", 5000));
+        let p = plan(&e, &Policy::default());
+        assert!(names(&p.keep).contains(&"just-taken"), "{p:?}");
+        assert_eq!(
+            p.keep.first().map(|(n, r)| (n.as_str(), r.as_str())),
+            Some(("just-taken", "last"))
+        );
+    }
+
+    #[test]
+    fn wrongly_dated_names_keep_the_highest_revision() {
+        let e = vec![
+            at_rev("r100", "2026-12-01T00:00:00Z", 100),
+            at_rev("r900", "2020-01-01T00:00:00Z", 900),
+            at_rev("r950", "2000-01-01T00:00:00Z", 950),
+        ];
+        let p = plan(
+            &e,
+            &Policy {
+                keep_last: 1,
+                keep_daily: 0,
+                keep_weekly: 0,
+            },
+        );
+        assert_eq!(names(&p.keep), ["r950"]);
+        assert_eq!(p.delete, ["r900", "r100"]);
     }
 
     fn names(v: &[(String, String)]) -> Vec<&str> {
@@ -221,13 +278,15 @@ mod tests {
         /// newest is kept, and no more than last + daily + weekly are kept.
         #[test]
         fn plan_is_a_partition_keeping_the_newest(
-            secs in proptest::collection::vec(0i64..100_000_000, 1..40),
+            secs in proptest::collection::vec((0i64..100_000_000, 0i64..1000), 1..40),
             last in 0usize..5, daily in 0usize..5, weekly in 0usize..5,
         ) {
-            let base: i64 = 1_700_000_000;
-            let e: Vec<Entry> = secs.iter().enumerate().map(|(i, s)| Entry {
+            // Times and revisions drawn independently: any clock, right or wrong.
+            let base: i64 = 946_684_800;
+            let e: Vec<Entry> = secs.iter().enumerate().map(|(i, (s, rev))| Entry {
                 name: format!("b{i}"),
                 taken_at: Timestamp::from_second(base + s).unwrap(),
+                revision: *rev,
             }).collect();
             let policy = Policy { keep_last: last, keep_daily: daily, keep_weekly: weekly };
             let p = plan(&e, &policy);
@@ -237,7 +296,7 @@ mod tests {
             all.sort_unstable();
             all.dedup();
             proptest::prop_assert_eq!(all.len(), e.len());
-            let newest = e.iter().max_by(|a, b| a.taken_at.cmp(&b.taken_at).then(a.name.cmp(&b.name))).unwrap();
+            let newest = e.iter().max_by_key(|x| (x.revision, x.taken_at, x.name.clone())).unwrap();
             proptest::prop_assert!(names(&p.keep).contains(&newest.name.as_str()));
             proptest::prop_assert!(p.keep.len() <= last.max(1) + daily + weekly);
         }

@@ -35,8 +35,8 @@ pub struct BackupArgs {
     /// Keep the newest backup of each of the last N ISO weeks that have one.
     #[arg(long, default_value_t = Policy::default().keep_weekly, value_name = "N")]
     pub keep_weekly: usize,
-    /// Take no backup: list the backups in --backup-dir, newest first, checking each
-    /// file against its sha256. Exits 1 when none is whole.
+    /// Take no backup: list the backups in --backup-dir, newest (highest revision)
+    /// first, checking each file against its sha256. Exits 1 when none is whole.
     #[arg(long)]
     pub list: bool,
     /// One backup at a time on a node.

@@ -109,6 +109,12 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         .to_string();
     let render = RenderOptions::under(&secrets, None);
     let etcd = (!args.etcd.etcd_servers.is_empty()).then(|| args.etcd.config());
+    // What the rendered self-hosted etcd mounts, unless the operator's etcd lives elsewhere.
+    let etcd_data_dir = args
+        .start
+        .etcd_data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::newcluster::etcd::DATA_DIR));
     let start = args.start.options(PathBuf::new(), None)?;
     if start.required.is_empty() {
         return Err(usage("--required-pods must name at least one component"));
@@ -122,6 +128,7 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         etcd_prefix: args.etcd.etcd_prefix,
         encryption,
         backup_dir: args.backup_dir,
+        etcd_data_dir,
         policy: Policy {
             boot_grace: args.boot_grace,
             backup_restore_allowed,
@@ -179,7 +186,8 @@ fn failure(e: EnsureError) -> Failure {
     let code = match &e {
         EnsureError::Refused(_) => Exit::Policy,
         EnsureError::NoSource(_) => Exit::NoSource,
-        EnsureError::Kubeconfig(_) => Exit::Usage,
+        EnsureError::Changed(_) => Exit::Changed,
+        EnsureError::Kubeconfig(_) | EnsureError::Config(_) => Exit::Usage,
         // Same mapping as `kubeboot recover`.
         EnsureError::Recover { error, .. } => super::recover::exit_code(error),
         // The asset dir is ensure's own, so even an "input" error is a failure here.

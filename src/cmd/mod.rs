@@ -28,6 +28,9 @@ pub enum Exit {
     Usage = 2,
     NoSource = 3,
     Policy = 4,
+    /// `ensure`: what a backup restore was decided on changed before anything was
+    /// moved (etcd answers now, or the local data dir is not what it was).
+    Changed = 5,
 }
 
 /// An error on its way to `main`, with the exit code it maps to.
@@ -82,7 +85,8 @@ pub fn usage(msg: impl fmt::Display) -> Failure {
     version,
     about = "Keeps a self-hosted Kubernetes control plane recoverable",
     after_help = "Exit codes: 0 done or healthy, 1 failed, 2 usage or config error, \
-                  3 no recovery source could be read, 4 refused by policy."
+                  3 no recovery source could be read, 4 refused by policy, \
+                  5 ensure aborted a restore because the evidence changed."
 )]
 pub struct Cli {
     /// Log line format on stderr.

@@ -70,7 +70,8 @@ pub struct StartFlags {
     #[arg(long)]
     pub cleanup_on_failure: bool,
     /// Host path of the self-hosted etcd's data dir, when restoring one
-    /// [default: the one recorded in <asset-dir>/etcd/restore.json].
+    /// [default: the one recorded in <asset-dir>/etcd/restore.json]. `ensure` reads it
+    /// before restoring a backup over it [default there: /var/lib/etcd].
     #[arg(long, value_name = "DIR")]
     pub etcd_data_dir: Option<PathBuf>,
     /// How many revisions to move a restored etcd on by before compacting, so that

@@ -12,9 +12,17 @@
 //! never restore two different pasts), and only for a self-hosted etcd, the one
 //! kind of etcd kubeboot can restore; an external etcd that is gone is the
 //! operator's to bring back first, and `ensure` says so.
+//!
+//! And a backup is restored only over local etcd data that is missing, unreadable or
+//! older than it: etcd not answering is not evidence that its data is gone (it may be
+//! stopped, crash-looping on a certificate, or simply not configured here), and an
+//! intact data dir at a revision at least the backup's is the newest past there is.
+//! Then the decision is to wait for etcd to come up on it, never to restore.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use super::evidence::{LocalData, LocalState};
 
 /// One round of probes. `None` means "not probed": the caller probes etcd and the
 /// backups only once the api-server is known to be down.
@@ -27,6 +35,8 @@ pub struct Observation {
     pub etcd: Option<Result<(), String>>,
     /// The newest whole backup, or why there is none.
     pub backup: Result<Backup, String>,
+    /// The local etcd data dir; `None` until it was read (read with the backups).
+    pub local: Option<LocalData>,
 }
 
 /// The kubelet, by its healthz port and (when asked) its systemd unit.
@@ -46,6 +56,8 @@ pub enum Apiserver {
     Down(String),
     /// `/readyz` is ok; the required components not (yet) Ready, with why.
     Up { missing: Vec<String> },
+    /// It answered 401 or 403: it is there, and refuses kubeboot's credentials.
+    Denied(String),
 }
 
 /// A backup `ensure` could restore from.
@@ -86,6 +98,8 @@ pub enum Decision {
     NoSource(String),
     /// Recovery is impossible on this node as it is (exit 1).
     Failed(String),
+    /// kubeboot's own configuration is wrong (exit 2).
+    Misconfigured(String),
 }
 
 pub fn decide(o: &Observation, p: &Policy) -> Decision {
@@ -119,6 +133,20 @@ pub fn decide(o: &Observation, p: &Policy) -> Decision {
                 }
             };
         }
+        Apiserver::Denied(why) if in_grace => {
+            return Decision::Wait(format!(
+                "the api-server refuses kubeboot's credentials: {why}"
+            ));
+        }
+        // Not a control plane that is gone: a recovery would write the same
+        // credentials into the bootstrap pods and `start` would wait on the same
+        // refusal.
+        Apiserver::Denied(why) => {
+            return Decision::Misconfigured(format!(
+                "the api-server is up but refuses the credentials of --kubeconfig after {:?} ({why}): a configuration error (the kubeconfig's user or its RBAC), not an api-server that is down; nothing was recovered",
+                p.boot_grace
+            ));
+        }
         Apiserver::Down(why) => why,
     };
     if in_grace {
@@ -139,18 +167,39 @@ pub fn decide(o: &Observation, p: &Policy) -> Decision {
             "the api-server is down ({down}) and {etcd_why}; backup {} is of an external etcd, which kubeboot cannot restore: bring etcd back (etcdutl snapshot restore), then run kubeboot ensure again",
             b.snapshot.display()
         )),
-        Ok(b) if !p.backup_restore_allowed => Decision::Refused(format!(
-            "the api-server is down ({down}) and {etcd_why}; backup {} (revision {}) could restore the self-hosted etcd, but this node may not restore backups (--allow-backup-restore or --backup-restore-node)",
-            b.snapshot.display(),
-            b.revision
-        )),
-        Ok(b) => Decision::Recover {
-            via: Via::Backup(b.clone()),
-            why: format!(
-                "the api-server is down ({down}) and {etcd_why}; restoring backup revision {}",
-                b.revision
-            ),
-        },
+        Ok(b) => {
+            let Some(local) = &o.local else {
+                return Decision::Wait(format!(
+                    "the api-server is down ({down}) and {etcd_why}; reading the local etcd data dir before any restore"
+                ));
+            };
+            let evidence = local.describe();
+            let over = match &local.state {
+                LocalState::Intact { revision } if *revision >= b.revision => {
+                    return Decision::Wait(format!(
+                        "the api-server is down ({down}) and {etcd_why}; {evidence}, not older than the newest backup {} (revision {}): it is not replaced; waiting for etcd to come up on it",
+                        b.snapshot.display(),
+                        b.revision
+                    ));
+                }
+                LocalState::Intact { .. } => format!("{evidence}, older than the backup"),
+                LocalState::Missing | LocalState::Unreadable(_) => evidence,
+            };
+            if !p.backup_restore_allowed {
+                return Decision::Refused(format!(
+                    "the api-server is down ({down}) and {etcd_why}; {over}; backup {} (revision {}) could restore the self-hosted etcd, but this node may not restore backups (--allow-backup-restore or --backup-restore-node)",
+                    b.snapshot.display(),
+                    b.revision
+                ));
+            }
+            Decision::Recover {
+                via: Via::Backup(b.clone()),
+                why: format!(
+                    "the api-server is down ({down}) and {etcd_why}; {over}: restoring backup revision {}",
+                    b.revision
+                ),
+            }
+        }
         Err(none) => Decision::NoSource(format!(
             "the api-server is down ({down}), {etcd_why}, and no backup: {none}"
         )),

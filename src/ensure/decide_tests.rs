@@ -25,7 +25,35 @@ fn down_after_grace() -> Observation {
         apiserver: Apiserver::Down("connection refused".into()),
         etcd: None,
         backup: Err("no backup in /var/lib/kubeboot/backups".into()),
+        local: Some(local(LocalState::Missing)),
     }
+}
+
+fn local(state: LocalState) -> LocalData {
+    LocalData {
+        dir: PathBuf::from("/var/lib/etcd"),
+        state,
+    }
+}
+
+/// After the grace with etcd down and a self-hosted backup at revision 9: what the
+/// local data dir in `state` leads to.
+fn with_local(state: Option<LocalState>, allowed: bool) -> Decision {
+    let mut o = down_after_grace();
+    o.etcd = Some(Err("connection refused".into()));
+    o.backup = Ok(backup(true));
+    o.local = state.map(local);
+    decide(&o, &policy(allowed))
+}
+
+fn restores_backup(d: &Decision) -> bool {
+    matches!(
+        d,
+        Decision::Recover {
+            via: Via::Backup(_),
+            ..
+        }
+    )
 }
 
 #[test]
@@ -150,6 +178,139 @@ fn no_source_at_all_says_what_was_tried() {
     }
 }
 
+#[test]
+fn a_missing_local_data_dir_lets_the_backup_be_restored() {
+    match with_local(Some(LocalState::Missing), true) {
+        Decision::Recover {
+            via: Via::Backup(_),
+            why,
+        } => assert!(
+            why.contains("/var/lib/etcd has no member/snap/db") && why.contains("revision 9"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_corrupt_local_data_dir_lets_the_backup_be_restored() {
+    match with_local(Some(LocalState::Unreadable("bad meta page".into())), true) {
+        Decision::Recover {
+            via: Via::Backup(_),
+            why,
+        } => assert!(why.contains("unreadable (bad meta page)"), "{why}"),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn an_older_local_data_dir_is_restored_over() {
+    match with_local(Some(LocalState::Intact { revision: 8 }), true) {
+        Decision::Recover {
+            via: Via::Backup(_),
+            why,
+        } => assert!(
+            why.contains("intact at revision 8, older than the backup"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_local_data_dir_as_new_as_the_backup_is_never_replaced() {
+    for revision in [9, 10, i64::MAX] {
+        for allowed in [true, false] {
+            match with_local(Some(LocalState::Intact { revision }), allowed) {
+                Decision::Wait(why) => assert!(
+                    why.contains(&format!("intact at revision {revision}, not older than"))
+                        && why.contains("not replaced"),
+                    "{why}"
+                ),
+                d => panic!("{d:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn no_restore_before_the_local_data_dir_was_read() {
+    let d = with_local(None, true);
+    assert!(
+        matches!(&d, Decision::Wait(w) if w.contains("reading the local etcd data dir")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn without_etcd_endpoints_an_intact_local_data_dir_still_wins() {
+    let mut o = down_after_grace();
+    o.etcd = None;
+    o.backup = Ok(backup(true));
+    o.local = Some(local(LocalState::Intact { revision: 9 }));
+    let d = decide(&o, &policy(true));
+    assert!(
+        matches!(&d, Decision::Wait(w) if w.contains("no etcd endpoints")),
+        "{d:?}"
+    );
+    o.local = Some(local(LocalState::Missing));
+    assert!(restores_backup(&decide(&o, &policy(true))));
+}
+
+#[test]
+fn a_refusal_by_the_apiserver_is_a_configuration_error_not_a_dead_apiserver() {
+    let mut o = down_after_grace();
+    o.apiserver = Apiserver::Denied("/api/v1: list nodes: 403 Forbidden".into());
+    o.etcd = Some(Ok(()));
+    o.backup = Ok(backup(true));
+    match decide(&o, &policy(true)) {
+        Decision::Misconfigured(why) => assert!(
+            why.contains("403 Forbidden") && why.contains("configuration error"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+    o.elapsed = Duration::ZERO;
+    assert!(
+        matches!(decide(&o, &policy(true)), Decision::Wait(w) if w.contains("refuses kubeboot's credentials"))
+    );
+}
+
+proptest::proptest! {
+    /// No observation with an intact local data dir at least as new as the newest
+    /// backup ever leads to a restore.
+    #[test]
+    fn intact_newer_local_data_is_never_restored_over(
+        elapsed in 0u64..600,
+        kubelet_state in 0u8..3,
+        api in 0u8..4,
+        etcd in 0u8..3,
+        self_hosted: bool, allowed: bool,
+        backup_revision in 0i64..1_000_000,
+        ahead in 0i64..1_000_000,
+    ) {
+        let o = Observation {
+            elapsed: Duration::from_secs(elapsed),
+            kubelet: match kubelet_state {
+                0 => Kubelet::Healthy,
+                1 => Kubelet::Down("down".into()),
+                _ => Kubelet::Failed("failed".into()),
+            },
+            apiserver: match api {
+                0 => Apiserver::Down("refused".into()),
+                1 => Apiserver::Up { missing: vec!["x".into()] },
+                2 => Apiserver::Up { missing: vec![] },
+                _ => Apiserver::Denied("403".into()),
+            },
+            etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },
+            backup: Ok(Backup { revision: backup_revision, ..backup(self_hosted) }),
+            local: Some(local(LocalState::Intact { revision: backup_revision + ahead })),
+        };
+        let d = decide(&o, &policy(allowed));
+        proptest::prop_assert!(!restores_backup(&d), "{d:?}");
+    }
+}
+
 proptest::proptest! {
     /// Whatever was observed: within the grace nothing is recovered, refused or
     /// failed; a backup is restored only when allowed and self-hosted; a healthy
@@ -158,7 +319,7 @@ proptest::proptest! {
     fn the_safety_rules_hold(
         elapsed in 0u64..600,
         kubelet_state in 0u8..3,
-        api in 0u8..3,
+        api in 0u8..4,
         etcd in 0u8..3,
         has_backup: bool, self_hosted: bool, allowed: bool,
     ) {
@@ -172,10 +333,12 @@ proptest::proptest! {
             apiserver: match api {
                 0 => Apiserver::Down("refused".into()),
                 1 => Apiserver::Up { missing: vec!["x".into()] },
-                _ => Apiserver::Up { missing: vec![] },
+                2 => Apiserver::Up { missing: vec![] },
+                _ => Apiserver::Denied("403".into()),
             },
             etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },
             backup: if has_backup { Ok(backup(self_hosted)) } else { Err("none".into()) },
+            local: Some(local(LocalState::Missing)),
         };
         let d = decide(&o, &policy(allowed));
         if Duration::from_secs(elapsed) < GRACE && kubelet_state != 2 {
@@ -186,6 +349,9 @@ proptest::proptest! {
         }
         if let Decision::Recover { via: Via::Backup(_), .. } = d {
             proptest::prop_assert!(allowed && self_hosted);
+        }
+        if api == 3 {
+            proptest::prop_assert!(matches!(d, Decision::Wait(_) | Decision::Misconfigured(_) | Decision::Failed(_)), "{d:?}");
         }
         if api == 2 && kubelet_state == 0 {
             proptest::prop_assert_eq!(d, Decision::Healthy);

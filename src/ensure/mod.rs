@@ -4,9 +4,15 @@
 //!
 //! Probing is lazy along the fallback chain: etcd is asked only once the api-server
 //! is down past the boot grace, and the backups (whose check hashes every file) only
-//! once etcd is down too, and then once.
+//! once etcd is down too, and then once, with the local etcd data dir.
+//!
+//! A backup restore rests on evidence gathered before it (etcd silent, the local data
+//! missing, unreadable or older); by the time `start` would move the data dir aside,
+//! that can have changed (etcd came up by itself). So right before `start`, etcd is
+//! probed and the data dir read again, and any change aborts the restore.
 
 pub mod decide;
+pub mod evidence;
 pub mod lock;
 
 use std::path::PathBuf;
@@ -42,6 +48,9 @@ pub struct Options {
     pub etcd_prefix: String,
     pub encryption: Option<EncryptionConfig>,
     pub backup_dir: PathBuf,
+    /// The self-hosted etcd's data dir on this host, read (never written) before a
+    /// backup may replace it.
+    pub etcd_data_dir: PathBuf,
     pub policy: Policy,
     pub required: Vec<Required>,
     pub rules: Rules,
@@ -86,6 +95,12 @@ pub enum EnsureError {
     NoSource(String),
     #[error("{0}")]
     Failed(String),
+    /// What a backup restore was decided on changed before anything was moved (exit 5).
+    #[error("{0}")]
+    Changed(String),
+    /// The api-server refuses ensure's credentials (exit 2).
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Kubeconfig(ClientError),
     #[error("recovery from {via}: {error}")]
@@ -130,6 +145,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
     let systemd = bus.as_ref().zip(opts.kubelet_unit.as_deref());
     let mut tracker = ReadyTracker::new(Timestamp::now());
     let mut backup = None;
+    let mut local = None;
     let (via, why, lock) = loop {
         let elapsed = began.elapsed();
         let past_grace = elapsed >= opts.policy.boot_grace;
@@ -139,6 +155,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             Some((c, endpoint)) => {
                 match health::apiserver(c, &opts.required, &opts.rules, &mut tracker).await {
                     Apiserver::Down(why) => Apiserver::Down(format!("{endpoint}{why}")),
+                    Apiserver::Denied(why) => Apiserver::Denied(format!("{endpoint}{why}")),
                     up => up,
                 }
             }
@@ -153,6 +170,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         let etcd_down = !matches!(etcd, Some(Ok(())));
         if down && past_grace && etcd_down && backup.is_none() {
             backup = Some(health::newest_backup(&opts.backup_dir));
+            local = Some(evidence::read(&opts.etcd_data_dir));
         }
         let obs = Observation {
             elapsed,
@@ -162,6 +180,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             backup: backup
                 .clone()
                 .unwrap_or_else(|| Err("not looked for yet".into())),
+            local: local.clone(),
         };
         match decide::decide(&obs, &opts.policy) {
             Decision::Healthy => {
@@ -189,11 +208,12 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             Decision::Refused(why) => return Err(EnsureError::Refused(why)),
             Decision::NoSource(why) => return Err(EnsureError::NoSource(why)),
             Decision::Failed(why) => return Err(EnsureError::Failed(why)),
+            Decision::Misconfigured(why) => return Err(EnsureError::Config(why)),
         }
         tokio::time::sleep(opts.poll).await;
     };
     progress.step(&format!("recovering: {why}"));
-    let done = recover_and_start(opts, &via, progress).await;
+    let done = recover_and_start(opts, &via, local.as_ref(), progress).await;
     if let Some(held) = lock {
         held.release().await;
     }
@@ -229,9 +249,15 @@ async fn cluster_lock(opts: &Options, via: &Via) -> Result<Option<lock::Held>, S
 async fn recover_and_start(
     opts: &Options,
     via: &Via,
+    local: Option<&evidence::LocalData>,
     progress: &mut Progress,
 ) -> Result<(PathBuf, Summary), EnsureError> {
     let asset_dir = recover_into(opts, via).await?;
+    if let Via::Backup(b) = via {
+        // The recovery took time; the evidence must still hold before `start` moves
+        // the data dir aside.
+        recheck(opts, b.revision, local).await?;
+    }
     progress.step(&format!(
         "starting the control plane from {}",
         asset_dir.display()
@@ -247,6 +273,32 @@ async fn recover_and_start(
             error,
         })?;
     Ok((asset_dir, summary))
+}
+
+/// Probes etcd and reads the local data dir again; `Err` when either differs from
+/// what the restore was decided on.
+async fn recheck(
+    opts: &Options,
+    revision: i64,
+    decided_on: Option<&evidence::LocalData>,
+) -> Result<(), EnsureError> {
+    let abort = |what: String| {
+        EnsureError::Changed(format!(
+            "backup restore (revision {revision}) aborted before anything was moved: {what}; run kubeboot ensure again to decide anew"
+        ))
+    };
+    let etcd_answers = match &opts.etcd {
+        Some(cfg) => health::etcd(cfg, &opts.etcd_prefix)
+            .await
+            .is_ok()
+            .then(|| cfg.endpoints.join(",")),
+        None => None,
+    };
+    let now = evidence::read(&opts.etcd_data_dir);
+    match evidence::changed(decided_on, &now, etcd_answers.as_deref()) {
+        Some(what) => Err(abort(what)),
+        None => Ok(()),
+    }
 }
 
 /// Recovers from `via` into a new dir under the recovery root.
