@@ -54,6 +54,8 @@ pub struct StartOptions {
     pub etcd_data_dir: Option<PathBuf>,
     /// Revisions to move a restored etcd on by (see [`etcd`]).
     pub etcd_revision_bump: u64,
+    /// The node `start` runs on: a pivot is proven only by a pod on it.
+    pub node_name: String,
 }
 
 /// What a successful `start` did.
