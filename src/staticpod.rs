@@ -7,6 +7,7 @@
 //! Also the checks both apply to names and paths that end up in host paths.
 
 use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Why a pod cannot become a static pod at all.
 pub const RESOURCE_CLAIMS: &str = "the pod uses resourceClaims";
@@ -36,6 +37,74 @@ pub fn strip(spec: &mut PodSpec) -> Result<(), &'static str> {
     spec.active_deadline_seconds = None;
     spec.ephemeral_containers = None;
     Ok(())
+}
+
+/// Drops every container's `ports` of a hostNetwork pod, after turning probe and
+/// lifecycle references to a named port into its number.
+///
+/// Why: kube-apiserver defaults the `hostPort` of every containerPort of a hostNetwork
+/// pod to the containerPort (`defaultHostNetworkPorts` in pkg/apis/core/v1/defaults.go),
+/// and the kubelet's file source defaults static pods the same way. The kubelet then
+/// *rejects* a pod whose host port an admitted pod holds (phase Failed, reason
+/// NodePorts), and kube-scheduler will not place one there. A bootstrap pod or a
+/// checkpoint holds the port while the self-hosted pod must take over on the same node:
+/// with declared ports the self-hosted pod is rejected for good instead of crash-looping
+/// on bind until its twin goes. Declaring nothing changes no behaviour on the host
+/// network (the process binds the port either way) and is what bootkube's templates did.
+pub fn drop_host_network_ports(spec: &mut PodSpec) {
+    if spec.host_network != Some(true) {
+        return;
+    }
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        let Some(ports) = c.ports.take() else {
+            continue;
+        };
+        let number = |name: &str| {
+            ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .map(|p| p.container_port)
+        };
+        let resolve = |port: &mut IntOrString| {
+            if let IntOrString::String(name) = port
+                && let Some(n) = number(name)
+            {
+                *port = IntOrString::Int(n);
+            }
+        };
+        for probe in [
+            c.liveness_probe.as_mut(),
+            c.readiness_probe.as_mut(),
+            c.startup_probe.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(h) = probe.http_get.as_mut() {
+                resolve(&mut h.port);
+            }
+            if let Some(t) = probe.tcp_socket.as_mut() {
+                resolve(&mut t.port);
+            }
+        }
+        if let Some(l) = c.lifecycle.as_mut() {
+            for h in [l.post_start.as_mut(), l.pre_stop.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(g) = h.http_get.as_mut() {
+                    resolve(&mut g.port);
+                }
+                if let Some(t) = h.tcp_socket.as_mut() {
+                    resolve(&mut t.port);
+                }
+            }
+        }
+    }
 }
 
 /// Checks a relative path from untrusted data (an item `path`, a key, a downward API
@@ -110,5 +179,46 @@ mod tests {
         assert_eq!(spec.priority, None);
         spec.resource_claims = Some(vec![Default::default()]);
         assert_eq!(strip(&mut spec), Err(RESOURCE_CLAIMS));
+    }
+
+    #[test]
+    fn host_network_ports_are_dropped_and_named_probe_ports_resolved() {
+        let mut spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "hostNetwork": true,
+            "containers": [{"name": "a",
+                "ports": [{"name": "https", "containerPort": 6443, "hostPort": 6443}],
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https"}},
+                "livenessProbe": {"tcpSocket": {"port": "other"}}}]
+        }))
+        .unwrap();
+        drop_host_network_ports(&mut spec);
+        let c = &spec.containers[0];
+        assert!(c.ports.is_none());
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(ready.port, IntOrString::Int(6443));
+        let live = c
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .tcp_socket
+            .as_ref()
+            .unwrap();
+        assert_eq!(live.port, IntOrString::String("other".into()));
+
+        let mut pod_net: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}]
+        }))
+        .unwrap();
+        drop_host_network_ports(&mut pod_net);
+        assert!(
+            pod_net.containers[0].ports.is_some(),
+            "pod network keeps its ports"
+        );
     }
 }

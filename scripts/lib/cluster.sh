@@ -108,7 +108,7 @@ kstart() {
   "${run[@]}" "$bin/kubeboot" start --asset-dir "$assets" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" \
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
-    --lock-file "$root/run/kubeboot/start.lock" "$@"
+    --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" "$@"
 }
 
 # kensure I ARGS...: `kubeboot ensure` on master-I, as its boot unit would run it. The
@@ -128,7 +128,7 @@ kensure() {
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
     --host-bootstrap-secrets-dir /etc/kubernetes/bootstrap-secrets \
     --recovery-root "$dir/recovery" --backup-dir "$dir/backups" \
-    --lock-file "$root/run/kubeboot/start.lock" --kubelet-unit= "$@"
+    --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" --kubelet-unit= "$@"
 }
 
 kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }

@@ -244,6 +244,8 @@ fn metadata(parent: &ObjectMeta, namespace: String, name: String, uid: String) -
 /// Clears what a static pod must not carry; errors on what it cannot have.
 fn edit_spec(spec: &mut PodSpec) -> Result<(), String> {
     crate::staticpod::strip(spec)?;
+    // The parent must be admitted beside its checkpoint to take its place back.
+    crate::staticpod::drop_host_network_ports(spec);
     spec.automount_service_account_token = None;
     if spec
         .priority_class_name

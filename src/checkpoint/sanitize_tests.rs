@@ -48,6 +48,7 @@ spec:
     image: registry.k8s.io/kube-apiserver:v1.35.0
     imagePullPolicy: Always
     command: [kube-apiserver, --secure-port=6443]
+    ports: [{name: https, containerPort: 6443, hostPort: 6443, protocol: TCP}]
     env:
     - name: POD_IP
       valueFrom: {fieldRef: {fieldPath: status.podIP}}
@@ -162,6 +163,10 @@ fn scheduling_identity_and_admission_fields_are_cleared() {
     );
     assert_eq!(s.tolerations, spec_of(&apiserver()).tolerations);
     assert_eq!(s.host_network, Some(true));
+    assert!(
+        s.containers.iter().all(|c| c.ports.is_none()),
+        "a hostNetwork checkpoint declares no host port, or the kubelet rejects its parent (NodePorts)"
+    );
     assert_eq!(
         s.containers[0].image_pull_policy.as_deref(),
         Some("IfNotPresent")

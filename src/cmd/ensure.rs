@@ -58,9 +58,6 @@ pub struct EnsureArgs {
     /// masters never restore two different pasts.
     #[arg(long, value_name = "NAME")]
     pub backup_restore_node: Option<String>,
-    /// This node's name [default: the host name].
-    #[arg(long, value_name = "NAME")]
-    pub node_name: Option<String>,
     /// Recovered asset dirs are kept here, one per recovery.
     #[arg(long, default_value = "/var/lib/kubeboot/recovery", value_name = "DIR")]
     pub recovery_root: PathBuf,
@@ -83,39 +80,32 @@ pub struct EnsureArgs {
     pub lock_file: PathBuf,
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 pub fn run(args: EnsureArgs) -> Result<(), Failure> {
     args.etcd.check()?;
     let encryption = match &args.encryption_provider_config {
         Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
         None => None,
     };
-    let node_name = args.node_name.clone().unwrap_or_else(host_name);
-    let backup_restore_allowed = args.allow_backup_restore
-        || args
-            .backup_restore_node
-            .as_ref()
-            .is_some_and(|n| !n.is_empty() && *n == node_name);
     let secrets = args
         .host_bootstrap_secrets_dir
         .as_ref()
         .unwrap_or(&args.start.bootstrap_secrets_dir)
         .display()
         .to_string();
+    let start = args.start.options(PathBuf::new(), None)?;
+    let node_name = start.node_name.clone();
+    let backup_restore_allowed = args.allow_backup_restore
+        || args
+            .backup_restore_node
+            .as_ref()
+            .is_some_and(|n| !n.is_empty() && *n == node_name);
     let render = RenderOptions::under(&secrets, None);
     let etcd = (!args.etcd.etcd_servers.is_empty()).then(|| args.etcd.config());
     // What the rendered self-hosted etcd mounts, unless the operator's etcd lives elsewhere.
-    let etcd_data_dir = args
-        .start
+    let etcd_data_dir = start
         .etcd_data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::newcluster::etcd::DATA_DIR));
-    let start = args.start.options(PathBuf::new(), None)?;
     if start.required.is_empty() {
         return Err(usage("--required-pods must name at least one component"));
     }

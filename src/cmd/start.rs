@@ -82,6 +82,18 @@ pub struct StartFlags {
     /// installed; they hold keys) to keep; older ones are removed.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub keep_moved_aside: usize,
+    /// This node's name as its kubelet registers it: a pivot counts only a self-hosted
+    /// pod on this node, the one whose bootstrap pod was removed [default: the host
+    /// name, the kubelet's own default].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+/// The kubelet's default node name: the host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 impl StartFlags {
@@ -97,7 +109,15 @@ impl StartFlags {
             .filter(|s| !s.is_empty())
             .map(|s| Required::parse(s).map_err(|e| usage(format!("--required-pods: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        let node_name = self
+            .node_name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(host_name);
+        if node_name.is_empty() {
+            return Err(usage("--node-name: no host name to default to"));
+        }
         Ok(StartOptions {
+            node_name,
             asset_dir,
             kubeconfig,
             pod_manifest_dir: self.pod_manifest_path,

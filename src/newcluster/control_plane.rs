@@ -12,7 +12,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
+    Affinity, Container, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
     ResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -201,12 +201,9 @@ pub fn apiserver(plan: &Plan, pki: &Pki) -> Component {
         image: Some(plan.images.kube_apiserver.clone()),
         command: Some(flags),
         env: Some(vec![o::field_env("POD_IP", "status.podIP")]),
-        ports: Some(vec![ContainerPort {
-            name: Some("https".into()),
-            container_port: port,
-            host_port: Some(port),
-            ..Default::default()
-        }]),
+        // No `ports`: on the host network any declared port becomes a hostPort, and the
+        // kubelet would reject this pod while the bootstrap pod or the checkpoint holds
+        // it (see `staticpod::drop_host_network_ports`).
         liveness_probe: Some(o::https_probe("/livez", port, 15)),
         readiness_probe: Some(o::https_probe("/readyz", port, 0)),
         resources: Some(requests("250m", "512Mi")),

@@ -16,9 +16,7 @@
 //! Secret `etcd-tls` (etcd CA, server and peer certs); the api-server keeps its etcd
 //! client cert in its own Secret, as for an external https etcd.
 
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PodSpec, Probe, SecurityContext, TCPSocketAction,
-};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, SecurityContext, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
@@ -66,15 +64,6 @@ fn flags() -> Vec<String> {
     ]
 }
 
-fn port(name: &str, port: u16) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: i32::from(port),
-        host_port: Some(i32::from(port)),
-        ..Default::default()
-    }
-}
-
 /// `manifests/etcd.yaml`: its ServiceAccount (no token), the `etcd-tls` Secret and
 /// the DaemonSet. Runs as root: the hostPath data dir is root-owned.
 pub(super) fn component(plan: &Plan, pki: &EtcdPki) -> Component {
@@ -86,7 +75,7 @@ pub(super) fn component(plan: &Plan, pki: &EtcdPki) -> Component {
             o::field_env("NODE_NAME", "spec.nodeName"),
             o::field_env("POD_IP", "status.podIP"),
         ]),
-        ports: Some(vec![port("client", CLIENT_PORT), port("peer", PEER_PORT)]),
+        // No `ports` on the host network (see `staticpod::drop_host_network_ports`).
         readiness_probe: Some(Probe {
             tcp_socket: Some(TCPSocketAction {
                 port: IntOrString::Int(i32::from(CLIENT_PORT)),

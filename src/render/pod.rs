@@ -179,6 +179,9 @@ fn edit_spec(
     {
         edit_container(c, owner, warnings)?;
     }
+    // No declared ports: the self-hosted twin must be admitted beside this pod (see
+    // `staticpod::drop_host_network_ports`).
+    crate::staticpod::drop_host_network_ports(spec);
     Ok(())
 }
 
@@ -194,13 +197,12 @@ fn edit_container(
             c.security_context = None;
         }
     }
-    for p in c.ports.iter_mut().flatten() {
+    for p in c.ports.iter().flatten() {
         if p.host_port.is_some_and(|h| h != p.container_port) {
             warnings.push(format!(
-                "{owner}: container {:?} hostPort {:?} set to its containerPort {} (host network)",
+                "{owner}: container {:?} hostPort {:?} dropped; on the host network it serves on its containerPort {}",
                 c.name, p.host_port, p.container_port
             ));
-            p.host_port = Some(p.container_port);
         }
     }
     let unsupported = |what: String| RenderError::Unsupported {

@@ -56,6 +56,8 @@ pub struct StartOptions {
     pub etcd_revision_bump: u64,
     /// Earlier bootstrap secrets dirs to keep (they hold keys).
     pub keep_moved_aside: usize,
+    /// The node `start` runs on: a pivot is proven only by a pod on it.
+    pub node_name: String,
 }
 
 /// What a successful `start` did.

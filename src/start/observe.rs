@@ -67,7 +67,9 @@ pub struct World {
 /// How far a required component has come, worst to best.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
-    /// No owned pod on a live node.
+    /// No owned pod on a live node, or only ones that failed for good (a pod the
+    /// kubelet rejected at admission, e.g. for a held host port, is `Failed` and never
+    /// runs; its controller must replace it).
     Missing,
     /// An owned pod is bound to a live node but not running (waiting, crash-looping).
     Scheduled,
@@ -206,6 +208,12 @@ pub fn fresh_since(pod: &Pod, since: Timestamp) -> bool {
     after(created) || after(started) || after(ready_changed)
 }
 
+/// A pod in a terminal phase: the kubelet will never run it again.
+fn finished(pod: &Pod) -> Option<&str> {
+    let phase = pod.status.as_ref()?.phase.as_deref()?;
+    matches!(phase, "Failed" | "Succeeded").then_some(phase)
+}
+
 /// Why a bound pod is not running yet, for the waiting line.
 fn waiting_reason(pod: &Pod) -> String {
     let status = pod.status.as_ref();
@@ -240,6 +248,17 @@ pub fn assess(
         let Some(node) = node.filter(|n| live.contains(*n)) else {
             continue;
         };
+        if let Some(phase) = finished(pod) {
+            if best.stage == Stage::Missing {
+                let status = pod.status.as_ref();
+                let why = status.and_then(|s| s.reason.as_deref()).unwrap_or("");
+                let msg = status.and_then(|s| s.message.as_deref()).unwrap_or("");
+                best.detail = format!("{name} on {node} is {phase}: {why} {msg}")
+                    .trim_end()
+                    .to_string();
+            }
+            continue;
+        }
         let ready = condition(pod, "Ready").is_some_and(|(r, _)| r);
         let verdict = if !ready {
             Verdict {

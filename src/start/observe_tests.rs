@@ -255,3 +255,33 @@ fn a_waiting_pod_reports_why() {
     assert_eq!(v.stage, Stage::Scheduled);
     assert!(v.detail.contains("HostPortConflict"), "{}", v.detail);
 }
+
+/// The real kubelet rejects a pod whose host port another admitted pod holds: phase
+/// Failed, reason NodePorts. Such a pod never runs; it must not count as placed.
+#[test]
+fn a_pod_the_kubelet_rejected_is_not_scheduled() {
+    let mut p = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m1",
+        "2026-01-01T10:00:05Z",
+        None,
+    );
+    let st = p.status.as_mut().unwrap();
+    st.phase = Some("Failed".into());
+    st.reason = Some("NodePorts".into());
+    st.message = Some(
+        "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
+            .into(),
+    );
+    let w = world(vec![p]);
+    let v = verdict(
+        &w,
+        &req("kube-apiserver"),
+        "2026-01-01T10:00:40Z",
+        &BTreeMap::new(),
+    );
+    assert_eq!(v.stage, Stage::Missing, "{v:?}");
+    assert!(v.detail.contains("Failed: NodePorts"), "{}", v.detail);
+}

@@ -1,12 +1,20 @@
 //! The pivot, with a way back. Bootstrap and self-hosted pods of a component share host
 //! ports, so the self-hosted one cannot serve until its bootstrap twin is gone. One
-//! component at a time: remove its bootstrap manifest, wait until a self-hosted pod on a
-//! live node is Ready with a status written after the removal, and if that does not
+//! component at a time: remove its bootstrap manifest, wait until a self-hosted pod on
+//! *this* node (`--node-name`) is Ready with a status written after the removal, and if
+//! that does not
 //! happen within `--pivot-timeout`, put the bootstrap manifest back and fail. The
 //! api-server goes last, so every other pivot is watched through a working API, and
 //! its own pivot also requires `/readyz` through the kubeconfig's address.
+//!
+//! Why this node only: the bootstrap pod that was removed ran here, so only a pod here
+//! shows that this node still runs the component. Another master's pod that was Ready
+//! all along proves nothing about this one. Why "written after the removal": a pod here
+//! that was Ready before (a component without a host port runs beside its twin) is
+//! believed only through the settle rule counted from the removal, so its kubelet has
+//! reported it Ready since the bootstrap pod went.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use jiff::Timestamp;
@@ -74,6 +82,9 @@ async fn pivot_one(
     let serves_api = component == APISERVER || component == ETCD;
     let namespaces = vec![req.namespace.clone()];
     let what = format!("the self-hosted {component} to become Ready");
+    // Ready runs counted from the removal only (see the module doc).
+    let mut here_since = BTreeMap::new();
+    let node = opts.node_name.as_str();
     let waited = wait_for(&what, deadline, opts.poll, progress, async || {
         if serves_api {
             cluster::health(client, "/readyz").await?;
@@ -82,7 +93,16 @@ async fn pivot_one(
         let now = Timestamp::now();
         let live = observe::live_nodes(&w, now, opts.rules.node_grace);
         observe::track_ready(ready_since, &w, &live, now);
-        let v = observe::assess(&req, &w, &live, removed_at, now, &opts.rules, ready_since);
+        let v = assess_here(
+            &req,
+            &w,
+            &live,
+            node,
+            removed_at,
+            now,
+            &opts.rules,
+            &mut here_since,
+        );
         if v.stage == Stage::Ready {
             Ok(())
         } else {
@@ -119,3 +139,31 @@ async fn pivot_one(
         }
     }
 }
+
+/// The verdict on `req` counting only a pod on `node`, with `here_since` tracking Ready
+/// runs seen since the removal. Pure.
+#[allow(clippy::too_many_arguments)]
+fn assess_here(
+    req: &Required,
+    w: &observe::World,
+    live: &BTreeSet<String>,
+    node: &str,
+    removed_at: Timestamp,
+    now: Timestamp,
+    rules: &observe::Rules,
+    here_since: &mut BTreeMap<String, Timestamp>,
+) -> observe::Verdict {
+    let here: BTreeSet<String> = live.iter().filter(|n| *n == node).cloned().collect();
+    observe::track_ready(here_since, w, &here, now);
+    let mut v = observe::assess(req, w, &here, removed_at, now, rules, here_since);
+    if here.is_empty() {
+        v.detail = format!("this node {node:?} is not a live node of the cluster");
+    } else if v.stage == Stage::Missing && v.detail.starts_with("no pod of") {
+        v.detail = format!("no pod of {req} on this node {node:?}");
+    }
+    v
+}
+
+#[cfg(test)]
+#[path = "pivot_tests.rs"]
+mod tests;

@@ -1,0 +1,121 @@
+use super::*;
+use observe::{Rules, World};
+use serde_json::json;
+
+const REMOVED: &str = "2026-01-01T10:00:00Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn apiserver() -> Required {
+    Required::parse("kube-system/kube-apiserver").unwrap()
+}
+
+/// A kube-apiserver DaemonSet pod on `node`, Ready since `ready_at`, created at `created`.
+fn pod(node: &str, created: &str, ready_at: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("kube-apiserver-{node}"), "namespace": "kube-system",
+                     "uid": format!("uid-{node}"), "creationTimestamp": created,
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                          "name": "kube-apiserver", "uid": "o", "controller": true}]},
+        "spec": {"nodeName": node, "containers": []},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}]}
+    }))
+    .unwrap()
+}
+
+/// m1 and m2, both with a Lease renewed at `renew`.
+fn world(pods: Vec<k8s_openapi::api::core::v1::Pod>, renew: &str) -> World {
+    let node = |n: &str| serde_json::from_value(json!({"metadata": {"name": n}})).unwrap();
+    let lease = |n: &str| {
+        serde_json::from_value(json!({
+            "metadata": {"name": n, "namespace": "kube-node-lease"},
+            "spec": {"renewTime": renew}
+        }))
+        .unwrap()
+    };
+    World {
+        pods,
+        nodes: vec![node("m1"), node("m2")],
+        leases: vec![lease("m1"), lease("m2")],
+        replicasets: vec![],
+    }
+}
+
+fn here(w: &World, node: &str, now: &str, since: &mut BTreeMap<String, Timestamp>) -> Stage {
+    let rules = Rules::default();
+    let live = observe::live_nodes(w, ts(now), rules.node_grace);
+    assess_here(
+        &apiserver(),
+        w,
+        &live,
+        node,
+        ts(REMOVED),
+        ts(now),
+        &rules,
+        since,
+    )
+    .stage
+}
+
+/// Finding 6 of issue 10: master-2's api-server, freshly Ready, must not prove that
+/// master-1's own api-server took over from the bootstrap pod removed on master-1.
+#[test]
+fn another_masters_ready_pod_does_not_pivot_this_node() {
+    let w = world(
+        vec![pod("m2", "2026-01-01T10:00:05Z", "2026-01-01T10:00:06Z")],
+        "2026-01-01T10:00:10Z",
+    );
+    let mut since = BTreeMap::new();
+    assert_eq!(
+        here(&w, "m1", "2026-01-01T10:00:10Z", &mut since),
+        Stage::Missing
+    );
+    assert_eq!(
+        here(&w, "m2", "2026-01-01T10:00:10Z", &mut BTreeMap::new()),
+        Stage::Ready
+    );
+}
+
+/// A pod on this node that was Ready before the removal is believed only once it has
+/// been seen Ready for the settle time after the removal and its kubelet renewed its
+/// Lease since.
+#[test]
+fn a_ready_status_from_before_the_removal_must_settle_after_it() {
+    let before = pod("m1", "2026-01-01T09:00:00Z", "2026-01-01T09:00:01Z");
+    let mut since = BTreeMap::new();
+    let w = world(vec![before.clone()], "2026-01-01T10:00:01Z");
+    assert_eq!(
+        here(&w, "m1", "2026-01-01T10:00:01Z", &mut since),
+        Stage::Unconfirmed
+    );
+    let w = world(vec![before], "2026-01-01T10:00:12Z");
+    assert_eq!(
+        here(&w, "m1", "2026-01-01T10:00:12Z", &mut since),
+        Stage::Ready
+    );
+}
+
+#[test]
+fn a_node_that_is_not_live_says_so() {
+    let w = world(vec![], "2026-01-01T10:00:00Z");
+    let rules = Rules::default();
+    let live = observe::live_nodes(&w, ts("2026-01-01T10:00:01Z"), rules.node_grace);
+    let v = assess_here(
+        &apiserver(),
+        &w,
+        &live,
+        "master-9",
+        ts(REMOVED),
+        ts("2026-01-01T10:00:01Z"),
+        &rules,
+        &mut BTreeMap::new(),
+    );
+    assert!(
+        v.detail.contains("\"master-9\" is not a live node"),
+        "{}",
+        v.detail
+    );
+}
