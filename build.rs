@@ -16,6 +16,10 @@
 //! - keeping the files in the repo needs nothing at build time, pins them exactly, and lets the
 //!   project follow Kubernetes as it moves. That is the one kept.
 //!
+//! The CRI v1 `api.proto` (`proto/cri/`, from k8s.io/cri-api) is compiled apart, into the
+//! `RuntimeService` client `src/cri` uses (messages and client only; the fake kubelet's test
+//! kit compiles the server side of the same file).
+//!
 //! Two sets are compiled: the newest release (the codec's first choice) and kubernetes/api's HEAD,
 //! which the codec falls back to only for a value that carries fields the release does not know
 //! (a pre-release cluster).
@@ -41,6 +45,19 @@ fn main() {
         let path = out_dir.join(out);
         std::fs::write(&path, fds).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
+    compile_cri(&manifest_dir.join("proto").join("cri"));
+}
+
+/// `proto/cri/api.proto` → `OUT_DIR/runtime.v1.rs`: prost messages and the tonic client.
+fn compile_cri(root: &Path) {
+    let fds = protox::compile(["api.proto"], [root])
+        .unwrap_or_else(|e| panic!("protox failed to compile {}: {e}", root.display()));
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(true)
+        .build_transport(false)
+        .compile_fds(fds)
+        .unwrap_or_else(|e| panic!("generating the CRI client: {e}"));
 }
 
 fn compile(root: &Path) -> Vec<u8> {

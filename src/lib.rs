@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cmd;
 pub mod codec;
 pub mod config;
+pub mod cri;
 pub mod encryption;
 pub mod ensure;
 pub mod fsutil;

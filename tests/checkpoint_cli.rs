@@ -156,8 +156,12 @@ fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm(
             "--checkpoint-dir={}",
             t.path().join("checkpoints").display()
         ))
-        .arg(format!("--kubelet-url={kubelet}"))
-        .arg("--kubelet-read-only-url=")
+        .arg(format!(
+            "--cri-socket={}",
+            t.path().join("absent.sock").display()
+        ))
+        .arg("--kubelet-url=")
+        .arg(format!("--kubelet-read-only-url={kubelet}"))
         .arg("--interval=100ms")
         .arg("--request-timeout=1s")
         .env("NOTIFY_SOCKET", &sock_path)
@@ -194,7 +198,7 @@ fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm(
         .find(|m| m.starts_with("STATUS=0 checkpoints"))
         .unwrap();
     assert!(
-        status.contains("api-server unreachable") && status.contains("kubelet unreachable"),
+        status.contains("api-server unreachable") && status.contains("runtime unreachable"),
         "{status}"
     );
 
@@ -211,10 +215,34 @@ fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm(
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("standby"), "{text}");
     assert!(text.contains("took over the lock"), "{text}");
-    // Five cycles at least, each failing the same way: logged once each.
-    for needle in ["listing pods on node m1", "kubelet unreachable: http"] {
+    // Five cycles at least, each failing the same way: logged once each, the CRI
+    // socket's reason and the kubelet's in one line.
+    for needle in [
+        "listing pods on node m1",
+        "what runs here is unknown: CRI socket",
+        "does not exist",
+        "kubelet unreachable: http",
+    ] {
         assert_eq!(text.matches(needle).count(), 1, "{needle}:\n{text}");
     }
+}
+
+/// The secure kubelet port gets the kubeconfig's credentials only after its certificate
+/// is verified: with no CA to verify it against, the checkpointer refuses to start.
+#[test]
+fn a_secure_kubelet_url_without_a_ca_is_a_usage_error() {
+    let t = tempfile::tempdir().unwrap();
+    let out = run(kubeboot()
+        .arg("--node-name=m1")
+        .arg(format!(
+            "--kubeconfig={}",
+            dead_kubeconfig(t.path()).display()
+        ))
+        .arg(format!("--lock-file={}", t.path().join("lock").display()))
+        .arg(format!("--kubelet-url=https://127.0.0.1:{}", closed_port())));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--kubelet-ca-file"), "{err}");
 }
 
 /// The DaemonSet `kubeboot render` writes: every path the checkpointer opens is in its
@@ -275,6 +303,7 @@ fn the_rendered_daemon_set_passes_every_path_and_its_flags_parse() {
         "--pod-manifest-path",
         "--checkpoint-dir",
         "--lock-file",
+        "--cri-socket",
     ] {
         let v = value(flag);
         assert!(

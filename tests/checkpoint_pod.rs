@@ -8,6 +8,12 @@
 //! waits for the lock beside it; a parent is saved; then the api-server goes and the
 //! kubelet restarts, so only static pods run: the checkpointer's copy takes the lock and
 //! starts the parent's checkpoint, which reads its Secret through the saved hostPath.
+//!
+//! The kubelet's ports refuse the checkpointer throughout, as a default kubelet's do
+//! after a power-off: no read-only port, and a 10250 that cannot prove it is the kubelet
+//! (the double's is plain HTTP, so the checkpointer's TLS verification fails). What runs
+//! comes from the runtime's CRI socket, which the fake kubelet serves under the node's
+//! `/var/run` and the rendered DaemonSet's `--cri-socket` names through its mount.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +34,7 @@ const SECRET_VALUE: &str = "pod-mode-secret";
 const SELF_POD: &str = "pod-checkpointer-fghij";
 
 /// The checkpointer's pod, as the rendered DaemonSet's template makes it.
-fn checkpointer_pod(kubeconfig: &str, port: u16, ro_port: u16) -> Result<Pod> {
+fn checkpointer_pod(kubeconfig: &str, port: u16) -> Result<Pod> {
     let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
     Ok(serde_json::from_value(json!({
         "metadata": {"name": SELF_POD, "namespace": "kube-system",
@@ -46,9 +52,14 @@ fn checkpointer_pod(kubeconfig: &str, port: u16, ro_port: u16) -> Result<Pod> {
                     "--checkpoint-dir=/etc/kubernetes/checkpoints",
                     "--host-checkpoint-dir=/etc/kubernetes/checkpoints",
                     "--lock-file=/var/run/kubeboot/checkpointer.lock",
-                    format!("--kubelet-url=http://127.0.0.1:{port}"),
-                    format!("--kubelet-read-only-url=http://127.0.0.1:{ro_port}"),
-                    "--interval=300ms", "--checkpoint-grace-period=2s", "--request-timeout=2s"],
+                    // The rendered DaemonSet's socket, through the /var/run mount.
+                    "--cri-socket=/var/run/containerd/containerd.sock",
+                    // The fake's 10250 speaks plain HTTP: the TLS handshake fails, as
+                    // against a listener that cannot prove it is the kubelet.
+                    format!("--kubelet-url=https://127.0.0.1:{port}"),
+                    "--interval=300ms", "--checkpoint-grace-period=2s", "--request-timeout=2s",
+                    // The parent lives in `default`, which must be allowed explicitly.
+                    "--checkpoint-namespaces=kube-system,default"],
                 "env": [
                     {"name": "NODE_NAME", "valueFrom": field("spec.nodeName")},
                     {"name": "POD_NAME", "valueFrom": field("metadata.name")},
@@ -86,7 +97,10 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
     let work = tempfile::tempdir()?;
     let root = work.path().join("node1");
     std::fs::create_dir_all(root.join("var/run"))?;
-    let (port, ro_port) = (free_port(), free_port());
+    // The kubelet's defaults: no read-only port. Its 10250 refuses the checkpointer
+    // (see checkpointer_pod), so what runs comes from the CRI socket only.
+    let port = free_port();
+    let cri = root.join("var/run/containerd/containerd.sock");
     let opts = KubeletOptions {
         image_map: vec![
             ("tailer".into(), PathBuf::from("/usr/bin/tail")),
@@ -99,7 +113,8 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
         node_root: Some(root.clone()),
         extra_args: vec![
             format!("--port={port}"),
-            format!("--read-only-port={ro_port}"),
+            "--read-only-port=0".into(),
+            format!("--container-runtime-endpoint=unix://{}", cri.display()),
         ],
         ..Default::default()
     };
@@ -127,7 +142,7 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
         .await?;
     let kubeconfig = h.kubeconfig.to_string_lossy().into_owned();
     Api::<Pod>::namespaced(client.clone(), "kube-system")
-        .create(&pp, &checkpointer_pod(&kubeconfig, port, ro_port)?)
+        .create(&pp, &checkpointer_pod(&kubeconfig, port)?)
         .await?;
 
     let etc = root.join("etc/kubernetes");
@@ -169,16 +184,19 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
         "the parent's checkpoint running, started by the checkpointer's copy",
         || {
             let out = kubelet2.container_log("default", "web-node1", "web");
-            (running(&kubelet_pods(ro_port), "web-node1") && out.contains(SECRET_VALUE))
-                .then_some(())
+            (running(&kubelet_pods(port), "web-node1") && out.contains(SECRET_VALUE)).then_some(())
         },
     )
     .await
     .with_context(|| format!("{}\n{}", log(&kubelet2, &copy), kubelet2.log_tail()))?;
+    let copy_log = log(&kubelet2, &copy);
     assert!(
-        log(&kubelet2, &copy).contains("activated the checkpoint of default/web"),
-        "{}",
-        log(&kubelet2, &copy)
+        copy_log.contains("activated the checkpoint of default/web"),
+        "{copy_log}"
+    );
+    assert!(
+        !copy_log.contains("what runs here is unknown") && !copy_log.contains("CRI socket"),
+        "the CRI socket answered every cycle:\n{copy_log}"
     );
     drop(kubelet2);
     Ok(())

@@ -77,7 +77,11 @@ start_etcd() {
     || { tail -20 "$dir/logs/etcd.log" >&2; return 1; }
 }
 
-# start_kubelet I: master-I on 127.A.B.I with root fs DIR/nodes/master-I.
+# start_kubelet I: master-I on 127.A.B.I with root fs DIR/nodes/master-I. As a default
+# kubelet: no read-only port (the checkpointer must not rely on it); the node's
+# containerd socket (CRI v1, served by the fake kubelet) under its /var/run, where the
+# rendered checkpointer DaemonSet's /var/run mount finds it (on a real host /var/run is
+# /run; the node dirs keep the two apart).
 start_kubelet() {
   local i=$1 root
   root=$(node_root "$i")
@@ -92,7 +96,8 @@ start_kubelet() {
     --node-labels "node-role.kubernetes.io/control-plane=,kubernetes.io/hostname=master-$i" \
     --kubeconfig "$dir/assets/auth/kubeconfig" --root-fs "$root" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" --root-dir "$root/var/lib/kubelet" \
-    --image-map "$dir/image-map.yaml" --backoff-base 1s --backoff-max 5s --max-grace-period 5s
+    --image-map "$dir/image-map.yaml" --backoff-base 1s --backoff-max 5s --max-grace-period 5s \
+    --read-only-port 0 --container-runtime-endpoint "unix://$root/var/run/containerd/containerd.sock"
   wait_until 30 "the kubelet of master-$i" curl -sf "http://$(node_ip "$i"):10248/healthz" \
     || { tail -20 "$dir/logs/kubelet-master-$i.log" >&2; return 1; }
 }

@@ -27,10 +27,10 @@ use tokio::sync::watch;
 
 use super::execute::Executor;
 use super::files::{self, Layout};
-use super::kubelet::Kubelet;
 use super::materialize::Fetcher;
 use super::observe;
 use super::report::{Health, Once, done, status, what};
+use super::runtime::{Source, WhatRuns};
 use super::state::{self, Action, Active, OnDisk, Params, PodKey, State};
 use crate::fsutil::{FsError, LockFile};
 use crate::systemd;
@@ -105,7 +105,7 @@ async fn lock(
 pub async fn run(
     opts: Options,
     client: kube::Client,
-    kubelet: Kubelet,
+    runs: WhatRuns,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), FsError> {
     let Some(_lock) = lock(&opts, &mut stop).await? else {
@@ -128,7 +128,7 @@ pub async fn run(
         opts: &opts,
         params,
         client,
-        kubelet,
+        runs,
         state: State::default(),
         log,
         exec: Executor {
@@ -137,7 +137,8 @@ pub async fn run(
             fetcher: Fetcher::default(),
         },
         api: Health::default(),
-        kubelet_health: Health::default(),
+        runtime_health: Health::default(),
+        cri_health: Health::default(),
         failed: BTreeMap::new(),
     };
     let mut ready = false;
@@ -170,12 +171,15 @@ struct Cycle<'a> {
     opts: &'a Options,
     params: Params,
     client: kube::Client,
-    kubelet: Kubelet,
+    runs: WhatRuns,
     state: State,
     log: Once,
     exec: Executor,
     api: Health,
-    kubelet_health: Health,
+    /// Whether what runs here is known (from the CRI socket or the kubelet).
+    runtime_health: Health,
+    /// Whether the CRI socket answers, when one is configured.
+    cri_health: Health,
     /// The last failure of an action per checkpoint, forgotten when one succeeds.
     failed: BTreeMap<PodKey, String>,
 }
@@ -196,14 +200,31 @@ impl Cycle<'_> {
         for p in &view.problems {
             self.log.warn(p);
         }
-        let kubelet = self.kubelet.pods().await;
-        self.kubelet_health.note(
-            "the kubelet",
-            kubelet.as_ref().map(|_| ()).map_err(String::as_str),
+        let seen = self.runs.observe().await;
+        if let Ok(s) = &seen {
+            let cri = match (&s.source, &s.cri_error) {
+                (Source::Cri, _) => Ok(()),
+                (Source::Kubelet, Some(e)) => Err(format!("{e}; asking the kubelet instead")),
+                (Source::Kubelet, None) => Ok(()),
+            };
+            if self.runs.cri.is_some() {
+                self.cri_health.note(
+                    "the CRI socket",
+                    cri.as_ref().map(|_| ()).map_err(String::as_str),
+                    &mut self.log,
+                );
+            }
+        }
+        self.runtime_health.note(
+            "the CRI socket or the kubelet",
+            seen.as_ref().map(|_| ()).map_err(String::as_str),
             &mut self.log,
         );
-        let kubelet = kubelet.ok();
-        let namespaces = observe::namespaces(&self.opts.namespace, kubelet.as_deref(), &view.disk);
+        let (running, kubelet) = match seen {
+            Ok(s) => (Some(s.running), s.kubelet),
+            Err(_) => (None, None),
+        };
+        let namespaces = observe::namespaces(&self.opts.namespace, running.as_ref(), &view.disk);
         let api = observe::api_pods(&self.client, &self.opts.node, &namespaces).await;
         self.api.note(
             "the api-server",
@@ -213,6 +234,7 @@ impl Cycle<'_> {
         let mut disk = view.disk;
         let observed = observe::assemble(
             api.ok(),
+            running,
             kubelet,
             disk.clone(),
             self.opts.self_key.is_some(),
@@ -226,7 +248,7 @@ impl Cycle<'_> {
             self.apply(action, &mut disk, started).await;
         }
         self.failed.retain(|k, _| disk.contains_key(k));
-        status(&disk, self.api.up, self.kubelet_health.up)
+        status(&disk, self.api.up, self.runtime_health.up)
     }
 
     /// Executes one action, updating `disk` to match and logging the outcome.

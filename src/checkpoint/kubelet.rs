@@ -1,22 +1,32 @@
-//! What the kubelet runs here, from its `/pods` endpoint: the checkpointer's R.
+//! What the kubelet runs here, from its `/pods` endpoint: the checkpointer's second
+//! opinion on R, used when the container runtime's CRI socket does not answer
+//! (`runtime.rs` says how the two combine).
 //!
-//! bootkube asked the container runtime (CRI v1alpha, dockershim) for ready sandboxes.
-//! kubeboot asks the kubelet instead: one HTTP endpoint on every kubelet version and
-//! runtime, and the same view the kubelet acts on. A parent counts as running while
-//! the kubelet lists it and it has not terminated (phase not Succeeded or Failed, no
-//! deletion under way), whatever its containers do: a self-hosted api-server pod that
-//! crash-loops, or waits, on the port its checkpoint holds is listed, so its
-//! checkpoint is retired and the port handed back. That is bootkube's "a READY
-//! sandbox counts" rule, with the same caveat: a parent stuck before its first start
-//! (an image that cannot be pulled) also retires its checkpoint.
+//! A parent counts as running while the kubelet lists it and it has not terminated
+//! (phase not Succeeded or Failed, no deletion under way), whatever its containers do: a
+//! self-hosted api-server pod that crash-loops, or waits, on the port its checkpoint
+//! holds is listed, so its checkpoint is retired and the port handed back. That is
+//! bootkube's "a READY sandbox counts" rule, with the same caveat: a parent stuck before
+//! its first start (an image that cannot be pulled) also retires its checkpoint.
 //!
-//! The secure port (10250) is asked first with the kubeconfig's credentials and TLS
-//! verification off (the kubelet's serving cert is often self-signed), then the
-//! read-only port (10255) with no credentials at all, so a token never crosses plain
-//! HTTP. Both URLs are flags; either can be turned off.
+//! Who is asked, and with what:
+//! - the secure port (10250, `--kubelet-url`, https only) with the kubeconfig's
+//!   credentials, and only after the kubelet's serving certificate has been verified
+//!   against a CA (`--kubelet-ca-file`, else the kubeconfig's cluster CA; with neither the
+//!   client is not built). bootkube turned verification off and sent its token anyway:
+//!   10250 is not a privileged port, so any local user who binds it while the kubelet
+//!   restarts would have received the service-account token, and its `/pods` answer
+//!   would have decided what is activated. The TLS handshake fails before a request is
+//!   written, so an unverified listener sees no token, no path and no header;
+//! - the read-only port (10255) only when the operator names it
+//!   (`--kubelet-read-only-url`), with no credentials at all: plain HTTP proves nothing
+//!   about who answers, and kubelets have it off by default (`readOnlyPort: 0`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -26,7 +36,7 @@ use super::sanitize;
 use super::state::PodKey;
 use crate::source::error_chain;
 
-/// A client for the kubelet's two ports.
+/// A client for the kubelet's two ports (see the module doc for who gets credentials).
 #[derive(Clone)]
 pub struct Kubelet {
     secure: Option<(kube::Client, String)>,
@@ -39,12 +49,30 @@ fn timeouts(config: &mut kube::Config, timeout: Duration) {
     config.write_timeout = Some(timeout);
 }
 
+/// The CA bundle at `path` (PEM), as DER certificates.
+fn read_ca(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let certs: Vec<Vec<u8>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("--kubelet-ca-file {}: {e}", path.display()))?
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--kubelet-ca-file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--kubelet-ca-file {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 impl Kubelet {
-    /// Clients for `secure_url` (credentials from `kubeconfig`, TLS not verified) and
+    /// Clients for `secure_url` (https; credentials from `kubeconfig`, sent only to a
+    /// listener whose certificate `ca_file`, else the kubeconfig's CA, signed) and
     /// `read_only_url` (no credentials); `None` turns a port off.
     pub async fn new(
         kubeconfig: &Path,
         secure_url: Option<&str>,
+        ca_file: Option<&Path>,
         read_only_url: Option<&str>,
         timeout: Duration,
     ) -> Result<Kubelet, String> {
@@ -54,6 +82,12 @@ impl Kubelet {
         };
         let secure = match secure_url {
             Some(url) => {
+                let parsed = uri(url)?;
+                if parsed.scheme_str() != Some("https") {
+                    return Err(format!(
+                        "--kubelet-url {url:?}: the kubeconfig's credentials go only over https to a kubelet that proves who it is; use --kubelet-read-only-url for plain HTTP"
+                    ));
+                }
                 let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| {
                     format!("kubeconfig {}: {}", kubeconfig.display(), error_chain(&e))
                 })?;
@@ -63,11 +97,20 @@ impl Kubelet {
                         .map_err(|e| {
                             format!("kubeconfig {}: {}", kubeconfig.display(), error_chain(&e))
                         })?;
-                config.cluster_url = uri(url)?;
-                config.accept_invalid_certs = true;
-                config.root_cert = None;
+                config.cluster_url = parsed;
+                config.accept_invalid_certs = false;
                 config.tls_server_name = None;
                 config.proxy_url = None;
+                match ca_file {
+                    Some(path) => config.root_cert = Some(read_ca(path)?),
+                    None if config.root_cert.as_ref().is_some_and(|c| !c.is_empty()) => {}
+                    None => {
+                        return Err(format!(
+                            "no CA to verify the kubelet's serving certificate: kubeconfig {} names none; give --kubelet-ca-file (or --kubelet-url= to turn the secure port off)",
+                            kubeconfig.display()
+                        ));
+                    }
+                }
                 timeouts(&mut config, timeout);
                 let client = kube::Client::try_from(config)
                     .map_err(|e| format!("kubelet {url}: {}", error_chain(&e)))?;

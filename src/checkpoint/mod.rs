@@ -19,6 +19,7 @@ pub mod materialize;
 pub mod observe;
 pub mod payload;
 pub mod report;
+pub mod runtime;
 pub mod sanitize;
 pub mod state;
 mod volumes;

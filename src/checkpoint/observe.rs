@@ -1,12 +1,12 @@
-//! One cycle's observations: the pods the API lists on this node, what the kubelet
-//! runs, and the checkpoints on disk, assembled into the `Observed` that `state::step`
+//! One cycle's observations: the pods the API lists on this node, what runs here (the
+//! container runtime, else the kubelet: `runtime`), and the checkpoints on disk, assembled into the `Observed` that `state::step`
 //! reads.
 //!
 //! The API is asked for the node's pods in all namespaces (bootkube asked only its own
 //! namespace of the API but every namespace of the runtime, an asymmetry its notes
 //! call out). A checkpointer whose RBAC only covers some namespaces gets 403 for that;
 //! it then lists, one by one, the namespaces it has business in: its own, those of the
-//! parents the kubelet runs, and those of the checkpoints on disk. Any namespace that
+//! parents running here, and those of the checkpoints on disk. Any namespace that
 //! does not answer makes the whole API view unknown, never partial: a parent missing
 //! from a partial list would look deleted, and its checkpoint would be removed.
 //!
@@ -20,7 +20,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 
-use super::kubelet::running_parents;
 use super::sanitize::ANNOTATION_CHECKPOINT;
 use super::state::{Observed, OnDisk, PodKey};
 use crate::source::error_chain;
@@ -81,22 +80,25 @@ pub async fn api_pods(
 #[must_use]
 pub fn namespaces(
     own: &str,
-    kubelet: Option<&[Pod]>,
+    running: Option<&BTreeSet<PodKey>>,
     disk: &BTreeMap<PodKey, OnDisk>,
 ) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = disk.keys().map(|k| k.namespace.clone()).collect();
     out.insert(own.to_string());
-    if let Some(pods) = kubelet {
-        out.extend(running_parents(pods).into_iter().map(|k| k.namespace));
+    if let Some(running) = running {
+        out.extend(running.iter().map(|k| k.namespace.clone()));
     }
     out.remove(&no_self_key().namespace);
     out
 }
 
-/// The observations for `step`. `has_self`: the checkpointer runs as a pod.
+/// The observations for `step`. `running`: the parents running here, from the runtime
+/// or the kubelet (`runtime::WhatRuns`); `kubelet`: the kubelet's pods when it was the
+/// one asked. `has_self`: the checkpointer runs as a pod.
 #[must_use]
 pub fn assemble(
     api: Option<Vec<Pod>>,
+    running: Option<BTreeSet<PodKey>>,
     kubelet: Option<Vec<Pod>>,
     disk: BTreeMap<PodKey, OnDisk>,
     has_self: bool,
@@ -109,7 +111,7 @@ pub fn assemble(
     });
     Observed {
         api,
-        runtime: kubelet.as_deref().map(running_parents),
+        runtime: running,
         kubelet,
         disk,
     }
@@ -118,6 +120,7 @@ pub fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::kubelet::running_parents;
     use crate::checkpoint::state::{self, Params, State};
     use jiff::{SignedDuration, Timestamp};
 
@@ -167,7 +170,14 @@ mod tests {
         // listed would have wound everything down by now.
         for secs in [0, 30, 61, 200] {
             let pods = vec![parent.clone()];
-            let obs = assemble(Some(pods.clone()), Some(pods), inactive.clone(), false);
+            let running = Some(running_parents(&pods));
+            let obs = assemble(
+                Some(pods.clone()),
+                running,
+                Some(pods),
+                inactive.clone(),
+                false,
+            );
             let now = Timestamp::from_second(1_700_000_000 + secs).unwrap();
             let s = state::step(&st, &obs, now, &p);
             assert!(
@@ -180,7 +190,7 @@ mod tests {
             st = s.state;
         }
         // With the API down the saved checkpoint is activated as usual.
-        let obs = assemble(None, Some(Vec::new()), inactive, false);
+        let obs = assemble(None, Some(BTreeSet::new()), None, inactive, false);
         let s = state::step(
             &st,
             &obs,
@@ -203,7 +213,7 @@ mod tests {
             {"metadata": {"name": "b", "namespace": "other"}}
         ]))
         .unwrap();
-        let got = namespaces("kube-system", Some(&pods), &on_disk());
+        let got = namespaces("kube-system", Some(&running_parents(&pods)), &on_disk());
         let want: BTreeSet<String> = ["default", "kube-system", "team"].map(String::from).into();
         assert_eq!(got, want);
     }

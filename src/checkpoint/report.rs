@@ -103,7 +103,7 @@ pub fn done(a: &Action) -> String {
 pub fn status(
     disk: &BTreeMap<PodKey, OnDisk>,
     api_up: Option<bool>,
-    kubelet_up: Option<bool>,
+    runtime_up: Option<bool>,
 ) -> String {
     let active: BTreeSet<String> = disk
         .iter()
@@ -123,9 +123,9 @@ pub fn status(
         ));
     }
     line.push_str(&format!(
-        "; api-server {}; kubelet {}",
+        "; api-server {}; runtime {}",
         word(api_up),
-        word(kubelet_up)
+        word(runtime_up)
     ));
     line
 }
@@ -175,11 +175,11 @@ mod tests {
         disk.insert(PodKey::new("default", "web"), OnDisk::default());
         assert_eq!(
             status(&disk, Some(false), Some(true)),
-            "2 checkpoints, 1 active (kube-system/api-a); api-server unreachable; kubelet up"
+            "2 checkpoints, 1 active (kube-system/api-a); api-server unreachable; runtime up"
         );
         assert_eq!(
             status(&BTreeMap::new(), None, None),
-            "0 checkpoints, 0 active; api-server unknown; kubelet unknown"
+            "0 checkpoints, 0 active; api-server unknown; runtime unknown"
         );
     }
 }

@@ -21,12 +21,15 @@ use super::{Exit, ExitWith, Failure, parse_duration, usage};
 use crate::checkpoint::daemon::{self, Options};
 use crate::checkpoint::files::Layout;
 use crate::checkpoint::kubelet::Kubelet;
+use crate::checkpoint::runtime::WhatRuns;
 use crate::checkpoint::state::PodKey;
+use crate::cri::Runtime;
 use crate::kubeclient;
 
 #[derive(Debug, Args)]
 pub struct CheckpointArgs {
-    /// Kubeconfig for the api-server; its credentials also go to the kubelet's secure port.
+    /// Kubeconfig for the api-server; its credentials also go to the kubelet's secure port,
+    /// once its serving certificate is verified.
     #[arg(
         long,
         default_value = "/etc/kubernetes/kubeconfig",
@@ -60,12 +63,21 @@ pub struct CheckpointArgs {
     /// The node's IP, for the default kubelet URLs.
     #[arg(long, env = "HOST_IP", default_value = "127.0.0.1", value_name = "IP")]
     pub host_ip: String,
-    /// The kubelet's secure port, asked with the kubeconfig's credentials and no TLS
-    /// verification; empty turns it off [default: https://<host-ip>:10250].
+    /// The container runtime's CRI socket (`unix:///path` or `/path`), asked first for
+    /// what runs here; empty turns it off.
+    #[arg(long, default_value = crate::cri::DEFAULT_SOCKET, value_name = "ENDPOINT")]
+    pub cri_socket: String,
+    /// The kubelet's secure port (https), asked when the CRI socket does not answer,
+    /// with the kubeconfig's credentials once its certificate is verified; empty turns it
+    /// off [default: https://<host-ip>:10250].
     #[arg(long, value_name = "URL")]
     pub kubelet_url: Option<String>,
-    /// The kubelet's read-only port, the fallback, asked without credentials; empty
-    /// turns it off [default: http://<host-ip>:10255].
+    /// The CA that signed the kubelet's serving certificate (PEM)
+    /// [default: the kubeconfig's cluster CA].
+    #[arg(long, value_name = "FILE")]
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// The kubelet's read-only port (plain HTTP, no credentials, no proof of who
+    /// answers), asked last; off unless given.
     #[arg(long, value_name = "URL")]
     pub kubelet_read_only_url: Option<String>,
     /// How long the api-server must say a parent is gone before its checkpoint is removed.
@@ -102,7 +114,10 @@ pub struct CheckpointArgs {
 #[derive(Debug)]
 pub struct Resolved {
     pub kubeconfig: PathBuf,
+    /// The CRI socket's path; `None`: off.
+    pub cri_socket: Option<PathBuf>,
     pub kubelet_url: Option<String>,
+    pub kubelet_ca_file: Option<PathBuf>,
     pub kubelet_read_only_url: Option<String>,
     pub request_timeout: Duration,
     pub options: Options,
@@ -112,24 +127,27 @@ fn signed(d: Duration, flag: &str) -> Result<SignedDuration, Failure> {
     SignedDuration::try_from(d).map_err(|e| usage(format!("{flag}: {e}")))
 }
 
-/// A kubelet URL flag: `None` → the default, empty → off.
+/// A kubelet URL flag: `None` → the default (`None`: off), empty → off.
 fn kubelet_url(
     flag: &str,
     value: Option<&str>,
-    default: String,
+    default: Option<String>,
+    schemes: &[&str],
 ) -> Result<Option<String>, Failure> {
-    let url = match value {
-        Some("") => return Ok(None),
-        Some(u) => u.to_string(),
-        None => default,
+    let url = match (value, default) {
+        (Some(""), _) | (None, None) => return Ok(None),
+        (Some(u), _) => u.to_string(),
+        (None, Some(d)) => d,
     };
     let uri: http::Uri = url
         .parse()
         .map_err(|e| usage(format!("{flag} {url:?}: {e}")))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let scheme_ok = uri.scheme_str().is_some_and(|s| schemes.contains(&s));
     if !scheme_ok || uri.authority().is_none() {
+        let want: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
         return Err(usage(format!(
-            "{flag} {url:?} is not an http:// or https:// URL with a host"
+            "{flag} {url:?} is not a {} URL with a host",
+            want.join(" or ")
         )));
     }
     Ok(Some(url))
@@ -181,21 +199,29 @@ impl CheckpointArgs {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
+        // Credentials go only over https (see checkpoint/kubelet.rs).
         let secure = kubelet_url(
             "--kubelet-url",
             self.kubelet_url.as_deref(),
-            format!("https://{host}:10250"),
+            Some(format!("https://{host}:10250")),
+            &["https"],
         )?;
         let read_only = kubelet_url(
             "--kubelet-read-only-url",
             self.kubelet_read_only_url.as_deref(),
-            format!("http://{host}:10255"),
+            None,
+            &["http", "https"],
         )?;
-        if secure.is_none() && read_only.is_none() {
+        let cri_socket = match self.cri_socket.as_str() {
+            "" => None,
+            e => Some(crate::cri::socket_path(e).map_err(|e| usage(format!("--cri-socket: {e}")))?),
+        };
+        if cri_socket.is_none() && secure.is_none() && read_only.is_none() {
             return Err(usage(
-                "--kubelet-url and --kubelet-read-only-url are both off: the checkpointer cannot see what runs",
+                "--cri-socket, --kubelet-url and --kubelet-read-only-url are all off: the checkpointer cannot see what runs",
             ));
         }
+        let kubelet_ca_file = self.kubelet_ca_file.filter(|p| !p.as_os_str().is_empty());
         for (flag, d) in [
             ("--interval", self.interval),
             ("--request-timeout", self.request_timeout),
@@ -207,7 +233,9 @@ impl CheckpointArgs {
         }
         Ok(Resolved {
             kubeconfig: self.kubeconfig,
+            cri_socket,
             kubelet_url: secure,
+            kubelet_ca_file,
             kubelet_read_only_url: read_only,
             request_timeout: self.request_timeout,
             options: Options {
@@ -264,11 +292,19 @@ async fn run_async(r: Resolved) -> Result<(), Failure> {
     let kubelet = Kubelet::new(
         &r.kubeconfig,
         r.kubelet_url.as_deref(),
+        r.kubelet_ca_file.as_deref(),
         r.kubelet_read_only_url.as_deref(),
         r.request_timeout,
     )
     .await
     .map_err(usage)?;
+    let runs = WhatRuns {
+        cri: r
+            .cri_socket
+            .as_deref()
+            .map(|p| Runtime::new(p, r.request_timeout)),
+        kubelet,
+    };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let (tx, rx) = watch::channel(false);
@@ -296,9 +332,12 @@ async fn run_async(r: Resolved) -> Result<(), Failure> {
         own_pod = %o.self_key.as_ref().map_or("none".into(), ToString::to_string),
         checkpoint_dir = %o.layout.checkpoint_dir.display(),
         pod_manifest_path = %o.layout.active_dir.display(),
+        cri_socket = %r.cri_socket.as_ref().map_or("off".into(), |p| p.display().to_string()),
+        kubelet = %r.kubelet_url.as_deref().unwrap_or("off"),
+        kubelet_read_only = %r.kubelet_read_only_url.as_deref().unwrap_or("off"),
         "kubeboot checkpoint starting"
     );
-    daemon::run(r.options, client, kubelet, rx)
+    daemon::run(r.options, client, runs, rx)
         .await
         .exit_with(Exit::Failed)
 }
@@ -307,6 +346,7 @@ async fn run_async(r: Resolved) -> Result<(), Failure> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::path::Path;
 
     #[derive(Parser)]
     struct T {
@@ -335,18 +375,35 @@ mod tests {
         );
         assert_eq!(r.kubelet_url.as_deref(), Some("https://10.0.0.5:10250"));
         assert_eq!(
-            r.kubelet_read_only_url.as_deref(),
-            Some("http://10.0.0.5:10255")
+            r.kubelet_read_only_url, None,
+            "the read-only port is off unless named"
         );
+        assert_eq!(
+            r.cri_socket.as_deref(),
+            Some(Path::new("/run/containerd/containerd.sock"))
+        );
+        assert_eq!(r.kubelet_ca_file, None);
         assert_eq!(
             r.options.layout.host_checkpoint_dir,
             "/etc/kubernetes/checkpoints"
         );
         assert_eq!(r.options.grace, SignedDuration::from_secs(60));
         assert_eq!(r.options.interval, Duration::from_secs(5));
-        let unit = resolve(&["--node-name=m1", "--kubelet-read-only-url="]).unwrap();
+        let unit = resolve(&[
+            "--node-name=m1",
+            "--cri-socket=/var/run/crio/crio.sock",
+            "--kubelet-read-only-url=http://127.0.0.1:10255",
+        ])
+        .unwrap();
         assert_eq!(unit.options.self_key, None);
-        assert_eq!(unit.kubelet_read_only_url, None);
+        assert_eq!(
+            unit.kubelet_read_only_url.as_deref(),
+            Some("http://127.0.0.1:10255")
+        );
+        assert_eq!(
+            unit.cri_socket.as_deref(),
+            Some(Path::new("/var/run/crio/crio.sock"))
+        );
         assert_eq!(unit.options.namespace, "kube-system");
         let v6 = resolve(&["--node-name=m1", "--host-ip=fd00::1"]).unwrap();
         assert_eq!(v6.kubelet_url.as_deref(), Some("https://[fd00::1]:10250"));
@@ -393,12 +450,21 @@ mod tests {
                 "--kubelet-url",
             ),
             (
+                vec!["--node-name=m", "--kubelet-url=http://127.0.0.1:10250"],
+                "https://",
+            ),
+            (
+                vec!["--node-name=m", "--cri-socket=tcp://x:1"],
+                "--cri-socket",
+            ),
+            (
                 vec![
                     "--node-name=m",
+                    "--cri-socket=",
                     "--kubelet-url=",
                     "--kubelet-read-only-url=",
                 ],
-                "both off",
+                "all off",
             ),
             (vec!["--node-name=m", "--interval=0s"], "--interval"),
         ] {

@@ -17,8 +17,9 @@ pub const CHECKPOINTER_KUBECONFIG_DIR: &str = "/etc/checkpointer";
 
 /// `manifests/pod-checkpointer.yaml`: `kubeboot checkpoint` on every master, itself
 /// checkpointed (so it survives a reboot of all masters and can restore the
-/// api-server's checkpoint), reading local pods from the kubelet and writing static
-/// pods under the host's `/etc/kubernetes`.
+/// api-server's checkpoint), reading what runs from the container runtime's CRI socket
+/// (under the host's `/var/run`) and writing static pods under the host's
+/// `/etc/kubernetes`.
 pub fn checkpointer(plan: &Plan) -> Component {
     const APP: &str = "pod-checkpointer";
     let container = Container {
@@ -38,6 +39,10 @@ pub fn checkpointer(plan: &Plan) -> Component {
             // The host's /run/kubeboot (under the /var/run mount), where the systemd unit
             // takes the same lock: root-only, unlike the world-writable /run/lock.
             "--lock-file=/var/run/kubeboot/checkpointer.lock".into(),
+            // containerd's socket through the same mount (the host's /var/run is /run):
+            // the runtime answers after a power-off, when the kubelet's secure port
+            // refuses anyone it cannot authorize through the absent api-server.
+            "--cri-socket=/var/run/containerd/containerd.sock".into(),
             "--checkpoint-grace-period=5m".into(),
         ]),
         env: Some(vec![

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::cri;
+
 pub const USAGE: &str = "usage: fake-kubelet [--pod-manifest-path DIR] [--kubeconfig FILE]
   [--hostname-override NAME] [--node-ip IP] [--node-labels k=v,...]
   [--healthz-port 10248] [--port 10250] [--read-only-port 10255] (0 disables a port)
   [--root-dir /var/lib/kubelet] [--root-fs /] [--image-map FILE]
   [--backoff-base 10s] [--backoff-max 300s] [--max-grace-period 30s]
-  [--file-check-frequency 500ms]";
+  [--file-check-frequency 500ms] [--container-runtime-endpoint unix:///PATH]";
 
 /// Everything the kubelet needs, resolved from flags.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct Config {
     pub max_grace: Duration,
     /// How often the static pod dir is rescanned (the real kubelet uses inotify + 20 s).
     pub file_check: Duration,
+    /// Where the CRI v1 `RuntimeService` is served (`unix:///path`); `None`: not served.
+    pub container_runtime_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             backoff_max: Duration::from_secs(300),
             max_grace: Duration::from_secs(30),
             file_check: Duration::from_millis(500),
+            container_runtime_endpoint: None,
         }
     }
 }
@@ -119,6 +124,10 @@ impl Config {
             "backoff-max" => self.backoff_max = parse_duration(v)?,
             "max-grace-period" => self.max_grace = parse_duration(v)?,
             "file-check-frequency" => self.file_check = parse_duration(v)?,
+            "container-runtime-endpoint" => {
+                cri::socket_path(v)?;
+                self.container_runtime_endpoint = Some(v.to_string());
+            }
             _ => bail!("unknown flag\n{USAGE}"),
         }
         Ok(())

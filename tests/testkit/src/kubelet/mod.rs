@@ -2,7 +2,8 @@
 //! pods as local processes (images mapped to executables by `--image-map`), from the
 //! static pod dir and, with `--kubeconfig`, from the api-server, and reports them the way
 //! kubeboot's `start`, `recover` and the checkpointer observe a real kubelet: `/pods` on
-//! the kubelet ports, mirror pods and pod status in the api-server, a Ready Node.
+//! the kubelet ports, mirror pods and pod status in the api-server, a Ready Node, and
+//! with `--container-runtime-endpoint` the runtime's CRI v1 socket ([`cri`]).
 //!
 //! The sync loop is level-triggered: every `--file-check-frequency` (500 ms) the desired
 //! pods (static files ∪ api-server pods bound here) are compared with the running ones by
@@ -35,6 +36,7 @@ pub mod apiobjects;
 pub mod apisync;
 pub mod atomic;
 pub mod config;
+pub mod cri;
 pub mod harness;
 pub mod mounts;
 pub mod ports;
@@ -237,7 +239,10 @@ fn static_desired(cfg: &Config) -> BTreeMap<String, Desired> {
 /// Runs the kubelet until `shutdown` resolves, then stops every pod.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let shared = Shared::new(cfg);
-    let servers = server::start(&shared).await?;
+    let mut servers = server::start(&shared).await?;
+    if let Some(endpoint) = &shared.cfg.container_runtime_endpoint {
+        servers.push(cri::start(shared.clone(), endpoint).await?);
+    }
     let api = match &shared.cfg.kubeconfig {
         Some(path) => Some(apisync::ApiSync::start(shared.clone(), path).await?),
         None => None,
