@@ -222,18 +222,24 @@ pub fn remove_stale_temps(
         if age.is_none_or(|age| age < min_age) {
             continue;
         }
-        if meta.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        }
-        .map_err(FsError::io("remove stale temp", &path))?;
+        remove_entry(&path, &meta, "remove stale temp")?;
         removed.push(path);
     }
     if !removed.is_empty() {
         fsync_dir(dir)?;
     }
     Ok(removed)
+}
+
+/// Removes a dir entry whose `symlink_metadata` is `meta`: a dir with what is in it, anything
+/// else (a link included: never followed) by itself.
+pub fn remove_entry(path: &Path, meta: &fs::Metadata, op: &'static str) -> Result<(), FsError> {
+    if meta.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+    .map_err(FsError::io(op, path))
 }
 
 /// The writer's PID in a temp name kubeboot makes (`.x.tmp-12`, `.x.kubeboot-tmp-12`).
@@ -274,12 +280,7 @@ pub fn prune_asides(path: &Path, keep: usize) -> Result<Vec<PathBuf>, FsError> {
     for old in asides.into_iter().skip(keep) {
         let aside = dir.join(old);
         let meta = fs::symlink_metadata(&aside).map_err(FsError::io("stat", &aside))?;
-        if meta.is_dir() {
-            fs::remove_dir_all(&aside)
-        } else {
-            fs::remove_file(&aside)
-        }
-        .map_err(FsError::io("remove old copy", &aside))?;
+        remove_entry(&aside, &meta, "remove old copy")?;
         removed.push(aside);
     }
     if !removed.is_empty() {

@@ -187,12 +187,7 @@ fn reclaim(dir: &Path) -> Result<(), FsError> {
         "{}: not a dir of uid {me} (an older kubeboot's, or planted); removing it",
         dir.display()
     );
-    if meta.is_dir() {
-        fs::remove_dir_all(dir)
-    } else {
-        fs::remove_file(dir)
-    }
-    .map_err(io_err("remove", dir))
+    fsutil::remove_entry(dir, &meta, "remove")
 }
 
 fn write_version(version: &Path, files: &[File], o: &Ownership) -> Result<(), FsError> {
