@@ -19,6 +19,7 @@ use serde_json::json;
 use support::*;
 
 const CM: &str = env!("CARGO_BIN_EXE_fake-controller-manager");
+const SCHED: &str = env!("CARGO_BIN_EXE_fake-scheduler");
 
 fn agent_ds(image: &str) -> Result<DaemonSet> {
     Ok(serde_json::from_value(json!({
@@ -62,11 +63,14 @@ async fn daemonset_places_one_pod_per_eligible_node_and_follows_changes() -> Res
         let agents = json!({"pool": "agents"});
         create_nodes(&c, vec![
             node("a", agents.clone(), json!([]), true)?,
-            node("b", agents.clone(), json!([{"key": "dedicated", "value": "agent", "effect": "NoSchedule"}]), false)?,
+            node("b", agents.clone(), json!([{"key": "dedicated", "value": "agent", "effect": "NoSchedule"}]), true)?,
             node("c", agents.clone(), json!([{"key": "dedicated", "value": "db", "effect": "NoExecute"}]), true)?,
             node("d", json!({"pool": "web"}), json!([]), true)?,
         ]).await?;
         let _cm = Proc::start(CM, &flags(&h, &[]), "cm", &logs)?;
+        // Daemon pods are placed by the scheduler, as since Kubernetes 1.12.
+        let sched_flags = flags(&h, &["--authentication-kubeconfig=/x", "--authorization-kubeconfig=/x"]);
+        let _sched = Proc::start(SCHED, &sched_flags, "sched", &logs)?;
         let dss: Api<DaemonSet> = Api::namespaced(c.clone(), "kube-system");
         dss.create(&PostParams::default(), &agent_ds("agent:1")?).await?;
 

@@ -310,31 +310,69 @@ fn changed_and_removed_manifests_restart_and_stop_the_pod() -> Result<()> {
     })
 }
 
+/// The kubelet's admission (`predicateAdmitHandler.Admit` → NodePorts, `rejectPod`): a
+/// pod whose host port an admitted pod holds is rejected for good, never run, even
+/// once the holder is gone. A double that let it wait for the port (as this one once
+/// did) fails here: it would start `b` after `a` leaves.
 #[test]
-fn second_pod_on_a_held_host_port_does_not_start() -> Result<()> {
+fn second_pod_on_a_held_host_port_is_rejected_and_never_runs() -> Result<()> {
     bounded(|| {
         let k = kubelet()?;
         let port = free_port();
-        let c = format!(
-            "  - name: s\n    image: sleeper\n    command: [sleep, \"300\"]\n    ports: [{{containerPort: {port}}}]\n"
-        );
-        k.write_manifest("a.yaml", &manifest("a", "  hostNetwork: true\n", &c))?;
+        let c = |proto: &str| {
+            format!(
+                "  - name: s\n    image: sleeper\n    command: [sleep, \"300\"]\n    ports: [{{containerPort: {port}, protocol: {proto}}}]\n"
+            )
+        };
+        // hostNetwork: the containerPort becomes the hostPort (API defaulting).
+        k.write_manifest("a.yaml", &manifest("a", "  hostNetwork: true\n", &c("TCP")))?;
         k.wait_for("a-node1 Running", WAIT, |pods| {
             find(pods, "a-node1")
                 .filter(|p| phase(p) == "Running")
                 .map(|_| ())
         })?;
-        k.write_manifest("b.yaml", &manifest("b", "  hostNetwork: true\n", &c))?;
-        k.wait_for("b-node1 waiting on its host port", WAIT, |pods| {
+        // Same number on UDP is another port: admitted.
+        k.write_manifest("u.yaml", &manifest("u", "  hostNetwork: true\n", &c("UDP")))?;
+        k.wait_for("u-node1 Running", WAIT, |pods| {
+            find(pods, "u-node1")
+                .filter(|p| phase(p) == "Running")
+                .map(|_| ())
+        })?;
+        k.write_manifest("b.yaml", &manifest("b", "  hostNetwork: true\n", &c("TCP")))?;
+        let want = "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports";
+        k.wait_for("b-node1 rejected", WAIT, |pods| {
             let b = find(pods, "b-node1")?;
-            (waiting_reason(b, "s").as_deref() == Some("HostPortConflict")
-                && phase(b) == "Pending"
+            let st = b.status.as_ref()?;
+            (phase(b) == "Failed"
+                && st.reason.as_deref() == Some("NodePorts")
+                && st.message.as_deref() == Some(want)
                 && container_pid(b, "s").is_none())
             .then_some(())
         })?;
-        // Once the holder is gone, the waiting pod starts.
+        // The holder leaves; the rejected pod stays rejected and never runs.
         std::fs::remove_file(k.manifest_dir.join("a.yaml"))?;
-        k.wait_for("b-node1 Running after a-node1 left", WAIT, |pods| {
+        k.wait_for("a-node1 gone", WAIT, |pods| {
+            find(pods, "a-node1").is_none().then_some(())
+        })?;
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let pods = k.pods()?;
+            let b = find(&pods, "b-node1");
+            if b.is_none_or(|b| phase(b) != "Failed" || container_pid(b, "s").is_some()) {
+                bail!("b-node1 left its rejection: {b:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // A new incarnation (changed manifest) is admitted afresh and runs.
+        k.write_manifest(
+            "b.yaml",
+            &manifest(
+                "b",
+                "  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n",
+                &c("TCP"),
+            ),
+        )?;
+        k.wait_for("the new b-node1 Running", WAIT, |pods| {
             find(pods, "b-node1")
                 .filter(|p| phase(p) == "Running")
                 .map(|_| ())

@@ -106,6 +106,7 @@ pub fn on_create(res: &ApiResource, obj: Value) -> ApiResult<Value> {
                 spec.entry("enableServiceLinks").or_insert(json!(true));
                 spec.entry("priority").or_insert(json!(0));
             }
+            default_host_network_ports(&mut obj);
         }
         "Secret" if obj.get("type").is_none() => obj["type"] = json!("Opaque"),
         "Service" => default_service(&mut obj),
@@ -113,6 +114,36 @@ pub fn on_create(res: &ApiResource, obj: Value) -> ApiResult<Value> {
         _ => {}
     }
     Ok(obj)
+}
+
+/// `SetDefaults_Pod` → `defaultHostNetworkPorts` (`pkg/apis/core/v1/defaults.go`): under
+/// hostNetwork every port of a container or init container without a `hostPort` gets
+/// `hostPort = containerPort`. Only Pods are defaulted, never templates, so a
+/// Deployment's template keeps what it was given while its pods claim host ports; the
+/// scheduler's NodePorts filter and the kubelet's admission see only `hostPort`, so
+/// without this a double would let two hostNetwork pods share a port.
+pub fn default_host_network_ports(pod: &mut Value) {
+    if pod.pointer("/spec/hostNetwork") != Some(&json!(true)) {
+        return;
+    }
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = pod["spec"][list].as_array_mut() else {
+            continue;
+        };
+        for c in containers {
+            let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for p in ports {
+                let unset = p
+                    .get("hostPort")
+                    .is_none_or(|h| h.as_i64().unwrap_or(0) == 0);
+                if let (true, Some(cp)) = (unset, p.get("containerPort").cloned()) {
+                    p["hostPort"] = cp;
+                }
+            }
+        }
+    }
 }
 
 fn qos_class(pod: &Value) -> &'static str {

@@ -13,7 +13,7 @@
 
 mod config;
 pub mod crd;
-mod defaults;
+pub(crate) mod defaults;
 pub mod discovery;
 pub mod fault;
 pub mod harness;

@@ -10,9 +10,11 @@
 //! nodes lack a ready pod; the next cycle creates their replacements. With `OnDelete`
 //! stale pods stay until someone deletes them.
 //!
-//! *Guarantees.* Created pods carry `spec.nodeName` directly: like DaemonSets before
-//! Kubernetes 1.12 they never wait for the scheduler, so daemons run on nodes that are
-//! not Ready yet and while no scheduler runs (the bootstrap case). They get the daemon
+//! *Guarantees.* As since Kubernetes 1.12, created pods are not bound: they carry the
+//! required node affinity `matchFields metadata.name In [node]`
+//! ([`node_name_affinity`]) and wait for the scheduler, which places them honouring that
+//! affinity, taints and host ports. No scheduler, no daemon pod running: a recovery
+//! must bring a scheduler up before it needs a DaemonSet's pods. They get the daemon
 //! tolerations (`fit::with_daemon_tolerations`), the template's labels plus
 //! `controller-revision-hash`, and a controller ownerReference.
 //!
@@ -27,7 +29,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{
+    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::world::{self, Action, Owner};
@@ -79,10 +83,62 @@ pub fn new_pod(ds: &DaemonSet, node: &str, revision: &str) -> Pod {
         .get_or_insert_with(BTreeMap::new)
         .insert(REVISION_HASH.into(), revision.into());
     if let Some(s) = pod.spec.as_mut() {
-        s.node_name = Some(node.into());
+        s.node_name = None;
+        s.affinity = Some(node_name_affinity(s.affinity.take(), node));
         fit::with_daemon_tolerations(s);
     }
     pod
+}
+
+/// `ReplaceDaemonSetPodNodeNameNodeAffinity` (`pkg/controller/daemon/util/daemonset_util.go`):
+/// the required node affinity becomes the single term `matchFields metadata.name In
+/// [node]`, replacing the template's required terms; the rest of the affinity stays.
+pub fn node_name_affinity(affinity: Option<Affinity>, node: &str) -> Affinity {
+    let term = NodeSelectorTerm {
+        match_fields: Some(vec![NodeSelectorRequirement {
+            key: "metadata.name".into(),
+            operator: "In".into(),
+            values: Some(vec![node.into()]),
+        }]),
+        ..Default::default()
+    };
+    let mut affinity = affinity.unwrap_or_default();
+    let na = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
+    na.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
+        node_selector_terms: vec![term],
+    });
+    affinity
+}
+
+/// The node a daemon pod belongs to (`GetTargetNodeName`): its `nodeName` once bound,
+/// else the one value of its `metadata.name` node-affinity field term.
+pub fn target_node(p: &Pod) -> &str {
+    let bound = pods::node_name(p);
+    if !bound.is_empty() {
+        return bound;
+    }
+    let terms = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or(&[]);
+    terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|r| r.key == "metadata.name" && r.operator == "In")
+        .and_then(|r| match r.values.as_deref() {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
 }
 
 /// The writes for one DaemonSet, and its status patch if the status changed.
@@ -98,7 +154,7 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], all_pods: &[Pod]) -> Vec<Action> {
         .iter()
         .filter(|p| pods::controlled_by(&p.metadata, uid))
     {
-        by_node.entry(pods::node_name(p)).or_default().push(p);
+        by_node.entry(target_node(p)).or_default().push(p);
     }
     let mut actions = Vec::new();
     let mut st = DaemonSetStatus::default();

@@ -27,6 +27,10 @@ fn ds(strategy: Value) -> DaemonSet {
 
 fn pod(d: &DaemonSet, name: &str, node: &str, hash: &str, phase: &str, ready: bool) -> Pod {
     let mut p = new_pod(d, node, hash);
+    // Scheduled: the scheduler bound it where its node affinity says.
+    if let Some(s) = p.spec.as_mut() {
+        s.node_name = Some(node.into());
+    }
     p.metadata.name = Some(name.into());
     p.metadata.uid = Some(format!("{name}-uid"));
     p.status = serde_json::from_value(json!({"phase": phase,
@@ -55,7 +59,7 @@ fn cluster() -> Vec<Node> {
 fn creates(a: &[Action]) -> Vec<String> {
     a.iter()
         .filter_map(|a| match a {
-            Action::CreatePod(p) => Some(pods::node_name(p).to_string()),
+            Action::CreatePod(p) => Some(target_node(p).to_string()),
             _ => None,
         })
         .collect()
@@ -84,13 +88,22 @@ fn current(d: &DaemonSet) -> String {
 }
 
 #[test]
-fn one_pod_per_eligible_node_with_node_name_set() {
+fn one_unbound_pod_per_eligible_node_with_its_node_affinity() {
     let d = ds(json!({}));
     let a = plan(&d, &cluster(), &[]);
     assert_eq!(creates(&a), ["w1", "w2"]);
     let Some(Action::CreatePod(p)) = a.first() else {
         panic!("expected a create first: {a:?}");
     };
+    // Left to the scheduler: no nodeName, one required term naming the node.
+    assert_eq!(pods::node_name(p), "");
+    let na =
+        serde_json::to_value(p.spec.as_ref().and_then(|s| s.affinity.clone())).unwrap_or_default();
+    assert_eq!(
+        na["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"],
+        json!({"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": ["w1"]}]}]})
+    );
     assert_eq!(p.metadata.generate_name.as_deref(), Some("agent-"));
     let labels = p.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get(REVISION_HASH), Some(&current(&d)));

@@ -104,9 +104,23 @@ pub fn selects(spec: &PodSpec, node: &Node) -> bool {
         && required.is_none_or(|r| selectors::node_selector(r, node))
 }
 
-/// Whether `spec` may run on `node`; `need_ready` is the scheduler's extra check.
+/// Whether `spec` may run on `node`; `need_ready` is the scheduler's extra check: a
+/// node that is not Ready stands for one carrying `node.kubernetes.io/not-ready:NoSchedule`
+/// (the node lifecycle controller's taint, which no double adds), so only a pod that
+/// tolerates that taint may go there.
 pub fn check(spec: &PodSpec, node: &Node, need_ready: bool) -> Result<(), Unfit> {
-    if need_ready && !node_ready(node) {
+    let not_ready = Taint {
+        key: "node.kubernetes.io/not-ready".into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    };
+    let tolerated = |t: &Taint| {
+        spec.tolerations
+            .iter()
+            .flatten()
+            .any(|tol| tolerates(tol, t))
+    };
+    if need_ready && !node_ready(node) && !tolerated(&not_ready) {
         return Err(Unfit::NotReady);
     }
     if !selects(spec, node) {

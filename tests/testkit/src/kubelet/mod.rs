@@ -16,6 +16,10 @@
 //! volumes are mapped into each container by rewriting paths in argv and env
 //! ([`mounts`]), the double's stand-in for a mount namespace.
 //!
+//! Admission is upstream's NodePorts check only (`ports::admit`): a new pod whose host
+//! port an admitted, still active pod holds is rejected (`Failed`, reason `NodePorts`)
+//! and never run, as the real kubelet's `rejectPod` does.
+//!
 //! Differences from a real kubelet: no containers, namespaces or cgroups, every pod shares
 //! the host network (podIP = node IP), `/pods` is plain HTTP on both ports with no
 //! authentication, containers die with the kubelet, liveness/startup probes are not run,
@@ -82,6 +86,10 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn live_phase(&self) -> &'static str {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).phase()
+    }
+
     /// The pod with its current status, as `/pods` and the api-server see it.
     pub fn render(&self, node_ip: &str) -> Pod {
         let mut pod = self.pod.clone();
@@ -102,8 +110,6 @@ pub struct Shared {
     pub pods: Mutex<BTreeMap<String, Entry>>,
     /// Pods being stopped: `ns/name` → (generation, done).
     terminating: Mutex<BTreeMap<String, (u64, Done)>>,
-    /// Host port → `ns/name` of the pod holding it.
-    pub ports: Mutex<BTreeMap<u16, String>>,
     generation: std::sync::atomic::AtomicU64,
     started: jiff::Timestamp,
     /// The api-server client, once `--kubeconfig` is loaded.
@@ -132,7 +138,6 @@ impl Shared {
             cfg,
             pods: Mutex::default(),
             terminating: Mutex::default(),
-            ports: Mutex::default(),
             generation: Default::default(),
             started: jiff::Timestamp::now(),
             api: std::sync::OnceLock::new(),
@@ -188,19 +193,31 @@ impl Shared {
                 self.stop(k, e);
             }
         }
-        for (k, d) in desired {
-            if let std::collections::btree_map::Entry::Vacant(slot) = pods.entry(k.clone()) {
-                eprintln!("fake-kubelet: starting pod {k}");
-                let after = lock(&self.terminating).get(&k).map(|(_, d)| d.clone());
-                slot.insert(runner::start(
-                    self.clone(),
-                    k,
-                    d.pod,
-                    d.source,
-                    d.identity,
-                    after,
-                ));
+        // New pods are admitted oldest first (`HandlePodAdditions` sorts by creation
+        // time), each against the pods admitted before it that are still active.
+        let mut fresh: Vec<(String, Desired)> = desired
+            .into_iter()
+            .filter(|(k, _)| !pods.contains_key(k))
+            .collect();
+        fresh.sort_by(|(ka, a), (kb, b)| {
+            let t = |d: &Desired| d.pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            (t(a), ka).cmp(&(t(b), kb))
+        });
+        for (k, d) in fresh {
+            let active = pods
+                .values()
+                .filter(|e| !matches!(e.live_phase(), "Succeeded" | "Failed"))
+                .map(|e| &e.pod);
+            if let Err((reason, message)) = ports::admit(&d.pod, active) {
+                eprintln!("fake-kubelet: rejecting pod {k}: {reason}: {message}");
+                let e = runner::rejected(d.pod, d.source, d.identity, reason, message);
+                pods.insert(k, e);
+                continue;
             }
+            eprintln!("fake-kubelet: starting pod {k}");
+            let after = lock(&self.terminating).get(&k).map(|(_, d)| d.clone());
+            let e = runner::start(self.clone(), k.clone(), d.pod, d.source, d.identity, after);
+            pods.insert(k, e);
         }
     }
 

@@ -1,12 +1,12 @@
-//! One supervisor task per pod: set up volumes, admit (host ports), run init containers
-//! in order to completion, then run the containers with restartPolicy and crash-loop back-off, and
-//! stop everything within the grace period when told to.
+//! One supervisor task per admitted pod: set up volumes, run init containers in order to
+//! completion, then run the containers with restartPolicy and crash-loop back-off, and
+//! stop everything within the grace period when told to. Admission (host ports) happens
+//! before, in the sync loop; a rejected pod gets no supervisor ([`rejected`]).
 //!
 //! *Expected flow:* wait for the pod's previous incarnation to stop → volumes (retried;
-//! `CreateContainerConfigError`) → take its host ports
-//! (retried every 500 ms while another pod holds one; containers show
-//! `waiting: HostPortConflict`) → init containers → containers → wait for stop → release
-//! ports. *Guarantees:* at most one incarnation of a pod key runs at a time; every
+//! `CreateContainerConfigError`) → init containers → containers → wait for stop.
+//! A process that cannot bind a port it needs exits and is restarted with back-off,
+//! as with a real runtime. *Guarantees:* at most one incarnation of a pod key runs at a time; every
 //! process is SIGTERMed then SIGKILLed within `min(grace, --max-grace-period)` of a stop.
 //! *Caveats:* sidecar init containers (`restartPolicy: Always` on an init container) run
 //! as plain init containers; a restart after a long run resets the back-off once the
@@ -20,7 +20,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 
-use super::ports::{acquire, host_ports, release};
 use super::status::{AfterExit, CState, Live, State, Term, after_exit, waiting};
 use super::volumes::{self, PodVolumes};
 use super::{Done, Entry, Shared, Source, probe, process};
@@ -94,6 +93,29 @@ pub fn start(
     }
 }
 
+/// The entry of a pod admission refused: it never runs, and shows `Failed` with
+/// `reason`/`message` until it leaves the desired set.
+pub fn rejected(
+    pod: Pod,
+    source: Source,
+    identity: String,
+    reason: String,
+    message: String,
+) -> Entry {
+    let mut live = Live::new(Vec::new(), Vec::new());
+    live.rejected = Some((reason, message));
+    let (stop, _) = watch::channel(false);
+    let done: Done = async {}.boxed().shared();
+    Entry {
+        pod,
+        source,
+        identity,
+        live: Arc::new(Mutex::new(live)),
+        stop,
+        done,
+    }
+}
+
 impl Ctx {
     fn update(&self, which: Which, f: impl FnOnce(&mut CState)) {
         let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,34 +162,15 @@ async fn supervise(ctx: Arc<Ctx>, after: Option<Done>) {
     if let Some(prev) = after {
         prev.await;
     }
-    // Volumes first, as the real kubelet mounts them before it creates any container:
-    // a pod that cannot mount holds no host port, and one waiting for its port (the
-    // double's stand-in for a container crash-looping on bind) already has its
-    // Secrets when the port frees up, even if the api-server has gone by then.
+    // Volumes first, as the real kubelet mounts them before it creates any container.
     let Some(vols) = setup_volumes(&ctx).await else {
         return;
     };
     let vols = Arc::new(vols);
     let refresh = tokio::spawn(refresh_volumes(ctx.clone(), vols.clone()));
-    let ports = host_ports(&ctx.pod);
-    let mut stopped = false;
-    while let Err(msg) = acquire(&ctx.shared, &ctx.key, &ports) {
-        ctx.live(|l| {
-            for c in l.init.iter_mut().chain(l.containers.iter_mut()) {
-                c.state = waiting("HostPortConflict", &msg);
-            }
-        });
-        if ctx.sleep_or_stop(Duration::from_millis(500)).await {
-            stopped = true;
-            break;
-        }
-    }
-    if !stopped {
-        run_pod(&ctx, &vols).await;
-        let mut rx = ctx.stop.clone();
-        let _ = rx.wait_for(|s| *s).await.map(|_| ());
-        release(&ctx.shared, &ctx.key);
-    }
+    run_pod(&ctx, &vols).await;
+    let mut rx = ctx.stop.clone();
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
     refresh.abort();
     vols.cleanup();
 }

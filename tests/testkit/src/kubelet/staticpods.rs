@@ -52,6 +52,11 @@ pub fn parse(bytes: &[u8], node: &str) -> Result<(Pod, String), String> {
             "want kind Pod, apiVersion v1; got {kind:?}, {api_version:?}"
         ));
     }
+    // The kubelet decodes a static pod with the API's defaults (`tryDecodeSinglePod` in
+    // `pkg/kubelet/config/common.go`), so a hostNetwork port claims its host port here
+    // exactly as it would through the api-server.
+    let mut value = value;
+    crate::apiserver::defaults::default_host_network_ports(&mut value);
     let mut pod: Pod = serde_json::from_value(value).map_err(|e| e.to_string())?;
     let hash = fnv(bytes);
     let name = pod.metadata.name.clone().unwrap_or_default();

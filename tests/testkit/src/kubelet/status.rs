@@ -75,6 +75,8 @@ pub struct Live {
     pub initialized: bool,
     /// An init container failed and restartPolicy is Never.
     pub init_failed: bool,
+    /// Admission refused the pod: (reason, message). It never runs (`rejectPod`).
+    pub rejected: Option<(String, String)>,
     /// condition type → (status, lastTransitionTime)
     transitions: BTreeMap<&'static str, (bool, Timestamp)>,
 }
@@ -88,6 +90,7 @@ impl Live {
             containers,
             initialized,
             init_failed: false,
+            rejected: None,
             transitions: BTreeMap::new(),
         }
     }
@@ -98,6 +101,16 @@ impl Live {
 
     /// The `v1.PodStatus`. Takes `&mut` to record condition transition times.
     pub fn render(&mut self, host_ip: &str) -> PodStatus {
+        // `rejectPod` sets only phase, reason and message (and keeps the QoS class).
+        if let Some((reason, message)) = &self.rejected {
+            return PodStatus {
+                phase: Some("Failed".into()),
+                reason: Some(reason.clone()),
+                message: Some(message.clone()),
+                qos_class: Some("BestEffort".into()),
+                ..Default::default()
+            };
+        }
         let phase = phase(self);
         let ready = phase == "Running" && self.containers.iter().all(|c| c.ready);
         let now = Timestamp::now();
@@ -146,7 +159,7 @@ impl Live {
 /// Failed if an init container failed for good; Pending until initialized; Succeeded or
 /// Failed when every container is done; Running once any container has started.
 pub fn phase(l: &Live) -> &'static str {
-    if l.init_failed {
+    if l.init_failed || l.rejected.is_some() {
         return "Failed";
     }
     if !l.initialized {

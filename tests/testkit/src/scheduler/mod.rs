@@ -13,7 +13,7 @@
 //! simply retried from the next listing.
 //!
 //! Not done (differences from the real component): the fit rules listed in `place.rs`
-//! (no resources, ports, volumes, required inter-pod affinity, topology spread,
+//! (no resources, volumes, required inter-pod affinity, topology spread,
 //! preemption); no events; no scheduling queue or back-off; no profiles or
 //! `--config`; `/healthz` is plain HTTP without authentication.
 

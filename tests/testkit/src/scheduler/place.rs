@@ -3,9 +3,14 @@
 //! the same owner, or matching its preferred pod anti-affinity terms on
 //! `kubernetes.io/hostname`, then node name order. Pure.
 //!
-//! Host ports are checked like kube-scheduler's NodePorts filter: a pod does not go to a
-//! node where an active pod already uses one of its host ports (two replicas of a
-//! hostNetwork Deployment on one master would otherwise crash-loop on bind).
+//! Host ports are checked like kube-scheduler's NodePorts filter (`kubelet::ports`): a
+//! pod does not go to a node where an active pod already uses one of its
+//! (hostIP, protocol, hostPort) triples; the kubelet would reject it there. A
+//! hostNetwork pod's ports count through the api-server's defaulting, as upstream.
+//!
+//! A node that is not Ready stands for the `node.kubernetes.io/not-ready:NoSchedule`
+//! taint the node lifecycle controller would put on it: only a pod tolerating that
+//! taint may go there.
 //!
 //! Not done: resource requests, volumes, required pod (anti-)affinity,
 //! topology spread constraints, preferred node affinity, priorities and preemption.
@@ -15,7 +20,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::controllers::{fit, pods, selectors};
-use crate::kubelet::ports::host_ports;
+use crate::kubelet::ports::{self, HostPort, host_ports};
 
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -80,23 +85,16 @@ fn spread_score(pod: &Pod, node: &str, all: &[Pod]) -> usize {
         .count()
 }
 
-/// kube-scheduler's NodePorts filter.
+/// kube-scheduler's NodePorts filter (`fitsPorts`): the pod's (hostIP, protocol,
+/// hostPort) triples against those of the active pods already on the node.
 fn free_ports(pod: &Pod, node: &str, all: &[Pod]) -> Result<(), String> {
-    let wanted = host_ports(pod);
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let taken = all
+    let used: Vec<HostPort> = all
         .iter()
         .filter(|o| pods::node_name(o) == node && pods::is_active(o))
         .filter(|o| o.metadata.uid != pod.metadata.uid)
         .flat_map(host_ports)
-        .any(|p| wanted.contains(&p));
-    if taken {
-        Err("node(s) didn't have free ports for the requested pod ports".into())
-    } else {
-        Ok(())
-    }
+        .collect();
+    ports::fits(pod, &used).map_err(String::from)
 }
 
 /// Picks a node for `pod` among `nodes`, given every pod already placed.

@@ -113,11 +113,13 @@ fn selector_taints_and_affinity_filter() {
 
 #[test]
 fn a_host_port_in_use_keeps_the_pod_off_that_node() {
+    // As stored: the api-server defaulted hostPort from containerPort (hostNetwork); a
+    // containerPort alone claims no host port.
     let with_port = |name: &str, node: &str| -> Pod {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": "kube-system", "uid": name},
             "spec": {"nodeName": node, "hostNetwork": true,
-                     "containers": [{"name": "c", "ports": [{"containerPort": 10259}]}]},
+                     "containers": [{"name": "c", "ports": [{"containerPort": 10259, "hostPort": 10259}]}]},
             "status": {"phase": "Running"}
         }))
         .unwrap()
@@ -139,5 +141,19 @@ fn a_host_port_in_use_keeps_the_pod_off_that_node() {
     assert_eq!(
         place(&pending, &[ready("m1"), ready("m2")], &all),
         Decision::Bind("m2".into())
+    );
+    let mut undefaulted = pending.clone();
+    if let Some(p) = undefaulted
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers.first_mut())
+        .and_then(|c| c.ports.as_mut())
+        .and_then(|p| p.first_mut())
+    {
+        p.host_port = None;
+    }
+    assert_eq!(
+        place(&undefaulted, &[ready("m1")], &all),
+        Decision::Bind("m1".into())
     );
 }
