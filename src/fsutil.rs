@@ -62,6 +62,17 @@ pub fn create_dir_all_with_mode(dir: &Path, mode: u32) -> Result<(), FsError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(FsError::io("chmod", dir))
 }
 
+/// Whether `meta` belongs to this process's effective user; `Err` names who it belongs to.
+pub fn check_mine(meta: &fs::Metadata) -> Result<(), String> {
+    let me = rustix::process::geteuid().as_raw();
+    let owner = std::os::unix::fs::MetadataExt::uid(meta);
+    if owner == me {
+        Ok(())
+    } else {
+        Err(format!("owned by uid {owner}, not {me}"))
+    }
+}
+
 /// Makes `dir` a private dir of this user: created 0700 (missing parents 0755) or, when it
 /// exists, a real dir (not a symlink) owned by this user, its mode set back to 0700 if it
 /// drifted. For kubeboot's own state (locks, backups, recoveries): a dir another user owns
@@ -77,13 +88,7 @@ pub fn private_dir(dir: &Path) -> Result<(), FsError> {
             if !meta.is_dir() {
                 return Err(refuse("not a directory (a symlink is refused)".into()));
             }
-            let me = rustix::process::geteuid().as_raw();
-            if std::os::unix::fs::MetadataExt::uid(&meta) != me {
-                return Err(refuse(format!(
-                    "owned by uid {}, not {me}",
-                    std::os::unix::fs::MetadataExt::uid(&meta)
-                )));
-            }
+            check_mine(&meta).map_err(refuse)?;
             if meta.permissions().mode() & 0o7777 != 0o700 {
                 fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                     .map_err(FsError::io("chmod", dir))?;
@@ -158,20 +163,16 @@ pub fn link_aside_hidden(path: &Path) -> Result<PathBuf, FsError> {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    let base = format!(
-        "{}.kubeboot-{}",
-        parent_of(path).join(format!(".{name}")).display(),
-        timestamp_suffix()
-    );
-    let target = free_name(&base);
+    let target = aside_name(&parent_of(path).join(format!(".{name}")));
     fs::hard_link(path, &target).map_err(FsError::io("keep a copy of", path))?;
     fsync_dir(parent_of(path))?;
     Ok(target)
 }
 
-/// `base`, or `base-N` for the first N that names nothing.
-fn free_name(base: &str) -> PathBuf {
-    let mut target = PathBuf::from(base);
+/// `<base>.kubeboot-<time>`, or with `-N` added for the first N that names nothing.
+fn aside_name(base: &Path) -> PathBuf {
+    let base = format!("{}.kubeboot-{}", base.display(), timestamp_suffix());
+    let mut target = PathBuf::from(&base);
     let mut n = 1;
     while target.symlink_metadata().is_ok() {
         target = PathBuf::from(format!("{base}-{n}"));
@@ -181,11 +182,7 @@ fn free_name(base: &str) -> PathBuf {
 }
 
 fn move_aside_as(path: &Path, base: &Path) -> Result<PathBuf, FsError> {
-    let target = free_name(&format!(
-        "{}.kubeboot-{}",
-        base.display(),
-        timestamp_suffix()
-    ));
+    let target = aside_name(base);
     fs::rename(path, &target).map_err(FsError::io("move aside", path))?;
     fsync_dir(parent_of(path))?;
     Ok(target)
@@ -315,15 +312,15 @@ impl LockFile {
             .open(path)
             .map_err(FsError::io("open lock file", path))?;
         let meta = file.metadata().map_err(FsError::io("stat", path))?;
-        let me = rustix::process::geteuid().as_raw();
-        if !meta.is_file() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
+        let mine = match meta.is_file() {
+            true => check_mine(&meta),
+            false => Err("not a regular file".into()),
+        };
+        if let Err(what) = mine {
             return Err(FsError::Io {
                 op: "open lock file",
                 path: path.to_path_buf(),
-                error: io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("not a regular file owned by uid {me}"),
-                ),
+                error: io::Error::new(io::ErrorKind::PermissionDenied, what),
             });
         }
         let locked = file.try_lock();

@@ -85,13 +85,9 @@ fn make_dir(path: &Path, o: &Ownership) -> Result<(), FsError> {
         .open(path)
         .map_err(io_err("open dir (a link is refused)", path))?;
     let meta = dir.metadata().map_err(io_err("stat", path))?;
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me {
-        return Err(io_err("use dir", path)(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("owned by uid {}, not {me}", meta.uid()),
-        )));
-    }
+    fsutil::check_mine(&meta).map_err(|what| {
+        io_err("use dir", path)(io::Error::new(io::ErrorKind::PermissionDenied, what))
+    })?;
     dir.set_permissions(fs::Permissions::from_mode(o.dir_mode))
         .map_err(io_err("chmod", path))?;
     if let Some((_, gid)) = o.owner {
@@ -179,12 +175,15 @@ fn reclaim(dir: &Path) -> Result<(), FsError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err("stat", dir)(e)),
     };
-    let me = rustix::process::geteuid().as_raw();
-    if meta.is_dir() && meta.uid() == me {
-        return Ok(());
-    }
+    let why = match meta.is_dir() {
+        true => match fsutil::check_mine(&meta) {
+            Ok(()) => return Ok(()),
+            Err(owner) => owner,
+        },
+        false => "not a dir".into(),
+    };
     tracing::warn!(
-        "{}: not a dir of uid {me} (an older kubeboot's, or planted); removing it",
+        "{}: {why} (an older kubeboot's, or planted); removing it",
         dir.display()
     );
     fsutil::remove_entry(dir, &meta, "remove")
