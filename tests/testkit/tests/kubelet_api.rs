@@ -58,7 +58,7 @@ async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Resul
         };
         let k = tokio::task::spawn_blocking(|| FakeKubelet::start(env!("CARGO_BIN_EXE_fake-kubelet"), opts)).await??;
         let sleeper = "  containers:\n  - {name: s, image: sleeper, command: [sleep, '300']}\n";
-        k.write_manifest("s.yaml", &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: s, namespace: kube-system}}\nspec:\n{sleeper}"))?;
+        k.write_manifest("s.yaml", &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: s, namespace: kube-system, ownerReferences: [{{apiVersion: v1, kind: Pod, name: s-node9, uid: u9, controller: true}}]}}\nspec:\n{sleeper}"))?;
 
         let nodes: Api<Node> = Api::all(c.clone());
         let node = until("node1 Ready", || async {
@@ -87,6 +87,13 @@ async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Resul
         assert_eq!(ann.get("kubernetes.io/config.source").map(String::as_str), Some("file"));
         assert_eq!(ann.get("kubernetes.io/config.mirror"), ann.get("kubernetes.io/config.hash"));
         assert!(ann.contains_key("kubernetes.io/config.mirror"));
+        // Owned by its Node, as controller (upstream `CreateMirrorPod`), whatever owners
+        // the manifest declared.
+        let owners = mirror.metadata.owner_references.clone().unwrap_or_default();
+        assert_eq!(owners.len(), 1, "{owners:?}");
+        assert_eq!((owners[0].kind.as_str(), owners[0].name.as_str()), ("Node", "node1"));
+        assert_eq!(Some(&owners[0].uid), node.metadata.uid.as_ref());
+        assert_eq!(owners[0].controller, Some(true));
 
         let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
         let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",

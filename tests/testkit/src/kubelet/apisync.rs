@@ -19,6 +19,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
@@ -259,9 +260,15 @@ async fn sync_pods(ctx: &Ctx) -> Result<()> {
             delete_now(m).await.ok();
             continue;
         }
+        // A mirror pod is owned by its Node, so it cannot be created before the Node
+        // exists (upstream's `CreateMirrorPod` fails then and the kubelet retries).
+        let Some(owner) = node_owner(ctx).await else {
+            continue;
+        };
         let mut mirror = pod.clone();
         mirror.status = None;
         mirror.metadata.uid = None;
+        mirror.metadata.owner_references = Some(vec![owner]);
         mirror.annotations_mut().insert(MIRROR.into(), hash);
         pods(&pod.namespace().unwrap_or_default())
             .create(&PostParams::default(), &mirror)
@@ -301,6 +308,25 @@ async fn sync_pods(ctx: &Ctx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The owner reference every mirror pod carries: its Node, as controller. Upstream's
+/// `basicMirrorClient.CreateMirrorPod` (pkg/kubelet/pod/mirror_client.go) sets it, and
+/// the NodeRestriction admission plugin refuses a node's mirror pod without it.
+async fn node_owner(ctx: &Ctx) -> Option<OwnerReference> {
+    let name = ctx.shared.cfg.node_name.as_str();
+    let node = Api::<Node>::all(ctx.client.clone())
+        .get_opt(name)
+        .await
+        .ok()??;
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: name.into(),
+        uid: node.metadata.uid?,
+        controller: Some(true),
+        block_owner_deletion: None,
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
