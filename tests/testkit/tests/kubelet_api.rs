@@ -118,3 +118,49 @@ async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Resul
     })
     .await?
 }
+
+/// A pod created through the API and bound here whose host port a running static pod
+/// declares is rejected at admission as upstream's kubelet does it (`rejectPod`: phase
+/// `Failed`, reason `NodePorts`, nothing started), not held back until the port frees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_pod_on_a_held_host_port_is_failed_with_reason_node_ports() -> Result<()> {
+    tokio::time::timeout(TEST_DEADLINE, async {
+        let h = Harness::start().await?;
+        let c = client(&h).await?;
+        let opts = KubeletOptions {
+            image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
+            kubeconfig: Some(h.kubeconfig.clone()),
+            ..Default::default()
+        };
+        let k = tokio::task::spawn_blocking(|| FakeKubelet::start(env!("CARGO_BIN_EXE_fake-kubelet"), opts)).await??;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let container = format!("{{name: s, image: sleeper, command: [sleep, '300'], ports: [{{containerPort: {port}}}]}}");
+        k.write_manifest("holder.yaml", &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: holder, namespace: kube-system}}\nspec:\n  hostNetwork: true\n  containers:\n  - {container}\n"))?;
+        let system: Api<Pod> = Api::namespaced(c.clone(), "kube-system");
+        until("the static holder Running", || async {
+            let p = system.get_opt("holder-node1").await.ok()??;
+            (phase(&p) == Some("Running")).then_some(())
+        })
+        .await?;
+
+        let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "late", "namespace": "kube-system"},
+            "spec": {"nodeName": "node1", "hostNetwork": true, "containers": [{"name": "s", "image": "sleeper",
+                "command": ["sleep", "300"], "ports": [{"containerPort": port}]}]}}))?;
+        system.create(&PostParams::default(), &pod).await?;
+        let failed = until("pod late Failed", || async {
+            let p = system.get_opt("late").await.ok()??;
+            (phase(&p) == Some("Failed")).then_some(p)
+        })
+        .await?;
+        let st = failed.status.clone().unwrap_or_default();
+        assert_eq!(st.reason.as_deref(), Some("NodePorts"), "{st:?}");
+        let msg = st.message.unwrap_or_default();
+        assert!(msg.contains("Predicate NodePorts failed"), "{msg}");
+        assert!(st.container_statuses.unwrap_or_default().is_empty(), "nothing of a rejected pod starts");
+        drop(k);
+        Ok(())
+    })
+    .await?
+}
