@@ -76,32 +76,28 @@ pub fn drop_host_network_ports(spec: &mut PodSpec) {
                 *port = IntOrString::Int(n);
             }
         };
-        for probe in [
+        // Probes and lifecycle hooks name ports the same two ways.
+        let probes = [
             c.liveness_probe.as_mut(),
             c.readiness_probe.as_mut(),
             c.startup_probe.as_mut(),
         ]
         .into_iter()
         .flatten()
-        {
-            if let Some(h) = probe.http_get.as_mut() {
+        .map(|p| (p.http_get.as_mut(), p.tcp_socket.as_mut()));
+        let hooks = c
+            .lifecycle
+            .as_mut()
+            .into_iter()
+            .flat_map(|l| [l.post_start.as_mut(), l.pre_stop.as_mut()])
+            .flatten()
+            .map(|h| (h.http_get.as_mut(), h.tcp_socket.as_mut()));
+        for (http, tcp) in probes.chain(hooks) {
+            if let Some(h) = http {
                 resolve(&mut h.port);
             }
-            if let Some(t) = probe.tcp_socket.as_mut() {
+            if let Some(t) = tcp {
                 resolve(&mut t.port);
-            }
-        }
-        if let Some(l) = c.lifecycle.as_mut() {
-            for h in [l.post_start.as_mut(), l.pre_stop.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(g) = h.http_get.as_mut() {
-                    resolve(&mut g.port);
-                }
-                if let Some(t) = h.tcp_socket.as_mut() {
-                    resolve(&mut t.port);
-                }
             }
         }
     }
@@ -188,7 +184,8 @@ mod tests {
             "containers": [{"name": "a",
                 "ports": [{"name": "https", "containerPort": 6443, "hostPort": 6443}],
                 "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https"}},
-                "livenessProbe": {"tcpSocket": {"port": "other"}}}]
+                "livenessProbe": {"tcpSocket": {"port": "other"}},
+                "lifecycle": {"preStop": {"tcpSocket": {"port": "https"}}}}]
         }))
         .unwrap();
         drop_host_network_ports(&mut spec);
@@ -202,6 +199,11 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(ready.port, IntOrString::Int(6443));
+        let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(
+            pre_stop.tcp_socket.as_ref().unwrap().port,
+            IntOrString::Int(6443)
+        );
         let live = c
             .liveness_probe
             .as_ref()
