@@ -184,3 +184,60 @@ fn a_closed_stdout_ends_quietly() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", common::stderr(&out));
     }
 }
+
+/// Issue 15, findings 3 and 10: one output contract. The summary and `--keys` print
+/// text, json or yaml (`-w` as in etcdctl); `--get` prints yaml, json or raw; a format
+/// that does not apply is refused by name, never ignored. The summary carries what
+/// `etcdctl snapshot status` prints, labelled apart from the live-key count.
+#[test]
+fn every_inspect_mode_takes_the_formats_that_apply_to_it() {
+    let out = inspect_fixture_db(&["-o", "json"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["liveKeys"], 4, "{summary}");
+    assert_eq!(summary["resources"]["pods"], 1, "{summary}");
+    assert_eq!(summary["size"], 20480, "{summary}");
+    // Every revision of every key plus etcd's own records: not the live count.
+    assert_eq!(summary["etcdctl"]["totalKey"], 10, "{summary}");
+    assert_eq!(summary["etcdctl"]["totalSize"], 20480, "{summary}");
+    assert!(summary["etcdctl"]["hash"].is_u64(), "{summary}");
+
+    let yaml = inspect_fixture_db(&["-w", "yaml"]);
+    assert!(yaml.status.success(), "{}", common::stderr(&yaml));
+    let from_yaml: serde_json::Value = serde_yaml_ng::from_slice(&yaml.stdout).unwrap();
+    assert_eq!(from_yaml, summary);
+
+    let text = stdout(&inspect_fixture_db(&[]));
+    assert!(text.contains("total keys:  10 (every revision"), "{text}");
+    assert!(text.contains("live keys:   4 (the latest value"), "{text}");
+
+    let keys = inspect_fixture_db(&["--keys", "--prefix", "/registry/pods/", "-o", "json"]);
+    assert!(keys.status.success(), "{}", common::stderr(&keys));
+    let keys: Vec<String> = serde_json::from_slice(&keys.stdout).unwrap();
+    assert_eq!(keys, ["/registry/pods/default/pi-dqtsw"]);
+
+    assert_fails(
+        &inspect_fixture_db(&["--keys", "-o", "raw"]),
+        2,
+        "-o raw applies to --get only",
+    );
+    assert_fails(
+        &inspect_fixture_db(&["-o", "raw"]),
+        2,
+        "-o raw applies to --get only",
+    );
+    assert_fails(
+        &inspect_fixture_db(&["--get", "/registry/namespaces/default", "-o", "text"]),
+        2,
+        "inspect --get prints yaml, json or raw",
+    );
+}
+
+/// Issue 15, finding 3: `decode --help` listed `raw`, which `decode` refused.
+#[test]
+fn decode_offers_only_what_it_prints() {
+    let help = stdout(&kubeboot(&["decode", "--help"]));
+    assert!(help.contains("[possible values: yaml, json]"), "{help}");
+    let out = kubeboot(&["decode", "-o", "raw", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+}

@@ -147,6 +147,17 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
 
     let snap = Snapshot::open(&file, &Options::default())?;
     assert_eq!(snap.integrity(), Integrity::Verified);
+    // `inspect` reports what `etcdctl snapshot status` does, field for field.
+    let file_arg = file.to_str().context("temp path")?;
+    let out = etcd.etcdctl(&["snapshot", "status", file_arg, "-w", "json"])?;
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ours = serde_json::to_value(snap.status()?)?;
+    for field in ["hash", "revision", "totalKey", "totalSize"] {
+        assert_eq!(
+            ours[field], theirs[field],
+            "{field}: ours {ours}, etcdctl {theirs}"
+        );
+    }
     assert_eq!(snap.revision(), revision);
     assert_eq!(snap.compact_revision(), Some(compacted));
     assert_same(&snap, &want);

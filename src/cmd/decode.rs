@@ -7,25 +7,27 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::{Exit, ExitWith, Failure, Output, render_object, usage};
+use super::{Exit, ExitWith, Failure, Output, render_object};
 use crate::codec;
 
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
     /// The value to decode; `-` or absent reads stdin.
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub file: Option<PathBuf>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
-    pub output: Output,
+    /// Output format (`-w` as in etcdctl).
+    #[arg(short, long, visible_short_alias = 'w', alias = "write-out", value_enum, default_value_t = ObjectFormat::Yaml)]
+    pub output: ObjectFormat,
+}
+
+/// What `decode` prints; the stored bytes are what came in, so there is no `raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectFormat {
+    Yaml,
+    Json,
 }
 
 pub fn run(args: DecodeArgs) -> Result<(), Failure> {
-    if args.output == Output::Raw {
-        return Err(usage(
-            "decode prints yaml or json; -o raw is for inspect --get",
-        ));
-    }
     let (name, bytes) = match args.file.as_deref() {
         Some(path) if path.as_os_str() != "-" => {
             let name = path.display().to_string();
@@ -44,6 +46,10 @@ pub fn run(args: DecodeArgs) -> Result<(), Failure> {
     };
     let decoded = codec::decode_printed(&name, &bytes)?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(render_object(&decoded.object, args.output)?.as_bytes())?;
+    let output = match args.output {
+        ObjectFormat::Yaml => Output::Yaml,
+        ObjectFormat::Json => Output::Json,
+    };
+    stdout.write_all(render_object(&decoded.object, output)?.as_bytes())?;
     Ok(())
 }

@@ -9,73 +9,159 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::{Exit, ExitWith, Failure, Output, render_object, usage};
-use crate::snapshot::{Options, Snapshot};
+use super::{Exit, ExitWith, Failure, Format, Output, render_object, render_report, usage};
+use crate::snapshot::{Options, Snapshot, Status};
 use crate::{codec, registry};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// An `etcdctl snapshot save` file or a data-dir member/snap/db.
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub file: PathBuf,
     /// List the live keys, one per line, sorted.
     #[arg(long, conflicts_with = "get")]
     pub keys: bool,
     /// With --keys: only keys starting with this prefix.
-    #[arg(long, value_name = "PREFIX", requires = "keys")]
+    #[arg(long, value_name = "PREFIX", requires = "keys", value_hint = clap::ValueHint::Other)]
     pub prefix: Option<String>,
     /// Print one value, decoded.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", value_hint = clap::ValueHint::Other)]
     pub get: Option<String>,
-    /// Output format for --get.
-    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
-    pub output: Output,
+    /// Output format: text (default), json or yaml for the summary and --keys; yaml
+    /// (default), json or raw (the stored bytes) for --get. `-w` as in etcdctl.
+    #[arg(
+        short,
+        long,
+        visible_short_alias = 'w',
+        alias = "write-out",
+        value_enum
+    )]
+    pub output: Option<InspectOutput>,
     /// Accept a file without a sha256 trailer (a raw data-dir db).
     #[arg(long)]
     pub skip_hash_check: bool,
     /// The api-server's --etcd-prefix, for the per-resource counts.
-    #[arg(long, default_value = "/registry", value_name = "PREFIX")]
+    #[arg(long, default_value = "/registry", value_name = "PREFIX", value_hint = clap::ValueHint::Other)]
     pub etcd_prefix: String,
 }
 
+/// Every format `inspect` knows; which ones apply depends on the mode ([`format_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InspectOutput {
+    Text,
+    Json,
+    Yaml,
+    Raw,
+}
+
+/// The report format of the summary and `--keys`; `raw` applies to `--get` only.
+fn format_for(output: Option<InspectOutput>, what: &str) -> Result<Format, Failure> {
+    match output {
+        None | Some(InspectOutput::Text) => Ok(Format::Text),
+        Some(InspectOutput::Json) => Ok(Format::Json),
+        Some(InspectOutput::Yaml) => Ok(Format::Yaml),
+        Some(InspectOutput::Raw) => Err(usage(format!(
+            "-o raw applies to --get only; {what} prints text, json or yaml"
+        ))),
+    }
+}
+
+/// The object format of `--get`; `text` is for reports.
+fn object_format(output: Option<InspectOutput>) -> Result<Output, Failure> {
+    match output {
+        None | Some(InspectOutput::Yaml) => Ok(Output::Yaml),
+        Some(InspectOutput::Json) => Ok(Output::Json),
+        Some(InspectOutput::Raw) => Ok(Output::Raw),
+        Some(InspectOutput::Text) => Err(usage(
+            "inspect --get prints yaml, json or raw (-o text is for the summary and --keys)",
+        )),
+    }
+}
+
 pub fn run(args: InspectArgs) -> Result<(), Failure> {
+    // A wrong -o is refused before the file is read.
+    let mode = if args.keys {
+        Mode::Keys(format_for(args.output, "--keys")?)
+    } else if args.get.is_some() {
+        Mode::Get(object_format(args.output)?)
+    } else {
+        Mode::Summary(format_for(args.output, "the summary")?)
+    };
     let opts = Options {
         skip_hash_check: args.skip_hash_check,
     };
     let snap = Snapshot::open(&args.file, &opts).exit_with(Exit::NoSource)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.keys {
-        let prefix = args.prefix.as_deref().unwrap_or("").as_bytes();
-        for kv in snap.prefix(prefix) {
-            out.write_all(printable_key(&kv.key).as_bytes())?;
-            out.write_all(b"\n")?;
+    match mode {
+        Mode::Keys(format) => {
+            let prefix = args.prefix.as_deref().unwrap_or("").as_bytes();
+            let keys = snap.prefix(prefix).map(|kv| printable_key(&kv.key));
+            if format == Format::Text {
+                for key in keys {
+                    out.write_all(key.as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+            } else {
+                let keys: Vec<String> = keys.collect();
+                out.write_all(render_report(&keys, format)?.as_bytes())?;
+            }
         }
-    } else if let Some(key) = &args.get {
-        let kv = snap.get(key.as_bytes()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: key {key:?} not found (or deleted)",
-                args.file.display()
-            )
-        })?;
-        if args.output == Output::Raw {
-            out.write_all(&kv.value)?;
-        } else {
-            let decoded = codec::decode(key, &kv.value)?;
-            out.write_all(render_object(&decoded.object, args.output)?.as_bytes())?;
+        Mode::Get(output) => {
+            let key = args.get.as_deref().unwrap_or_default();
+            let kv = snap.get(key.as_bytes()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: key {key:?} not found (or deleted)",
+                    args.file.display()
+                )
+            })?;
+            if output == Output::Raw {
+                out.write_all(&kv.value)?;
+            } else {
+                let decoded = codec::decode(key, &kv.value)?;
+                out.write_all(render_object(&decoded.object, output)?.as_bytes())?;
+            }
         }
-    } else {
-        if args.output != Output::Yaml {
-            return Err(usage("-o applies to --get only"));
+        Mode::Summary(format) => {
+            let summary = summarize(&args, &snap)?;
+            if format == Format::Text {
+                write_summary(&mut out, &summary)?;
+            } else {
+                out.write_all(render_report(&summary, format)?.as_bytes())?;
+            }
         }
-        write_summary(&mut out, &args, &snap)?;
     }
     out.flush()
         .with_context(|| "writing to stdout".to_string())?;
     Ok(())
 }
 
-fn write_summary(out: &mut impl Write, args: &InspectArgs, snap: &Snapshot) -> anyhow::Result<()> {
+enum Mode {
+    Keys(Format),
+    Get(Output),
+    Summary(Format),
+}
+
+/// The summary, in the JSON shape documented in docs/cli.md.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    file: String,
+    /// Bytes on disk, trailer included.
+    size: u64,
+    integrity: &'static str,
+    revision: i64,
+    compact_revision: Option<i64>,
+    /// The latest value of each key that is not deleted.
+    live_keys: usize,
+    value_bytes: u64,
+    /// Live keys per resource under --etcd-prefix.
+    resources: BTreeMap<String, u64>,
+    /// What `etcdctl snapshot status -w json` prints for the same file.
+    etcdctl: Status,
+}
+
+fn summarize(args: &InspectArgs, snap: &Snapshot) -> anyhow::Result<Summary> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut bytes = 0u64;
     for kv in snap.prefix(b"") {
@@ -91,16 +177,56 @@ fn write_summary(out: &mut impl Write, args: &InspectArgs, snap: &Snapshot) -> a
             }
         }
     }
-    writeln!(out, "file:       {}", args.file.display())?;
-    writeln!(out, "revision:   {}", snap.revision())?;
-    match snap.compact_revision() {
-        Some(rev) => writeln!(out, "compacted:  {rev}")?,
-        None => writeln!(out, "compacted:  never")?,
+    let etcdctl = snap
+        .status()
+        .with_context(|| format!("{}: walking every bucket", args.file.display()))?;
+    Ok(Summary {
+        file: args.file.display().to_string(),
+        size: snap.file_len(),
+        integrity: snap.integrity().describe(),
+        revision: snap.revision(),
+        compact_revision: snap.compact_revision(),
+        live_keys: snap.len(),
+        value_bytes: bytes,
+        resources: counts,
+        etcdctl,
+    })
+}
+
+fn write_summary(out: &mut impl Write, s: &Summary) -> anyhow::Result<()> {
+    writeln!(out, "file:        {} ({} bytes)", s.file, s.size)?;
+    writeln!(out, "revision:    {}", s.revision)?;
+    match s.compact_revision {
+        Some(rev) => writeln!(out, "compacted:   {rev}")?,
+        None => writeln!(out, "compacted:   never")?,
     }
-    writeln!(out, "integrity:  {}", snap.integrity().describe())?;
-    writeln!(out, "keys:       {} ({bytes} value bytes)", snap.len())?;
-    let width = counts.keys().map(String::len).max().unwrap_or(0);
-    for (resource, n) in &counts {
+    writeln!(out, "integrity:   {}", s.integrity)?;
+    let e = &s.etcdctl;
+    writeln!(
+        out,
+        "hash:        {:x} (etcdctl snapshot status's HASH)",
+        e.hash
+    )?;
+    writeln!(
+        out,
+        "total keys:  {} (every revision and etcd's own records; etcdctl's TOTAL KEYS)",
+        e.total_key
+    )?;
+    writeln!(
+        out,
+        "total size:  {} bytes (bbolt's pages in use; etcdctl's TOTAL SIZE)",
+        e.total_size
+    )?;
+    if let Some(v) = &e.version {
+        writeln!(out, "version:     {v}")?;
+    }
+    writeln!(
+        out,
+        "live keys:   {} (the latest value of each key not deleted; {} value bytes)",
+        s.live_keys, s.value_bytes
+    )?;
+    let width = s.resources.keys().map(String::len).max().unwrap_or(0);
+    for (resource, n) in &s.resources {
         writeln!(out, "  {resource:<width$}  {n}")?;
     }
     Ok(())

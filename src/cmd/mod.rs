@@ -168,6 +168,24 @@ pub enum Output {
     Raw,
 }
 
+/// How a report is printed: `text` for people, `json` and `yaml` for scripts (the
+/// shapes are documented in docs/cli.md and kept stable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// Prints a report in a machine format, ending in a newline.
+pub fn render_report<T: serde::Serialize>(report: &T, format: Format) -> anyhow::Result<String> {
+    let value = serde_json::to_value(report)?;
+    match format {
+        Format::Yaml => Ok(serde_yaml_ng::to_string(&value)?),
+        Format::Json | Format::Text => render_object(&value, Output::Json),
+    }
+}
+
 /// Prints a decoded object as YAML or pretty JSON, ending in a newline.
 pub fn render_object(object: &serde_json::Value, output: Output) -> anyhow::Result<String> {
     Ok(match output {

@@ -10,11 +10,13 @@
 
 pub mod bbolt;
 pub mod mvcc;
+pub mod status;
 pub mod trailer;
 
 use std::path::Path;
 
 pub use mvcc::KeyValue;
+pub use status::Status;
 
 /// How to read a snapshot.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +107,8 @@ pub struct Snapshot {
     revision: i64,
     compact_revision: Option<i64>,
     integrity: Integrity,
+    /// The bbolt file without its trailer; the values above are slices of it.
+    body: prost::bytes::Bytes,
 }
 
 /// A bbolt file holds at least its high-water mark of pages (`pgid`); a shorter one was
@@ -193,6 +197,7 @@ impl Snapshot {
             revision: view.revision,
             compact_revision: view.compact_revision,
             integrity,
+            body,
         })
     }
 
@@ -208,6 +213,20 @@ impl Snapshot {
 
     pub fn integrity(&self) -> Integrity {
         self.integrity
+    }
+
+    /// What `etcdctl snapshot status` reports (a second walk of the file).
+    pub fn status(&self) -> Result<Status, Problem> {
+        status::status(&bbolt::Db::open(&self.body)?)
+    }
+
+    /// Size of the file read, trailer included.
+    pub fn file_len(&self) -> u64 {
+        let trailer = match self.integrity {
+            Integrity::NoTrailerSkipped => 0,
+            _ => trailer::TRAILER_LEN,
+        };
+        (self.body.len() + trailer) as u64
     }
 
     /// Number of live keys.
