@@ -32,6 +32,8 @@ pub enum AssetsError {
     },
     #[error("{}: not a regular file or directory", .0.display())]
     NotRegular(PathBuf),
+    #[error("{} exists and is not a directory", .0.display())]
+    NotADir(PathBuf),
     #[error("{}: file name is not UTF-8", .0.display())]
     NonUtf8(PathBuf),
     #[error(transparent)]
@@ -75,10 +77,11 @@ fn dir_modes(assets: &AssetDir) -> BTreeMap<String, u32> {
 /// Fails fast, before any source is read, on a target [`write`] would refuse: a
 /// non-empty `dir` without `force`. A missing or unreadable dir is left to `write`.
 pub fn check_target(dir: &Path, force: bool) -> Result<(), AssetsError> {
-    if !force && dir.is_dir() && !is_empty_dir(dir)? {
-        return Err(AssetsError::NotEmpty(dir.to_path_buf()));
+    match dir.symlink_metadata() {
+        Ok(m) if !m.is_dir() => Err(AssetsError::NotADir(dir.to_path_buf())),
+        Ok(_) if !force && !is_empty_dir(dir)? => Err(AssetsError::NotEmpty(dir.to_path_buf())),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn is_empty_dir(dir: &Path) -> Result<bool, AssetsError> {
@@ -86,8 +89,9 @@ fn is_empty_dir(dir: &Path) -> Result<bool, AssetsError> {
     Ok(entries.next().is_none())
 }
 
-/// Writes `assets` as the new `dir`. See the module doc.
-pub fn write(dir: &Path, assets: &AssetDir, force: bool) -> Result<(), AssetsError> {
+/// Writes `assets` as the new `dir`. See the module doc. Returns where a replaced
+/// `dir` was moved, so the caller can say so.
+pub fn write(dir: &Path, assets: &AssetDir, force: bool) -> Result<Option<PathBuf>, AssetsError> {
     for path in assets.files.keys() {
         check_path(path)?;
     }
@@ -103,6 +107,7 @@ pub fn write(dir: &Path, assets: &AssetDir, force: bool) -> Result<(), AssetsErr
 
     let existing = match dir.symlink_metadata() {
         Err(_) => None,
+        Ok(m) if !m.is_dir() => return Err(AssetsError::NotADir(dir.to_path_buf())),
         Ok(m) if m.is_dir() && is_empty_dir(dir)? => None,
         Ok(_) if !force => return Err(AssetsError::NotEmpty(dir.to_path_buf())),
         Ok(_) => Some(()),
@@ -135,7 +140,7 @@ pub fn write(dir: &Path, assets: &AssetDir, force: bool) -> Result<(), AssetsErr
         return Err(FsError::io("rename into place", dir)(e).into());
     }
     fsutil::fsync_dir(&parent)?;
-    Ok(())
+    Ok(moved)
 }
 
 /// Creates the complete tree at `root` (which must not exist).

@@ -121,9 +121,10 @@ fn bad_input_gets_one_line_errors() {
         1,
         "garbage",
     );
+    // Issue 15, finding 6: a missing input is 3 in decode as in inspect (was 2).
     assert_fails(
         &kubeboot(&["decode", "/nonexistent/file"]),
-        2,
+        3,
         "/nonexistent/file",
     );
     let missing = kubeboot(&["inspect", "/nonexistent/snap.db"]);

@@ -198,13 +198,57 @@ fn a_non_empty_recovery_dir_is_refused_unless_forced() {
     let out = recover(&["--etcd-servers", &etcd.endpoint(), "--force"], &dir);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("kubeboot.json").exists());
-    // The old contents were moved aside, never deleted.
+    // The old contents were moved aside, never deleted, and the output says where
+    // (issue 15, finding 7).
     let aside: Vec<_> = std::fs::read_dir(work.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("precious").exists())
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
+    let said = format!(
+        "moved the previous {} aside to {}",
+        dir.display(),
+        aside[0].display()
+    );
+    assert!(
+        common::stdout(&out).contains(&said),
+        "{}",
+        common::stdout(&out)
+    );
+
+    // A regular file named as the asset dir is a usage error found before the source is
+    // read, and the file is left as it was (issue 15, finding 6: was 1, after the read).
+    let file = work.path().join("a-file");
+    std::fs::write(&file, b"not a dir").unwrap();
+    let out = recover(&["--etcd-servers", "http://127.0.0.1:1", "--force"], &file);
+    assert_fails(&out, 2, "exists and is not a directory");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a dir");
+}
+
+/// Issue 15, finding 8: a source without a control plane names itself and says what it
+/// held, instead of "none of the 0 DaemonSets", and is exit 3 (no recovery source).
+#[test]
+fn a_source_without_a_control_plane_names_itself() {
+    let work = tempfile::tempdir().unwrap();
+    let db = common::fixtures().join("auger/boltdb/db");
+    let out = recover(
+        &[
+            "--etcd-backup-file",
+            db.to_str().unwrap(),
+            "--skip-hash-check",
+        ],
+        &work.path().join("out"),
+    );
+    assert_fails(
+        &out,
+        3,
+        &format!(
+            "nothing to recover in {}: it holds no DaemonSet",
+            db.display()
+        ),
+    );
+    assert!(!work.path().join("out").exists());
 }
 
 #[test]

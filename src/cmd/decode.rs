@@ -33,7 +33,7 @@ pub fn run(args: DecodeArgs) -> Result<(), Failure> {
             let name = path.display().to_string();
             let bytes = std::fs::read(path)
                 .with_context(|| name.clone())
-                .exit_with(Exit::Usage)?;
+                .exit_with(Exit::NoSource)?;
             (name, bytes)
         }
         _ => {

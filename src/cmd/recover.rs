@@ -13,7 +13,7 @@ use super::{Exit, ExitWith, Failure, parse_duration, usage};
 use crate::assets;
 use crate::encryption::EncryptionConfig;
 use crate::recover::{RecoverError, Request, Source, recover};
-use crate::render::RenderOptions;
+use crate::render::{RenderError, RenderOptions};
 use crate::source::SourceError;
 
 // Flags keep bootkube's names; its `--etcd-*-path` spellings are accepted as aliases
@@ -87,12 +87,13 @@ fn choose(args: &RecoverArgs) -> Result<Source, Failure> {
 }
 
 /// The exit code of a recovery error: a file the operator named is a usage error, a
-/// source that cannot be read at all is 3, anything else 1.
+/// source that cannot be read at all or holds no control plane is 3, anything else 1.
 pub fn exit_code(e: &RecoverError) -> Exit {
     match e {
         RecoverError::Source(SourceError::Config { .. }) => Exit::Usage,
         RecoverError::Source(e) if e.is_unreadable() => Exit::NoSource,
         RecoverError::Strict { .. } => Exit::Policy,
+        RecoverError::Render(RenderError::NoComponents { .. }) => Exit::NoSource,
         _ => Exit::Failed,
     }
 }
@@ -132,7 +133,13 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         code: exit_code(&e),
         error: e.into(),
     })?;
-    assets::write(&args.recovery_dir, &recovered.assets, args.force)?;
+    if let Some(old) = assets::write(&args.recovery_dir, &recovered.assets, args.force)? {
+        println!(
+            "moved the previous {} aside to {}",
+            args.recovery_dir.display(),
+            old.display()
+        );
+    }
     for line in recovered.summary(&args.recovery_dir) {
         println!("{line}");
     }

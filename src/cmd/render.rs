@@ -105,11 +105,15 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
     let opts = options(&args).map_err(failure)?;
     // Options are checked before the target: rendering is pure and takes milliseconds.
     let rendered = newcluster::render_new(&opts).map_err(failure)?;
-    match assets::write(&args.asset_dir, &rendered, args.force) {
+    let moved = match assets::write(&args.asset_dir, &rendered, args.force) {
         Err(AssetsError::NotEmpty(_)) => return Err(refused(&args.asset_dir)),
+        Err(e @ AssetsError::NotADir(_)) => return Err(usage(e)),
         other => other?,
-    }
+    };
     let dir = args.asset_dir.display();
+    if let Some(old) = moved {
+        println!("moved the previous {dir} aside to {}", old.display());
+    }
     println!(
         "rendered a new cluster into {dir} ({} files) for {}",
         rendered.files.len(),

@@ -102,14 +102,25 @@ impl RenderOptions {
     }
 }
 
+/// Says what the source held, so an empty one (another cluster, another prefix) reads
+/// differently from one whose workloads lack the control plane's labels.
+fn no_components(daemonsets: usize, deployments: usize) -> String {
+    if daemonsets + deployments == 0 {
+        "it holds no DaemonSet and no Deployment (is it this cluster's etcd, read with its --etcd-prefix?)".into()
+    } else {
+        format!(
+            "of its {daemonsets} DaemonSet(s) and {deployments} Deployment(s), none has label k8s-app (or component) = kube-apiserver, kube-controller-manager, kube-scheduler or etcd"
+        )
+    }
+}
+
 /// Why a control plane could not be rendered. Each names the object at fault, and
 /// never carries Secret data.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error(
-        "nothing to recover: none of the {daemonsets} DaemonSets and {deployments} Deployments has label k8s-app (or component) = kube-apiserver, kube-controller-manager, kube-scheduler or etcd"
-    )]
+    #[error("nothing to recover in {location}: {}", no_components(*.daemonsets, *.deployments))]
     NoComponents {
+        location: String,
         daemonsets: usize,
         deployments: usize,
     },
@@ -179,6 +190,7 @@ pub fn render_with_backup(
     let parents = select::parents(cp, &mut warnings)?;
     if parents.is_empty() {
         return Err(RenderError::NoComponents {
+            location: cp.source.location.clone(),
             daemonsets: cp.daemonsets.len(),
             deployments: cp.deployments.len(),
         });

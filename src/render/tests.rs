@@ -330,7 +330,11 @@ fn errors_name_the_object() {
                 ),
                 OBJECTS,
             ),
-            "nothing to recover: none of the 1 DaemonSets and 0 Deployments has label k8s-app (or component) = kube-apiserver, kube-controller-manager, kube-scheduler or etcd",
+            "nothing to recover in test: of its 1 DaemonSet(s) and 0 Deployment(s), none has label k8s-app (or component) = kube-apiserver, kube-controller-manager, kube-scheduler or etcd",
+        ),
+        (
+            cp("", OBJECTS),
+            "nothing to recover in test: it holds no DaemonSet and no Deployment (is it this cluster's etcd, read with its --etcd-prefix?)",
         ),
     ];
     for (cp, want) in cases {
