@@ -156,6 +156,13 @@ fn unreachable_etcd_is_exit_3_and_writes_nothing() {
         &dir,
     );
     assert_fails(&out, 3, &endpoint);
+    // The root cause once, readably; no Rust debug form of the gRPC error (issue 15,
+    // finding 9: it printed `tonic::transport::Error(Transport, ConnectError(… Os {`).
+    let err = stderr(&out);
+    assert!(err.contains("Connection refused (os error 111)"), "{err}");
+    for debug in ["tonic::", "Os {", "ConnectError("] {
+        assert!(!err.contains(debug), "{debug} in {err}");
+    }
     assert!(!dir.exists());
 }
 

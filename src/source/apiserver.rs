@@ -166,6 +166,6 @@ impl Reader {
 }
 
 /// An error and its causes on one line: TLS and auth causes must never be hidden.
-fn one_line(e: &dyn std::error::Error) -> String {
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     super::error_chain(e)
 }

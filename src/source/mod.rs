@@ -158,14 +158,25 @@ fn typed<T: DeserializeOwned>(key: &str, object: serde_json::Value) -> Result<T,
 }
 
 /// An error and its sources on one line, so TLS and auth causes are never hidden
-/// behind a generic "transport error" or "deadline exceeded".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
+/// behind a generic "transport error" or "deadline exceeded". gRPC statuses are shown
+/// as code and message: tonic's own `Display` appends its source in Debug form
+/// (`tonic::transport::Error(Transport, ConnectError(…))`), which the chain below
+/// prints readably instead; etcd-client keeps the status without exposing it as a source.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut cur = Some(e);
+    if let Some(etcd_client::Error::GRpcStatus(status)) = e.downcast_ref::<etcd_client::Error>() {
+        cur = Some(status);
+    }
     while let Some(s) = cur {
-        let text = s.to_string();
+        let text = match s.downcast_ref::<tonic::Status>() {
+            Some(st) => format!("{}: {}", st.code().description(), st.message()),
+            None => s.to_string(),
+        };
         if !out.contains(&text) {
-            out.push_str(": ");
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
             out.push_str(&text);
         }
         cur = s.source();
