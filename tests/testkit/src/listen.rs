@@ -76,10 +76,20 @@ mod tests {
         assert!(ignored.is_empty(), "{ignored:?}");
         assert_eq!(c.verbosity, 2, "the bool did not take the next argument");
         assert!(!api(&["--etcd-servers=http://e"]).0.permit_port_sharing);
-        assert!(!api(&["--etcd-servers=e", "--permit-port-sharing=false"]).0.permit_port_sharing);
+        assert!(
+            !api(&["--etcd-servers=e", "--permit-port-sharing=false"])
+                .0
+                .permit_port_sharing
+        );
         let ctl = |p, a: &[&str]| Ctl::from_args(p, args(a)).unwrap().unwrap();
         assert!(ctl(&SCHEDULER, &["--permit-port-sharing=true"]).permit_port_sharing);
-        assert!(ctl(&CONTROLLER_MANAGER, &["--permit-port-sharing", "--leader-elect=false"]).permit_port_sharing);
+        assert!(
+            ctl(
+                &CONTROLLER_MANAGER,
+                &["--permit-port-sharing", "--leader-elect=false"]
+            )
+            .permit_port_sharing
+        );
         assert!(!ctl(&SCHEDULER, &[]).permit_port_sharing);
     }
 }

@@ -179,24 +179,32 @@ fn crashing_containers_follow_restart_policy_with_backoff() -> Result<()> {
         let started = Instant::now();
         // Upstream's back-off (`doBackOff`): restart 1 at once, then 10 s, then 20 s; the
         // pod waits as CrashLoopBackOff with `format.Pod`'s `name_namespace(uid)`.
-        let pod = k.wait_for("crash-node1 backing off 20s", Duration::from_secs(40), |pods| {
-            let p = find(pods, "crash-node1")?;
-            let w = cstatus(p, "c")?.state.as_ref()?.waiting.clone()?;
-            (w.message.as_deref()?.starts_with("back-off 20s")).then(|| p.clone())
-        })?;
+        let pod = k.wait_for(
+            "crash-node1 backing off 20s",
+            Duration::from_secs(40),
+            |pods| {
+                let p = find(pods, "crash-node1")?;
+                let w = cstatus(p, "c")?.state.as_ref()?.waiting.clone()?;
+                (w.message.as_deref()?.starts_with("back-off 20s")).then(|| p.clone())
+            },
+        )?;
         assert!(
             started.elapsed() >= Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let c = cstatus(&pod, "c").unwrap();
         assert_eq!(c.restart_count, 2);
         let w = c.state.clone().unwrap().waiting.unwrap();
         assert_eq!(w.reason.as_deref(), Some("CrashLoopBackOff"));
         assert_eq!(
             w.message.as_deref(),
-            Some(format!("back-off 20s restarting failed container=c pod=crash-node1_default({uid})").as_str())
+            Some(
+                format!("back-off 20s restarting failed container=c pod=crash-node1_{ns}({uid})")
+                    .as_str()
+            )
         );
         let last = c.last_state.clone().unwrap_or_default();
         assert_eq!(last.terminated.map(|t| t.exit_code), Some(3));

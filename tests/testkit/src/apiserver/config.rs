@@ -153,8 +153,8 @@ impl Config {
             "secure-port" => self.secure_port = v.parse().context("--secure-port")?,
             "bind-address" => self.bind_address = v.parse().context("--bind-address")?,
             "permit-port-sharing" => {
-                self.permit_port_sharing = crate::controllers::config::parse_bool(&v)
-                    .context("--permit-port-sharing")?
+                self.permit_port_sharing =
+                    crate::controllers::config::parse_bool(&v).context("--permit-port-sharing")?
             }
             "tls-cert-file" => self.tls_cert_file = path(),
             "tls-private-key-file" => self.tls_private_key_file = path(),

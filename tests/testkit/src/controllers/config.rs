@@ -99,7 +99,9 @@ pub fn usage(p: &Profile) -> String {
 }
 
 fn is_bool(p: &Profile, name: &str) -> bool {
-    name == "leader-elect" || name == "permit-port-sharing" || p.ignored.iter().any(|(n, b)| *n == name && *b)
+    name == "leader-elect"
+        || name == "permit-port-sharing"
+        || p.ignored.iter().any(|(n, b)| *n == name && *b)
 }
 
 impl Config {

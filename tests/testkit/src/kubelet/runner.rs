@@ -347,7 +347,10 @@ async fn wait_back_off(
     loop {
         let (remaining, current) = {
             let table = lock(&ctx.shared.backoff);
-            (table.remaining(key, finished, Instant::now()), table.get(key))
+            (
+                table.remaining(key, finished, Instant::now()),
+                table.get(key),
+            )
         };
         let Some(d) = remaining else {
             lock(&ctx.shared.backoff).next(key, finished, Instant::now());
