@@ -548,3 +548,40 @@ fn a_privileged_port_makes_the_apiserver_root_with_one_capability() {
         .unwrap();
     assert!(caps.add.is_none());
 }
+
+/// Every component serving on a host port beside its bootstrap twin or checkpoint sets
+/// `--permit-port-sharing`, in the self-hosted workload and in its bootstrap pod alike:
+/// SO_REUSEPORT shares a port only when every socket on it set it.
+#[test]
+fn host_port_components_permit_port_sharing_on_both_sides() {
+    let a = render_new(&https_etcd()).unwrap();
+    let o = objects(&a);
+    let shares = |spec: &PodSpec| {
+        spec.containers[0]
+            .command
+            .iter()
+            .flatten()
+            .any(|f| f == "--permit-port-sharing=true")
+    };
+    let pods = o.pods();
+    for name in [
+        "daemonset kube-apiserver",
+        "deployment kube-scheduler",
+        "deployment kube-controller-manager",
+    ] {
+        let (_, spec) = pods.iter().find(|(n, _)| n == name).unwrap();
+        assert!(shares(spec), "{name}");
+    }
+    let mut bootstrap = 0;
+    for path in a
+        .files
+        .keys()
+        .filter(|k| k.starts_with("bootstrap-manifests/"))
+        .filter(|k| !k.contains("etcd"))
+    {
+        let pod: Pod = serde_yaml_ng::from_slice(&a.get(path).unwrap().bytes).unwrap();
+        assert!(shares(&pod.spec.unwrap()), "{path}");
+        bootstrap += 1;
+    }
+    assert_eq!(bootstrap, 3);
+}

@@ -96,7 +96,7 @@ start_kubelet() {
     --node-labels "node-role.kubernetes.io/control-plane=,kubernetes.io/hostname=master-$i" \
     --kubeconfig "$dir/assets/auth/kubeconfig" --root-fs "$root" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" --root-dir "$root/var/lib/kubelet" \
-    --image-map "$dir/image-map.yaml" --backoff-base 1s --backoff-max 5s --max-grace-period 5s \
+    --image-map "$dir/image-map.yaml" --max-grace-period 5s \
     --read-only-port 0 --container-runtime-endpoint "unix://$root/var/run/containerd/containerd.sock"
   wait_until 30 "the kubelet of master-$i" curl -sf "http://$(node_ip "$i"):10248/healthz" \
     || { tail -20 "$dir/logs/kubelet-master-$i.log" >&2; return 1; }

@@ -50,8 +50,13 @@ pub struct StartFlags {
     #[arg(long, default_value = "20m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// How long each component may take to become Ready after its bootstrap pod is
-    /// removed before the bootstrap pod is put back.
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    /// removed before the bootstrap pod is put back. The default must outlast the
+    /// kubelet's crash-loop back-off: a self-hosted pod that crashed on its port just
+    /// before the removal waits up to 300 s (`MaxCrashLoopBackOff`), then up to 15 s for
+    /// the pod worker's next retry, then starts, passes its readiness probe (period
+    /// 10 s) and has its status written; 8 m leaves about two minutes for that start-up
+    /// after the longest back-off. At 5 m, a pivot about to succeed was rolled back.
+    #[arg(long, default_value = "8m", value_parser = parse_duration, value_name = "DURATION")]
     pub pivot_timeout: Duration,
     /// How long one api-server request may take.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]

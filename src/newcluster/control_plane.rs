@@ -140,6 +140,16 @@ fn privileged_port(spec: &mut PodSpec) {
     }
 }
 
+/// On every component that serves on the host network beside its bootstrap pod or
+/// checkpoint: SO_REUSEPORT on its serving socket (`SecureServingOptions` in
+/// `k8s.io/apiserver`, which kube-apiserver, kube-scheduler and kube-controller-manager
+/// share). The kernel lets a second socket bind the port only when every socket on it
+/// set SO_REUSEPORT, and the bootstrap pods and checkpoints are copies of these specs,
+/// so the self-hosted pod binds while its twin still serves instead of crash-looping
+/// into the kubelet's back-off (up to 300 s) until the twin is gone. While both run, the
+/// kernel spreads new connections between them; both serve the same cluster.
+const PERMIT_PORT_SHARING: &str = "--permit-port-sharing=true";
+
 /// `manifests/kube-apiserver.yaml`.
 pub fn apiserver(plan: &Plan, pki: &Pki) -> Component {
     const APP: &str = "kube-apiserver";
@@ -182,6 +192,7 @@ pub fn apiserver(plan: &Plan, pki: &Pki) -> Component {
         ),
         format!("--kubelet-client-key={}", secret_file("kubelet-client.key")),
         "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".into(),
+        PERMIT_PORT_SHARING.into(),
         format!("--secure-port={port}"),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
         format!(
@@ -246,6 +257,7 @@ pub fn controller_manager(plan: &Plan, pki: &Pki) -> Component {
         format!("--cluster-signing-key-file={}", secret_file("ca.key")),
         format!("--kubeconfig={IN_CLUSTER_DIR}/kubeconfig"),
         "--leader-elect=true".into(),
+        PERMIT_PORT_SHARING.into(),
         format!("--root-ca-file={}", secret_file("ca.crt")),
         format!(
             "--service-account-private-key-file={}",
@@ -289,6 +301,7 @@ pub fn scheduler(plan: &Plan) -> Component {
         "kube-scheduler".to_string(),
         format!("--kubeconfig={IN_CLUSTER_DIR}/kubeconfig"),
         "--leader-elect=true".into(),
+        PERMIT_PORT_SHARING.into(),
     ];
     let container = Container {
         name: APP.into(),

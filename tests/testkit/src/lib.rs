@@ -6,5 +6,6 @@ pub mod controllers;
 pub mod daemon;
 pub mod etcd;
 pub mod kubelet;
+pub mod listen;
 pub mod scheduler;
 pub mod validate;

@@ -82,16 +82,6 @@ fn cstatus<'a>(p: &'a Pod, c: &str) -> Option<&'a ContainerStatus> {
         .find(|s| s.name == c)
 }
 
-fn waiting_reason(p: &Pod, c: &str) -> Option<String> {
-    cstatus(p, c)?
-        .state
-        .as_ref()?
-        .waiting
-        .as_ref()?
-        .reason
-        .clone()
-}
-
 fn condition(p: &Pod, ty: &str) -> bool {
     let conds = p.status.as_ref().and_then(|s| s.conditions.as_ref());
     conds.is_some_and(|c| c.iter().any(|c| c.type_ == ty && c.status == "True"))
@@ -187,24 +177,36 @@ fn crashing_containers_follow_restart_policy_with_backoff() -> Result<()> {
             &manifest("once", "  restartPolicy: OnFailure\n", &sh("c", "exit 0")),
         )?;
         let started = Instant::now();
-        let mut saw_backoff = false;
-        let pod = k.wait_for("crash-node1 restartCount >= 3", WAIT, |pods| {
-            let p = find(pods, "crash-node1")?;
-            saw_backoff |= waiting_reason(p, "c").as_deref() == Some("CrashLoopBackOff");
-            (cstatus(p, "c")?.restart_count >= 3).then(|| p.clone())
-        })?;
-        // Delays 0, 500 ms, 1 s before restarts 1..3: back-off, not a hot loop.
+        // Upstream's back-off (`doBackOff`): restart 1 at once, then 10 s, then 20 s; the
+        // pod waits as CrashLoopBackOff with `format.Pod`'s `name_namespace(uid)`.
+        let pod = k.wait_for(
+            "crash-node1 backing off 20s",
+            Duration::from_secs(40),
+            |pods| {
+                let p = find(pods, "crash-node1")?;
+                let w = cstatus(p, "c")?.state.as_ref()?.waiting.clone()?;
+                (w.message.as_deref()?.starts_with("back-off 20s")).then(|| p.clone())
+            },
+        )?;
         assert!(
-            started.elapsed() >= Duration::from_millis(1400),
+            started.elapsed() >= Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );
-        assert!(saw_backoff, "never saw waiting: CrashLoopBackOff");
-        let last = cstatus(&pod, "c")
-            .unwrap()
-            .last_state
-            .clone()
-            .unwrap_or_default();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let c = cstatus(&pod, "c").unwrap();
+        assert_eq!(c.restart_count, 2);
+        let w = c.state.clone().unwrap().waiting.unwrap();
+        assert_eq!(w.reason.as_deref(), Some("CrashLoopBackOff"));
+        assert_eq!(
+            w.message.as_deref(),
+            Some(
+                format!("back-off 20s restarting failed container=c pod=crash-node1_{ns}({uid})")
+                    .as_str()
+            )
+        );
+        let last = c.last_state.clone().unwrap_or_default();
         assert_eq!(last.terminated.map(|t| t.exit_code), Some(3));
         assert_eq!(phase(&pod), "Running");
         k.wait_for("never Failed, once Succeeded", WAIT, |pods| {

@@ -24,6 +24,8 @@ pub struct Config {
     /// 0 picks a free port (tests); the real server would disable HTTPS.
     pub secure_port: u16,
     pub bind_address: IpAddr,
+    /// `--permit-port-sharing`: SO_REUSEPORT on the serving socket (`listen.rs`).
+    pub permit_port_sharing: bool,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_private_key_file: Option<PathBuf>,
     pub client_ca_file: Option<PathBuf>,
@@ -53,6 +55,7 @@ impl Default for Config {
             etcd_prefix: "/registry".into(),
             secure_port: 6443,
             bind_address: IpAddr::from([0, 0, 0, 0]),
+            permit_port_sharing: false,
             tls_cert_file: None,
             tls_private_key_file: None,
             client_ca_file: None,
@@ -77,6 +80,7 @@ const KNOWN: &[&str] = &[
     "etcd-keyfile",
     "secure-port",
     "bind-address",
+    "permit-port-sharing",
     "tls-cert-file",
     "tls-private-key-file",
     "client-ca-file",
@@ -119,6 +123,8 @@ impl Config {
             }
             let value = match inline {
                 Some(v) => v,
+                // A pflag bool alone means true and never takes the next argument.
+                None if name == "permit-port-sharing" => "true".into(),
                 None if takes_next => args.next().unwrap_or_default(),
                 None => bail!("flag --{name} needs a value"),
             };
@@ -146,6 +152,10 @@ impl Config {
             "etcd-keyfile" => self.etcd.keyfile = path(),
             "secure-port" => self.secure_port = v.parse().context("--secure-port")?,
             "bind-address" => self.bind_address = v.parse().context("--bind-address")?,
+            "permit-port-sharing" => {
+                self.permit_port_sharing =
+                    crate::controllers::config::parse_bool(&v).context("--permit-port-sharing")?
+            }
             "tls-cert-file" => self.tls_cert_file = path(),
             "tls-private-key-file" => self.tls_private_key_file = path(),
             "client-ca-file" => self.client_ca_file = path(),

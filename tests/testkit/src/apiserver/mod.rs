@@ -103,8 +103,8 @@ impl ApiServer {
             ),
             None => None,
         };
-        let listener = TcpListener::bind((config.bind_address, config.secure_port))
-            .await
+        let bind = (config.bind_address, config.secure_port).into();
+        let listener = crate::listen::bind(bind, config.permit_port_sharing)
             .with_context(|| format!("binding {}:{}", config.bind_address, config.secure_port))?;
         let addr = listener.local_addr()?;
         let server_address = match &config.advertise_address {

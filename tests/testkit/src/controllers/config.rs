@@ -77,6 +77,8 @@ pub struct Config {
     pub bind_address: IpAddr,
     /// `/healthz` over plain HTTP; 0 disables serving, as for the real components.
     pub secure_port: u16,
+    /// `--permit-port-sharing`: SO_REUSEPORT on the serving socket (`listen.rs`).
+    pub permit_port_sharing: bool,
 }
 
 pub fn usage(p: &Profile) -> String {
@@ -84,6 +86,7 @@ pub fn usage(p: &Profile) -> String {
         "usage: {} [--kubeconfig FILE] [--leader-elect=true|false]
   [--leader-elect-lease-duration 15s] [--leader-elect-renew-deadline 10s]
   [--leader-elect-retry-period 2s] [--bind-address 0.0.0.0] [--secure-port {}]
+  [--permit-port-sharing]
   (also accepted and ignored: {})",
         p.name,
         p.default_port,
@@ -96,7 +99,9 @@ pub fn usage(p: &Profile) -> String {
 }
 
 fn is_bool(p: &Profile, name: &str) -> bool {
-    name == "leader-elect" || p.ignored.iter().any(|(n, b)| *n == name && *b)
+    name == "leader-elect"
+        || name == "permit-port-sharing"
+        || p.ignored.iter().any(|(n, b)| *n == name && *b)
 }
 
 impl Config {
@@ -110,6 +115,7 @@ impl Config {
             leader: LeaderFlags::default(),
             bind_address: IpAddr::from([0, 0, 0, 0]),
             secure_port: p.default_port,
+            permit_port_sharing: false,
         };
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -157,6 +163,7 @@ impl Config {
             "leader-elect-retry-period" => self.leader.retry_period = parse_duration(v)?,
             "bind-address" => self.bind_address = v.parse()?,
             "secure-port" => self.secure_port = v.parse()?,
+            "permit-port-sharing" => self.permit_port_sharing = parse_bool(v)?,
             n if p.ignored.iter().any(|(i, _)| *i == n) => {}
             _ => bail!("unknown flag"),
         }

@@ -11,7 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 pub const NODE_IP_ENV: &str = "KUBEBOOT_TESTKIT_NODE_IP";
 
@@ -24,15 +23,20 @@ pub fn resolve_bind(addr: IpAddr, node_ip: Option<&str>) -> IpAddr {
     }
 }
 
-/// Binds now (so a taken port is a startup error) and serves in the background.
-pub async fn serve(component: &'static str, addr: IpAddr, port: u16) -> Result<Option<SocketAddr>> {
+/// Binds now (so a taken port is a startup error, unless every holder permits port
+/// sharing: `listen.rs`) and serves in the background.
+pub async fn serve(
+    component: &'static str,
+    addr: IpAddr,
+    port: u16,
+    permit_port_sharing: bool,
+) -> Result<Option<SocketAddr>> {
     if port == 0 {
         return Ok(None);
     }
     let node_ip = std::env::var(NODE_IP_ENV).ok();
     let ip = resolve_bind(addr, node_ip.as_deref());
-    let listener = TcpListener::bind((ip, port))
-        .await
+    let listener = crate::listen::bind((ip, port).into(), permit_port_sharing)
         .with_context(|| format!("binding {ip}:{port}"))?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

@@ -290,7 +290,13 @@ where
     Fut: std::future::Future<Output = Result<()>>,
 {
     let client = super::client::connect(cfg.kubeconfig.as_deref()).await?;
-    super::health::serve(component, cfg.bind_address, cfg.secure_port).await?;
+    super::health::serve(
+        component,
+        cfg.bind_address,
+        cfg.secure_port,
+        cfg.permit_port_sharing,
+    )
+    .await?;
     let work = work(client.clone());
     let elected = async {
         if !cfg.leader.enabled {

@@ -34,7 +34,9 @@ pub struct Config {
     pub root_fs: PathBuf,
     pub image_map_path: Option<PathBuf>,
     pub image_map: ImageMap,
-    /// First crash-loop delay; doubles per restart up to `backoff_max` (kubelet: 10 s, 5 min).
+    /// First crash-loop delay; doubles per restart up to `backoff_max`. The defaults are
+    /// upstream's (`initialCrashLoopBackOff` 10 s, `MaxCrashLoopBackOff` 300 s); `backoff_max`
+    /// stands for `crashLoopBackOff.maxContainerRestartPeriod` (`backoff.rs`).
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// Upper bound on a pod's `terminationGracePeriodSeconds` when stopping it.

@@ -47,8 +47,9 @@ impl Default for KubeletOptions {
             image_map: Vec::new(),
             kubeconfig: None,
             node_labels: None,
-            backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(4),
+            // Upstream's crash-loop back-off: a test must survive the real one.
+            backoff_base: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
             node_ip: IpAddr::from([127, 0, 0, 1]),
             node_root: None,
             default_ports: false,

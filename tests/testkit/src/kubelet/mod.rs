@@ -39,6 +39,7 @@
 pub mod apiobjects;
 pub mod apisync;
 pub mod atomic;
+pub mod backoff;
 pub mod config;
 pub mod cri;
 pub mod harness;
@@ -114,6 +115,8 @@ pub struct Shared {
     started: jiff::Timestamp,
     /// The api-server client, once `--kubeconfig` is loaded.
     pub api: std::sync::OnceLock<apiobjects::ApiHandle>,
+    /// The crash-loop back-off table, kubelet-wide as upstream's `crashLoopBackOff`.
+    pub backoff: Mutex<backoff::BackOff>,
 }
 
 /// A pod the sync loop wants running.
@@ -135,12 +138,13 @@ pub fn key(pod: &Pod) -> String {
 impl Shared {
     pub fn new(cfg: Config) -> Arc<Shared> {
         Arc::new(Shared {
-            cfg,
             pods: Mutex::default(),
             terminating: Mutex::default(),
             generation: Default::default(),
             started: jiff::Timestamp::now(),
             api: std::sync::OnceLock::new(),
+            backoff: Mutex::new(backoff::BackOff::new(cfg.backoff_base, cfg.backoff_max)),
+            cfg,
         })
     }
 

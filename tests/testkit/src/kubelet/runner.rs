@@ -6,11 +6,14 @@
 //! *Expected flow:* wait for the pod's previous incarnation to stop → volumes (retried;
 //! `CreateContainerConfigError`) → init containers → containers → wait for stop.
 //! A process that cannot bind a port it needs exits and is restarted with back-off,
-//! as with a real runtime. *Guarantees:* at most one incarnation of a pod key runs at a time; every
-//! process is SIGTERMed then SIGKILLed within `min(grace, --max-grace-period)` of a stop.
-//! *Caveats:* sidecar init containers (`restartPolicy: Always` on an init container) run
-//! as plain init containers; a restart after a long run resets the back-off once the
-//! container ran for longer than `--backoff-max`.
+//! as with a real runtime, after the kubelet's crash-loop back-off ([`backoff`]: 10 s
+//! doubling to 300 s, kept per container content across pod incarnations, reset by a run
+//! of more than 10 minutes). *Guarantees:* at most one incarnation of a pod key runs at a
+//! time; every process is SIGTERMed then SIGKILLed within `min(grace, --max-grace-period)`
+//! of a stop. *Caveats:* sidecar init containers (`restartPolicy: Always` on an init
+//! container) run as plain init containers; a container that cannot be created
+//! (`ErrImagePull`, `CreateContainerError`) is retried every 10 s, without upstream's
+//! separate image-pull back-off.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,11 +25,15 @@ use tokio::sync::watch;
 
 use super::status::{AfterExit, CState, Live, State, Term, after_exit, waiting};
 use super::volumes::{self, PodVolumes};
-use super::{Done, Entry, Shared, Source, probe, process};
+use super::{Done, Entry, Shared, Source, backoff, probe, process};
 
 /// How often API-backed volumes are refreshed, and a failed volume setup retried.
 const VOLUME_SYNC: Duration = Duration::from_secs(5);
 const VOLUME_RETRY: Duration = Duration::from_secs(1);
+/// `backOffPeriod` (`pkg/kubelet/kubelet.go`): how soon the pod worker retries a sync that
+/// failed without an exited container to back off from (`CreateContainerError`), at the
+/// low end of its jitter.
+const POD_WORKER_RETRY: Duration = Duration::from_secs(10);
 
 struct Ctx {
     shared: Arc<Shared>,
@@ -245,8 +252,19 @@ async fn run_container(
         .unwrap_or_else(|| "Always".into());
     let (ns, name) = ctx.key.split_once('/').unwrap_or(("default", &ctx.key));
     let log = process::log_path(cfg, ns, name, &c.name);
-    let mut crashes = 0u32;
+    let key = backoff::stable_key(&ctx.pod, c);
+    // When the container last exited: the start after it goes through `doBackOff`.
+    let mut exited: Option<(Instant, Term)> = None;
     loop {
+        if let Some((finished, t)) = exited.take() {
+            if !wait_back_off(ctx, which, c, &key, finished).await {
+                return None;
+            }
+            ctx.update(which, |s| {
+                s.last = Some(t);
+                s.restarts += 1;
+            });
+        }
         let env = process::env(c, &ctx.pod, &ctx.node_ip());
         let table = vols.tables.get(&c.name).cloned().unwrap_or_default();
         let spawned = process::argv(cfg, c, &env).and_then(|a| {
@@ -260,20 +278,16 @@ async fn run_container(
                     "fake-kubelet: {}/{}: {}: {}",
                     ctx.key, c.name, e.reason, e.message
                 );
+                // No container was created, so there is no exit to back off from:
+                // upstream's pod worker retries the sync after `backOffPeriod`.
                 ctx.update(which, |s| s.state = waiting(e.reason, &e.message));
-                let d = cfg
-                    .backoff_base
-                    .saturating_mul(1 << crashes.min(16))
-                    .min(cfg.backoff_max);
-                crashes += 1;
-                if ctx.sleep_or_stop(d).await {
+                if ctx.sleep_or_stop(POD_WORKER_RETRY).await {
                     return None;
                 }
                 continue;
             }
         };
         let since = Timestamp::now();
-        let ran = Instant::now();
         let pid = child.id();
         let probe = c
             .readiness_probe
@@ -312,43 +326,46 @@ async fn run_container(
         if stopped {
             return None;
         }
-        if ran.elapsed() > cfg.backoff_max {
-            crashes = 0;
+        if after_exit(&policy, matches!(which, Which::Init(_)), code) == AfterExit::Done {
+            ctx.update(which, |s| s.done = Some(code));
+            return Some(code);
         }
-        match after_exit(
-            &policy,
-            matches!(which, Which::Init(_)),
-            code,
-            crashes,
-            cfg.backoff_base,
-            cfg.backoff_max,
-        ) {
-            AfterExit::Done => {
-                ctx.update(which, |s| s.done = Some(code));
-                return Some(code);
-            }
-            AfterExit::Restart(d) => {
-                if !d.is_zero() {
-                    let msg = format!(
-                        "back-off {d:?} restarting failed container={} pod={}",
-                        c.name, ctx.key
-                    );
-                    ctx.update(which, |s| {
-                        s.last = Some(t.clone());
-                        s.state = waiting("CrashLoopBackOff", &msg);
-                    });
-                }
-                if ctx.sleep_or_stop(d).await {
-                    return None;
-                }
-                ctx.update(which, |s| {
-                    s.last = Some(t);
-                    s.restarts += 1;
-                });
-                crashes += 1;
-            }
+        exited = Some((Instant::now(), t));
+    }
+}
+
+/// `doBackOff` before a restart: while the kubelet-wide table says the container is in
+/// back-off since it `finished`, it waits as `CrashLoopBackOff`; then `Next` and go.
+/// False if the pod was stopped meanwhile.
+async fn wait_back_off(
+    ctx: &Arc<Ctx>,
+    which: Which,
+    c: &Container,
+    key: &str,
+    finished: Instant,
+) -> bool {
+    loop {
+        let (remaining, current) = {
+            let table = lock(&ctx.shared.backoff);
+            (
+                table.remaining(key, finished, Instant::now()),
+                table.get(key),
+            )
+        };
+        let Some(d) = remaining else {
+            lock(&ctx.shared.backoff).next(key, finished, Instant::now());
+            return true;
+        };
+        let msg = backoff::message(current, &c.name, &ctx.pod);
+        ctx.update(which, |s| s.state = waiting("CrashLoopBackOff", &msg));
+        if ctx.sleep_or_stop(d).await {
+            return false;
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn probe_loop(

@@ -4,7 +4,6 @@
 //! kubelet's rules; the pure parts (phase, back-off) are unit-tested here.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
@@ -182,37 +181,26 @@ pub fn phase(l: &Live) -> &'static str {
 /// What to do when a container exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterExit {
-    /// Restart after this delay.
-    Restart(Duration),
+    /// Start it again, after the crash-loop back-off (`backoff.rs`).
+    Restart,
     /// Stay terminated.
     Done,
 }
 
-/// restartPolicy + exit code → restart or not; the delay doubles per consecutive crash
-/// (`crashes` counts earlier ones) from `base` up to `max`, the first restart is immediate.
-/// Init containers treat `Always` as `OnFailure`: they must run to completion.
+/// restartPolicy + exit code → restart or not. Init containers treat `Always` as
+/// `OnFailure`: they must run to completion.
 #[must_use]
-pub fn after_exit(
-    policy: &str,
-    init: bool,
-    code: i32,
-    crashes: u32,
-    base: Duration,
-    max: Duration,
-) -> AfterExit {
+pub fn after_exit(policy: &str, init: bool, code: i32) -> AfterExit {
     let restart = match policy {
         "Never" => false,
         "OnFailure" => code != 0,
         _ => code != 0 || !init,
     };
-    if !restart {
-        return AfterExit::Done;
+    if restart {
+        AfterExit::Restart
+    } else {
+        AfterExit::Done
     }
-    if crashes == 0 {
-        return AfterExit::Restart(Duration::ZERO);
-    }
-    let factor = 1u32.checked_shl(crashes - 1).unwrap_or(u32::MAX);
-    AfterExit::Restart(base.saturating_mul(factor).min(max))
 }
 
 fn ts(t: Timestamp) -> Option<Time> {
@@ -272,34 +260,15 @@ fn container_status(c: &CState) -> ContainerStatus {
 mod tests {
     use super::*;
 
-    const S: Duration = Duration::from_secs(1);
-
     #[test]
-    fn restart_policy_table() {
-        let m = Duration::from_secs(5);
-        assert_eq!(
-            after_exit("Always", false, 0, 0, S, m),
-            AfterExit::Restart(Duration::ZERO)
-        );
-        assert_eq!(
-            after_exit("Always", false, 1, 1, S, m),
-            AfterExit::Restart(S)
-        );
-        assert_eq!(
-            after_exit("Always", false, 1, 3, S, m),
-            AfterExit::Restart(4 * S)
-        );
-        assert_eq!(
-            after_exit("Always", false, 1, 40, S, m),
-            AfterExit::Restart(m)
-        );
-        assert_eq!(after_exit("Always", true, 0, 0, S, m), AfterExit::Done);
-        assert_eq!(after_exit("OnFailure", false, 0, 0, S, m), AfterExit::Done);
-        assert_eq!(
-            after_exit("OnFailure", false, 2, 0, S, m),
-            AfterExit::Restart(Duration::ZERO)
-        );
-        assert_eq!(after_exit("Never", false, 2, 0, S, m), AfterExit::Done);
+    fn restart_policy() {
+        assert_eq!(after_exit("Always", false, 0), AfterExit::Restart);
+        assert_eq!(after_exit("Always", false, 1), AfterExit::Restart);
+        assert_eq!(after_exit("Always", true, 0), AfterExit::Done);
+        assert_eq!(after_exit("Always", true, 1), AfterExit::Restart);
+        assert_eq!(after_exit("OnFailure", false, 0), AfterExit::Done);
+        assert_eq!(after_exit("OnFailure", false, 2), AfterExit::Restart);
+        assert_eq!(after_exit("Never", false, 2), AfterExit::Done);
     }
 
     #[test]
