@@ -39,6 +39,7 @@ pub mod hash;
 pub mod health;
 pub mod leader;
 pub mod nodelifecycle;
+pub mod nodetaints;
 pub mod pods;
 pub mod replicaset;
 pub mod selectors;
