@@ -61,7 +61,10 @@ async fn scheduler_binds_to_fitting_nodes_and_reports_unschedulable() -> Result<
         create_nodes(&c, vec![
             node("m1", cp.clone(), cp_taint.clone(), true)?,
             node("m2", cp.clone(), cp_taint.clone(), true)?,
-            node("m3-notready", cp.clone(), cp_taint.clone(), false)?,
+            // Not Ready, with the taint the node lifecycle controller gives it: the
+            // scheduler reads readiness only through taints, as kube-scheduler does.
+            node("m3-notready", cp.clone(), json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]), false)?,
             node("w1", json!({"pool": "workers"}), json!([]), true)?,
             node("w2", json!({"pool": "workers"}), json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]), true)?,
         ]).await?;

@@ -11,6 +11,7 @@
 //! `serviceaccount.rs` (tokens) and `tls.rs` (authentication). There is no authorization:
 //! every authenticated user may do everything (test with `--testkit-fault`, `fault.rs`).
 
+pub mod admission;
 mod config;
 pub mod crd;
 pub(crate) mod defaults;

@@ -195,6 +195,7 @@ pub async fn create(
         crd::validate(&obj)?;
     }
     let mut obj = defaults::on_create(t.res, obj)?;
+    super::admission::admit_create(t.res.kind, &mut obj);
     if t.res.kind == "Service" {
         defaults::allocate_cluster_ip(store, &mut obj).await?;
     }

@@ -1,6 +1,8 @@
-//! `fake-controller-manager`: Deployment, ReplicaSet and DaemonSet controllers plus pod
-//! GC behind Lease leader election, with kube-controller-manager's flags. The logic is
-//! in `kubeboot_testkit::controllers`; this is flags, the runtime and signals.
+//! `fake-controller-manager`: Deployment, ReplicaSet and DaemonSet controllers, pod GC,
+//! the node lifecycle controller (`--node-monitor-period` 5s, `--node-monitor-grace-period`
+//! 50s, `--node-startup-grace-period` 1m) and taint eviction, behind Lease leader
+//! election, with kube-controller-manager's flags. The logic is in
+//! `kubeboot_testkit::controllers`; this is flags, the runtime and signals.
 //! Exit codes: 0 after SIGTERM/SIGINT (or `--help`), 2 bad flags, 1 any other error,
 //! including a lost leader lease (the real component exits too, to be restarted).
 

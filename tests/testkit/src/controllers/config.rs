@@ -68,6 +68,31 @@ impl Default for LeaderFlags {
     }
 }
 
+/// kube-controller-manager's node lifecycle flags, with its defaults
+/// (`cmd/kube-controller-manager/app/options/nodelifecyclecontroller.go` and the
+/// `RecommendedDefaultNodeLifecycleControllerConfiguration`; the grace period is 50 s
+/// since Kubernetes 1.32, kubernetes/kubernetes#126287). Only fake-controller-manager
+/// takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeFlags {
+    /// `--node-monitor-period`: how often node health is looked at.
+    pub monitor_period: Duration,
+    /// `--node-monitor-grace-period`: silence after which a node is Unknown.
+    pub monitor_grace_period: Duration,
+    /// `--node-startup-grace-period`: the same for a node that never posted Ready.
+    pub startup_grace_period: Duration,
+}
+
+impl Default for NodeFlags {
+    fn default() -> Self {
+        NodeFlags {
+            monitor_period: Duration::from_secs(5),
+            monitor_grace_period: Duration::from_secs(50),
+            startup_grace_period: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Everything either binary needs, resolved from flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -79,17 +104,24 @@ pub struct Config {
     pub secure_port: u16,
     /// `--permit-port-sharing`: SO_REUSEPORT on the serving socket (`listen.rs`).
     pub permit_port_sharing: bool,
+    /// Node lifecycle flags (fake-controller-manager only).
+    pub node: NodeFlags,
 }
 
 pub fn usage(p: &Profile) -> String {
     format!(
         "usage: {} [--kubeconfig FILE] [--leader-elect=true|false]
   [--leader-elect-lease-duration 15s] [--leader-elect-renew-deadline 10s]
-  [--leader-elect-retry-period 2s] [--bind-address 0.0.0.0] [--secure-port {}]
+  [--leader-elect-retry-period 2s] [--bind-address 0.0.0.0] [--secure-port {}]{}
   [--permit-port-sharing]
   (also accepted and ignored: {})",
         p.name,
         p.default_port,
+        if p.name == CONTROLLER_MANAGER.name {
+            "\n  [--node-monitor-period 5s] [--node-monitor-grace-period 50s] [--node-startup-grace-period 1m]"
+        } else {
+            ""
+        },
         p.ignored
             .iter()
             .map(|(n, _)| format!("--{n}"))
@@ -116,6 +148,7 @@ impl Config {
             bind_address: IpAddr::from([0, 0, 0, 0]),
             secure_port: p.default_port,
             permit_port_sharing: false,
+            node: NodeFlags::default(),
         };
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -164,6 +197,15 @@ impl Config {
             "bind-address" => self.bind_address = v.parse()?,
             "secure-port" => self.secure_port = v.parse()?,
             "permit-port-sharing" => self.permit_port_sharing = parse_bool(v)?,
+            "node-monitor-period" if p.name == CONTROLLER_MANAGER.name => {
+                self.node.monitor_period = parse_duration(v)?;
+            }
+            "node-monitor-grace-period" if p.name == CONTROLLER_MANAGER.name => {
+                self.node.monitor_grace_period = parse_duration(v)?;
+            }
+            "node-startup-grace-period" if p.name == CONTROLLER_MANAGER.name => {
+                self.node.startup_grace_period = parse_duration(v)?;
+            }
             n if p.ignored.iter().any(|(i, _)| *i == n) => {}
             _ => bail!("unknown flag"),
         }
@@ -227,6 +269,19 @@ mod tests {
         assert_eq!(c.leader, LeaderFlags::default());
         assert_eq!(c.secure_port, 10257);
         assert!(c.leader.enabled);
+        assert_eq!(c.node.monitor_grace_period, Duration::from_secs(50));
+        assert_eq!(c.node.monitor_period, Duration::from_secs(5));
+        assert_eq!(c.node.startup_grace_period, Duration::from_secs(60));
+        let c = parse(&[
+            "--node-monitor-grace-period=20s",
+            "--node-monitor-period",
+            "1s",
+        ])?
+        .context("help")?;
+        assert_eq!(c.node.monitor_grace_period, Duration::from_secs(20));
+        assert_eq!(c.node.monitor_period, Duration::from_secs(1));
+        let sched = Config::from_args(&SCHEDULER, ["--node-monitor-period=1s".to_string()]);
+        assert!(sched.is_err(), "kube-scheduler has no node lifecycle flags");
         Ok(())
     }
 

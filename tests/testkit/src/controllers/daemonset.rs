@@ -1,10 +1,14 @@
 //! The DaemonSet controller: one pod per eligible node. Pure: [`plan`] maps one
 //! DaemonSet, the nodes and the pods to the writes that move towards that.
 //!
-//! *Expected flow.* Per node: an eligible node (nodeSelector, required node affinity, and
-//! every `NoSchedule`/`NoExecute` taint tolerated, see `fit.rs`) without an active pod
-//! gets one; finished pods are deleted (and replaced); a node no longer eligible loses
-//! its pods; a second active pod on a node is deleted. Then the rollout: with
+//! *Expected flow.* Per node (`NodeShouldRunDaemonPod`): an eligible node (nodeSelector,
+//! required node affinity, and every `NoSchedule`/`NoExecute` taint tolerated, see
+//! `fit.rs`) without an active pod gets one; finished pods are deleted (and replaced); a
+//! node that is not eligible but whose `NoExecute` taints the pod tolerates
+//! (`shouldContinueRunning`, e.g. an unreachable master: the daemon tolerations cover
+//! its `NoExecute` taint but not its `NoSchedule` one) keeps its pod, counted as
+//! misscheduled and not desired, and gets no new one; any other node no longer eligible
+//! loses its pods; a second active pod on a node is deleted. Then the rollout: with
 //! `RollingUpdate`, pods whose `controller-revision-hash` is stale are deleted, those
 //! not ready at once and ready ones only while fewer than `maxUnavailable` (default 1)
 //! nodes lack a ready pod; the next cycle creates their replacements. With `OnDelete`
@@ -163,9 +167,19 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], all_pods: &[Pod]) -> Vec<Action> {
     for node in nodes {
         let name = node.metadata.name.as_deref().unwrap_or("");
         let mut here: Vec<&Pod> = by_node.remove(name).unwrap_or_default();
-        if fit::check(&pod_spec, node, false).is_err() {
+        if fit::check(&pod_spec, node).is_err() {
             if here.iter().any(|p| pods::is_active(p)) {
                 st.number_misscheduled += 1;
+            }
+            if fit::may_stay(&pod_spec, node) {
+                // `shouldContinueRunning` without `shouldRun` (e.g. an unreachable
+                // node's NoSchedule taint): keep the running pod, make no new one.
+                actions.extend(
+                    here.iter()
+                        .filter(|p| pods::is_terminal(p))
+                        .map(|p| delete(p, "finished")),
+                );
+                continue;
             }
             actions.extend(here.iter().map(|p| delete(p, "node not eligible")));
             continue;

@@ -195,3 +195,28 @@ fn max_unavailable_scaling() {
         1
     );
 }
+
+#[test]
+fn an_unreachable_node_keeps_its_daemon_pod_but_gets_no_new_one() {
+    let d = ds(json!({}));
+    let h = current(&d);
+    let unreachable = json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]);
+    let nodes = vec![
+        node("w1", json!({"role": "worker"}), json!([])),
+        node("dead", json!({"role": "worker"}), unreachable.clone()),
+        node("dead-empty", json!({"role": "worker"}), unreachable),
+    ];
+    // The dead node's pod was marked not Ready by the node lifecycle controller.
+    let pods = [
+        pod(&d, "a1", "w1", &h, "Running", true),
+        pod(&d, "a2", "dead", &h, "Running", false),
+    ];
+    let a = plan(&d, &nodes, &pods);
+    assert!(deletes(&a).is_empty(), "{a:?}");
+    assert!(creates(&a).is_empty(), "{a:?}");
+    let st = status(&a);
+    assert_eq!(st["desiredNumberScheduled"], json!(1));
+    assert_eq!(st["numberMisscheduled"], json!(1));
+    assert_eq!(st["numberReady"], json!(1));
+}

@@ -1,5 +1,5 @@
 //! Whether a pod may run on a node: taints and tolerations, `nodeSelector`, required
-//! node affinity, readiness. The one place both the DaemonSet controller (which places
+//! node affinity. The one place both the DaemonSet controller (which places
 //! its own pods) and the scheduler decide this, so the two can never disagree. Pure.
 //!
 //! Toleration matching is `Toleration.ToleratesTaint` from `k8s.io/api/core/v1`; only
@@ -18,7 +18,6 @@ pub const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
 /// Why a node does not fit; the scheduler reports these like kube-scheduler's plugins.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unfit {
-    NotReady,
     Selector,
     Taint(String),
 }
@@ -27,7 +26,6 @@ impl Unfit {
     /// The phrase kube-scheduler uses in `0/N nodes are available: ...`.
     pub fn phrase(&self) -> String {
         match self {
-            Unfit::NotReady => "node(s) were not ready".into(),
             Unfit::Selector => "node(s) didn't match Pod's node affinity/selector".into(),
             Unfit::Taint(t) => format!("node(s) had untolerated taint {{{t}}}"),
         }
@@ -104,33 +102,36 @@ pub fn selects(spec: &PodSpec, node: &Node) -> bool {
         && required.is_none_or(|r| selectors::node_selector(r, node))
 }
 
-/// Whether `spec` may run on `node`; `need_ready` is the scheduler's extra check: a
-/// node that is not Ready stands for one carrying `node.kubernetes.io/not-ready:NoSchedule`
-/// (the node lifecycle controller's taint, which no double adds), so only a pod that
-/// tolerates that taint may go there.
-pub fn check(spec: &PodSpec, node: &Node, need_ready: bool) -> Result<(), Unfit> {
-    let not_ready = Taint {
-        key: "node.kubernetes.io/not-ready".into(),
-        effect: "NoSchedule".into(),
-        ..Default::default()
-    };
-    let tolerated = |t: &Taint| {
-        spec.tolerations
-            .iter()
-            .flatten()
-            .any(|tol| tolerates(tol, t))
-    };
-    if need_ready && !node_ready(node) && !tolerated(&not_ready) {
-        return Err(Unfit::NotReady);
+/// Whether `spec` may be placed on `node`: its selector and required affinity, and
+/// every `NoSchedule`/`NoExecute` taint tolerated (kube-scheduler's NodeAffinity and
+/// TaintToleration filters, `pkg/scheduler/framework/plugins/tainttoleration`). Node
+/// readiness is not checked: as upstream, a node that is not Ready keeps pods off
+/// through the taints the node lifecycle controller puts on it.
+///
+/// The first failing filter is the reason, in kube-scheduler's default plugin order
+/// (`pkg/scheduler/apis/config/v1/default_plugins.go`): TaintToleration before
+/// NodeAffinity.
+pub fn check(spec: &PodSpec, node: &Node) -> Result<(), Unfit> {
+    let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
+    if let Some(t) = untolerated(tolerations, &node_taints(node)) {
+        return Err(Unfit::Taint(t));
     }
     if !selects(spec, node) {
         return Err(Unfit::Selector);
     }
+    Ok(())
+}
+
+/// Whether a pod of `spec` already on `node` may stay (the DaemonSet controller's
+/// `shouldContinueRunning` in `NodeShouldRunDaemonPod`): its selector matches and every
+/// `NoExecute` taint is tolerated; `NoSchedule` taints only keep new pods away.
+pub fn may_stay(spec: &PodSpec, node: &Node) -> bool {
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
-    match untolerated(tolerations, &node_taints(node)) {
-        Some(t) => Err(Unfit::Taint(t)),
-        None => Ok(()),
-    }
+    let no_execute: Vec<Taint> = node_taints(node)
+        .into_iter()
+        .filter(|t| t.effect == "NoExecute")
+        .collect();
+    selects(spec, node) && untolerated(tolerations, &no_execute).is_none()
 }
 
 fn exists(key: &str, effect: &str) -> Toleration {
@@ -242,22 +243,29 @@ mod tests {
         let spec = |v: Value| serde_json::from_value::<PodSpec>(v).unwrap_or_default();
         let sel = json!({"containers": [], "nodeSelector": {"role": "master"}});
         assert_eq!(
-            check(&spec(sel.clone()), &n, true),
+            check(&spec(sel.clone()), &n),
             Err(Unfit::Taint("role: ".into()))
         );
         let mut ok = sel;
         ok["tolerations"] = json!([{"key": "role", "operator": "Exists"}]);
-        assert_eq!(check(&spec(ok), &n, true), Ok(()));
-        let wrong = json!({"containers": [], "nodeSelector": {"role": "worker"}});
-        assert_eq!(check(&spec(wrong), &n, true), Err(Unfit::Selector));
-        let not_ready = node(json!({"metadata": {"name": "n"}}));
+        assert_eq!(check(&spec(ok), &n), Ok(()));
+        // TaintToleration runs before NodeAffinity: an untolerated taint is the reason.
+        let mut wrong = json!({"containers": [], "nodeSelector": {"role": "worker"}});
         assert_eq!(
-            check(&spec(json!({"containers": []})), &not_ready, true),
-            Err(Unfit::NotReady)
+            check(&spec(wrong.clone()), &n),
+            Err(Unfit::Taint("role: ".into()))
         );
+        wrong["tolerations"] = json!([{"key": "role", "operator": "Exists"}]);
+        assert_eq!(check(&spec(wrong), &n), Err(Unfit::Selector));
+        // Readiness itself is no filter: only the lifecycle controller's taints are.
+        let not_ready = node(json!({"metadata": {"name": "n"}}));
+        assert_eq!(check(&spec(json!({"containers": []})), &not_ready), Ok(()));
+        let unreachable = node(json!({"metadata": {"name": "n"}, "spec": {"taints": [
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}}));
         assert_eq!(
-            check(&spec(json!({"containers": []})), &not_ready, false),
-            Ok(())
+            check(&spec(json!({"containers": []})), &unreachable),
+            Err(Unfit::Taint("node.kubernetes.io/unreachable: ".into()))
         );
     }
 
@@ -266,12 +274,38 @@ mod tests {
         let n = node(json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}}));
         let mut spec = PodSpec::default();
         assert_eq!(
-            check(&spec, &n, false),
+            check(&spec, &n),
             Err(Unfit::Taint(format!("{UNSCHEDULABLE}: ")))
         );
         with_daemon_tolerations(&mut spec);
         with_daemon_tolerations(&mut spec);
         assert_eq!(spec.tolerations.as_ref().map(Vec::len), Some(6));
-        assert_eq!(check(&spec, &n, false), Ok(()));
+        assert_eq!(check(&spec, &n), Ok(()));
+    }
+
+    #[test]
+    fn daemons_stay_on_an_unreachable_node_but_are_not_placed_there() {
+        let dead = node(json!({"metadata": {"name": "n"}, "spec": {"taints": [
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}}));
+        let mut spec = PodSpec::default();
+        assert!(!may_stay(&spec, &dead));
+        with_daemon_tolerations(&mut spec);
+        let tols = spec.tolerations.clone().unwrap_or_default();
+        let unreachable = tols
+            .iter()
+            .find(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(unreachable.effect.as_deref(), Some("NoExecute"));
+        assert_eq!(
+            unreachable.toleration_seconds, None,
+            "daemons tolerate it for ever"
+        );
+        assert!(may_stay(&spec, &dead));
+        assert_eq!(
+            check(&spec, &dead),
+            Err(Unfit::Taint("node.kubernetes.io/unreachable: ".into()))
+        );
     }
 }

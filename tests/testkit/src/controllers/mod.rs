@@ -10,7 +10,12 @@
 //! - the DaemonSet controller (`daemonset.rs`): one pod per eligible node, with
 //!   `spec.nodeName` set directly, as before Kubernetes 1.12, so daemons need no scheduler;
 //! - the pod GC and the garbage collector (`gc.rs`): pods of vanished Nodes, dependents of
-//!   deleted owners.
+//!   deleted owners;
+//! - the node lifecycle controller (`nodelifecycle.rs`), every `--node-monitor-period`:
+//!   nodes whose kubelet stopped renewing its Lease for `--node-monitor-grace-period`
+//!   become `Ready=Unknown`, get the `unreachable` taints, and their pods lose Ready;
+//! - the taint eviction controller (`tainteviction.rs`): pods not tolerating a node's
+//!   `NoExecute` taints are deleted (at once, or after their `tolerationSeconds`).
 //!
 //! The controllers are pure functions from one consistent listing ([`world::World`]) to
 //! writes ([`world::Action`]); [`run`] is the thin executor. It is level-triggered: every
@@ -18,8 +23,7 @@
 //! go stale, a lost write is redone next cycle, and an api-server restart costs one
 //! logged line and a few failed cycles (never an exit, unless the lease is lost).
 //!
-//! Not done (differences from the real component): no node lifecycle controller (no
-//! NotReady marking, taints or evictions), no StatefulSets, Jobs, CronJobs, endpoints,
+//! Not done (differences from the real component): no StatefulSets, Jobs, CronJobs, endpoints,
 //! service accounts, tokens, certificates, namespaces or node IPAM; no events; no
 //! ControllerRevisions; `/healthz` is plain HTTP without authentication; the flags in
 //! [`config::CONTROLLER_MANAGER`]`.ignored` are accepted and ignored; list cost grows
@@ -34,9 +38,12 @@ pub mod gc;
 pub mod hash;
 pub mod health;
 pub mod leader;
+pub mod nodelifecycle;
+pub mod nodetaints;
 pub mod pods;
 pub mod replicaset;
 pub mod selectors;
+pub mod tainteviction;
 pub mod world;
 
 use std::future::Future;
@@ -89,8 +96,53 @@ pub async fn apply(client: &Client, component: &str, actions: Vec<Action>) -> Re
     }
 }
 
-async fn control_loop(client: Client) -> Result<()> {
+/// One node lifecycle pass: node status first, then taints, then the pods of nodes
+/// that went down. A node whose status update failed gets nothing else this pass, as
+/// upstream skips it; a node whose pods could not all be marked is retried.
+async fn lifecycle_pass(
+    client: &Client,
+    lc: &mut nodelifecycle::Lifecycle,
+    pass: nodelifecycle::Pass,
+) -> Result<()> {
+    let mut failed_nodes = std::collections::BTreeSet::new();
+    let mut first: Option<anyhow::Error> = None;
+    for a in pass.writes {
+        let node = match &a {
+            Action::NodeStatus(n) => n.metadata.name.clone().unwrap_or_default(),
+            Action::NodeTaints { name, .. } => name.clone(),
+            _ => String::new(),
+        };
+        if failed_nodes.contains(&node) {
+            continue;
+        }
+        if let Err(e) = world::execute(client, COMPONENT, a).await {
+            failed_nodes.insert(node);
+            first.get_or_insert(e);
+        }
+    }
+    for (node, marks) in pass.mark {
+        if failed_nodes.contains(&node) {
+            lc.marked(&node, false);
+            continue;
+        }
+        let mut ok = true;
+        for a in marks {
+            if let Err(e) = world::execute(client, COMPONENT, a).await {
+                ok = false;
+                first.get_or_insert(e);
+            }
+        }
+        lc.marked(&node, ok);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+async fn control_loop(client: Client, node_flags: config::NodeFlags) -> Result<()> {
     let mut log = client::ErrorLog::new(COMPONENT);
+    let mut lc_log = client::ErrorLog::new(COMPONENT);
+    let mut lifecycle = nodelifecycle::Lifecycle::new(node_flags);
+    let mut evictions = tainteviction::Evictions::default();
+    let mut next_monitor = Instant::now();
     let mut missing = gc::Missing::new();
     let mut tick = tokio::time::interval(RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,7 +151,14 @@ async fn control_loop(client: Client) -> Result<()> {
         let r = async {
             let w = World::list(&client).await?;
             let wall = Time(jiff::Timestamp::now());
-            let actions = plan_all(&w, &mut missing, Instant::now(), &wall);
+            let mut actions = plan_all(&w, &mut missing, Instant::now(), &wall);
+            actions.extend(evictions.plan(&w.nodes, &w.pods, wall.0));
+            if Instant::now() >= next_monitor {
+                next_monitor = Instant::now() + node_flags.monitor_period;
+                let pass = lifecycle.monitor(&w.nodes, &w.node_leases, &w.pods, wall.0);
+                let r = lifecycle_pass(&client, &mut lifecycle, pass).await;
+                lc_log.record("node lifecycle", &r);
+            }
             apply(&client, COMPONENT, actions).await
         }
         .await;
@@ -109,11 +168,12 @@ async fn control_loop(client: Client) -> Result<()> {
 
 /// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let node_flags = cfg.node;
     leader::run_component(
         cfg,
         COMPONENT,
         "kube-controller-manager",
-        control_loop,
+        move |client| control_loop(client, node_flags),
         shutdown,
     )
     .await

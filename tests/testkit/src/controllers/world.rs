@@ -9,7 +9,8 @@
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
@@ -22,6 +23,8 @@ pub struct World {
     pub deployments: Vec<Deployment>,
     pub daemon_sets: Vec<DaemonSet>,
     pub nodes: Vec<Node>,
+    /// The kubelets' heartbeats, in `kube-node-lease`.
+    pub node_leases: Vec<Lease>,
 }
 
 async fn all<K>(client: &Client) -> Result<Vec<K>>
@@ -44,12 +47,18 @@ impl World {
         let deployments = all(client).await?;
         let daemon_sets = all(client).await?;
         let nodes = all(client).await?;
+        let node_leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease")
+            .list(&ListParams::default())
+            .await
+            .context("listing leases")?
+            .items;
         Ok(World {
             pods,
             replica_sets,
             deployments,
             daemon_sets,
             nodes,
+            node_leases,
         })
     }
 }
@@ -116,6 +125,15 @@ pub enum Action {
         name: String,
         uid: String,
     },
+    /// A Node's status, replaced (guarded by its resourceVersion).
+    NodeStatus(Box<Node>),
+    /// A Node's `spec.taints`, replaced by a merge patch.
+    NodeTaints {
+        name: String,
+        taints: Vec<Taint>,
+    },
+    /// A pod's status, replaced (guarded by its resourceVersion).
+    PodStatus(Box<Pod>),
     /// A merge patch `{"status": ...}` on the status subresource.
     Status {
         owner: Owner,
@@ -204,6 +222,34 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
             ok_if(ok_if(r, 404), 409)?;
             eprintln!("{component}: deleted replicaset {namespace}/{name} (owner gone)");
         }
+        Action::NodeStatus(node) => {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            Api::<Node>::all(c)
+                .replace_status(&name, &PostParams::default(), &*node)
+                .await?;
+            eprintln!("{component}: node {name}: Ready is {}", ready_of(&node));
+        }
+        Action::NodeTaints { name, taints } => {
+            let patch = Patch::Merge(json!({"spec": {"taints": taints}}));
+            Api::<Node>::all(c)
+                .patch(&name, &PatchParams::default(), &patch)
+                .await?;
+            let keys: Vec<String> = taints
+                .iter()
+                .map(|t| format!("{}:{}", t.key, t.effect))
+                .collect();
+            eprintln!("{component}: node {name}: taints [{}]", keys.join(", "));
+        }
+        Action::PodStatus(pod) => {
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let r = Api::<Pod>::namespaced(c, &ns)
+                .replace_status(&name, &PostParams::default(), &*pod)
+                .await
+                .map(|_| ());
+            ok_if(r, 404)?;
+            eprintln!("{component}: pod {ns}/{name}: Ready is False (node not ready)");
+        }
         Action::Status {
             owner,
             namespace,
@@ -230,6 +276,14 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
         }
     }
     Ok(())
+}
+
+fn ready_of(n: &Node) -> &str {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map_or("absent", |c| c.status.as_str())
 }
 
 #[cfg(test)]

@@ -280,7 +280,8 @@ async fn sync_pods(ctx: &Ctx) -> Result<()> {
         let k = key(pod);
         let Some(status) = &pod.status else { continue };
         let body = serde_json::to_value(status)?;
-        if !seen.contains_key(&k) || lock(&ctx.posted).get(&k) == Some(&body) {
+        let Some(api) = seen.get(&k) else { continue };
+        if lock(&ctx.posted).get(&k) == Some(&body) && !ready_differs(api, status) {
             continue;
         }
         let ns = pod.namespace().unwrap_or_default();
@@ -329,6 +330,40 @@ async fn node_owner(ctx: &Ctx) -> Option<OwnerReference> {
     })
 }
 
+/// The status manager's `needsReconcile` (`pkg/kubelet/status/status_manager.go`), for
+/// the Ready condition: when the API's pod says otherwise than this kubelet (the node
+/// lifecycle controller's `MarkPodsNotReady` after a long silence), the status is
+/// posted again even though it did not change here.
+fn ready_differs(api: &Pod, ours: &k8s_openapi::api::core::v1::PodStatus) -> bool {
+    let ready = |s: Option<&k8s_openapi::api::core::v1::PodStatus>| {
+        s.and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone())
+    };
+    ready(api.status.as_ref()) != ready(Some(ours))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_the_api_lost_is_posted_again() {
+        let status = |r: &str| -> k8s_openapi::api::core::v1::PodStatus {
+            serde_json::from_value(
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": r}]}),
+            )
+            .unwrap_or_default()
+        };
+        let api = |r: &str| Pod {
+            status: Some(status(r)),
+            ..Pod::default()
+        };
+        assert!(ready_differs(&api("False"), &status("True")));
+        assert!(!ready_differs(&api("True"), &status("True")));
+    }
 }

@@ -1,5 +1,5 @@
 //! Where a pending pod goes: filter the nodes with `controllers::fit` (the same rules
-//! the DaemonSet controller uses, plus `Ready=True`), then spread: the fewest pods of
+//! the DaemonSet controller uses), then spread: the fewest pods of
 //! the same owner, or matching its preferred pod anti-affinity terms on
 //! `kubernetes.io/hostname`, then node name order. Pure.
 //!
@@ -8,9 +8,11 @@
 //! (hostIP, protocol, hostPort) triples; the kubelet would reject it there. A
 //! hostNetwork pod's ports count through the api-server's defaulting, as upstream.
 //!
-//! A node that is not Ready stands for the `node.kubernetes.io/not-ready:NoSchedule`
-//! taint the node lifecycle controller would put on it: only a pod tolerating that
-//! taint may go there.
+//! Node readiness is read as kube-scheduler reads it: through the taints on the Node
+//! (TaintToleration filter). The node lifecycle controller of fake-controller-manager
+//! puts `node.kubernetes.io/not-ready` or `unreachable` on a node that is not Ready;
+//! without a controller-manager a dead node stays untainted and may still be picked,
+//! as upstream.
 //!
 //! Not done: resource requests, volumes, required pod (anti-)affinity,
 //! topology spread constraints, preferred node affinity, priorities and preemption.
@@ -104,7 +106,7 @@ pub fn place(pod: &Pod, nodes: &[Node], all: &[Pod]) -> Decision {
     let mut best: Option<(usize, &str)> = None;
     for node in nodes {
         let name = node.metadata.name.as_deref().unwrap_or("");
-        let fits = fit::check(&spec, node, true).map_err(|why| why.phrase());
+        let fits = fit::check(&spec, node).map_err(|why| why.phrase());
         match fits.and_then(|()| free_ports(pod, name, all)) {
             Err(why) => *reasons.entry(why).or_default() += 1,
             Ok(()) => {

@@ -32,7 +32,13 @@ fn nodes() -> Vec<Node> {
             json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]),
             true,
         ),
-        node("down", json!({"role": "worker"}), json!([]), false),
+        // A node that is not Ready, as the node lifecycle controller leaves it.
+        node(
+            "down",
+            json!({"role": "worker"}),
+            json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]),
+            false,
+        ),
     ]
 }
 
@@ -101,7 +107,7 @@ fn selector_taints_and_affinity_filter() {
         Decision::Unschedulable(
             "0/4 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, \
              1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, \
-             1 node(s) were not ready."
+             1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }."
                 .into()
         )
     );
