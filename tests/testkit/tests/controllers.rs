@@ -282,10 +282,15 @@ async fn only_the_leader_acts_and_another_takes_over() -> Result<()> {
             Ok(now)
         })
         .await?;
-        ensure!(
-            acquired(standby),
-            "lease holder {second} but the standby did not log acquiring it"
-        );
+        // The lease write lands before the process logs it: wait for the log line.
+        eventually("the standby logs acquiring the lease", STEP, || async {
+            ensure!(
+                acquired(standby),
+                "lease holder {second} but the standby did not log acquiring it"
+            );
+            Ok(())
+        })
+        .await?;
         let pods = deployment_settled(&c, 2).await?;
         let victim = pods.first().map(name_of).context("no pod")?;
         Api::<Pod>::namespaced(c.clone(), "default")
