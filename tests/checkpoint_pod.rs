@@ -27,7 +27,9 @@ use serde_json::json;
 
 mod checkpoint_support;
 
-use checkpoint_support::{fake_kubelet, free_port, kubelet_pods, running, start_kubelet, until};
+use checkpoint_support::{
+    fake_kubelet, free_port, kubelet_pods_secure, running, start_kubelet, until,
+};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(300);
 const SECRET_VALUE: &str = "pod-mode-secret";
@@ -184,7 +186,8 @@ async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
         "the parent's checkpoint running, started by the checkpointer's copy",
         || {
             let out = kubelet2.container_log("default", "web-node1", "web");
-            (running(&kubelet_pods(port), "web-node1") && out.contains(SECRET_VALUE)).then_some(())
+            (running(&kubelet_pods_secure(port), "web-node1") && out.contains(SECRET_VALUE))
+                .then_some(())
         },
     )
     .await
