@@ -244,6 +244,7 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&key), 0o600);
         let first = std::fs::read(&crt).unwrap();
+        use rustls_pki_types::pem::PemObject;
         let der = rustls_pki_types::CertificateDer::from_pem_slice(&first).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
         let sans = format!(
@@ -251,7 +252,7 @@ mod tests {
             cert.subject_alternative_name().unwrap().unwrap().value
         );
         assert!(
-            sans.contains("node1") && sans.contains("127.0.0.5"),
+            sans.contains("\"node1\"") && sans.contains("[127, 0, 0, 5]"),
             "{sans}"
         );
         self_signed(&dir, "node1", "127.0.0.5").unwrap();
