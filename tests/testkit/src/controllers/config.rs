@@ -34,7 +34,6 @@ pub const CONTROLLER_MANAGER: Profile = Profile {
         ("root-ca-file", false),
         ("service-account-private-key-file", false),
         ("service-cluster-ip-range", false),
-        ("use-service-account-credentials", true),
     ],
 };
 
@@ -77,6 +76,9 @@ pub struct Config {
     pub bind_address: IpAddr,
     /// `/healthz` over plain HTTP; 0 disables serving, as for the real components.
     pub secure_port: u16,
+    /// `--use-service-account-credentials` (controller-manager): each controller writes
+    /// as its own service account (`credentials.rs`).
+    pub use_service_account_credentials: bool,
 }
 
 pub fn usage(p: &Profile) -> String {
@@ -96,7 +98,9 @@ pub fn usage(p: &Profile) -> String {
 }
 
 fn is_bool(p: &Profile, name: &str) -> bool {
-    name == "leader-elect" || p.ignored.iter().any(|(n, b)| *n == name && *b)
+    name == "leader-elect"
+        || (name == "use-service-account-credentials" && p.name == CONTROLLER_MANAGER.name)
+        || p.ignored.iter().any(|(n, b)| *n == name && *b)
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
             leader: LeaderFlags::default(),
             bind_address: IpAddr::from([0, 0, 0, 0]),
             secure_port: p.default_port,
+            use_service_account_credentials: false,
         };
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -157,6 +162,9 @@ impl Config {
             "leader-elect-retry-period" => self.leader.retry_period = parse_duration(v)?,
             "bind-address" => self.bind_address = v.parse()?,
             "secure-port" => self.secure_port = v.parse()?,
+            "use-service-account-credentials" if p.name == CONTROLLER_MANAGER.name => {
+                self.use_service_account_credentials = parse_bool(v)?
+            }
             n if p.ignored.iter().any(|(i, _)| *i == n) => {}
             _ => bail!("unknown flag"),
         }
@@ -244,6 +252,7 @@ mod tests {
         assert_eq!(c.leader.lease_duration, Duration::from_secs(3));
         assert_eq!(c.leader.renew_deadline, Duration::from_secs(2));
         assert_eq!(c.secure_port, 0);
+        assert!(c.use_service_account_credentials);
         Ok(())
     }
 

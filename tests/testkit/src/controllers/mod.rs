@@ -27,6 +27,7 @@
 
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod daemonset;
 pub mod deployment;
 pub mod fit;
@@ -47,6 +48,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 
 pub use config::Config;
+use credentials::Credentials;
 use world::{Action, World};
 
 const COMPONENT: &str = "fake-controller-manager";
@@ -70,13 +72,24 @@ pub fn plan_all(w: &World, missing: &mut gc::Missing, now: Instant, wall: &Time)
     out
 }
 
-/// Performs every action; an error is reported but does not stop the others, so one
-/// object the api-server refuses cannot block the rest.
-pub async fn apply(client: &Client, component: &str, actions: Vec<Action>) -> Result<()> {
+/// Performs every action, each with its controller's client (`credentials.rs`); an
+/// error is reported but does not stop the others, so one object the api-server refuses
+/// cannot block the rest.
+pub async fn apply(creds: &Credentials, component: &str, actions: Vec<Action>) -> Result<()> {
     let total = actions.len();
     let mut failed = Vec::new();
     for a in actions {
-        if let Err(e) = world::execute(client, component, a).await {
+        let controller = credentials::controller_of(&a);
+        let r = match creds.client(controller).await {
+            Ok(client) => world::execute(&client, component, a).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            if e.downcast_ref::<kube::Error>()
+                .is_some_and(|k| matches!(k, kube::Error::Api(s) if s.code == 401))
+            {
+                creds.forget(controller).await;
+            }
             failed.push(e);
         }
     }
@@ -89,7 +102,7 @@ pub async fn apply(client: &Client, component: &str, actions: Vec<Action>) -> Re
     }
 }
 
-async fn control_loop(client: Client) -> Result<()> {
+async fn control_loop(client: Client, creds: Credentials) -> Result<()> {
     let mut log = client::ErrorLog::new(COMPONENT);
     let mut missing = gc::Missing::new();
     let mut tick = tokio::time::interval(RESYNC);
@@ -100,7 +113,7 @@ async fn control_loop(client: Client) -> Result<()> {
             let w = World::list(&client).await?;
             let wall = Time(jiff::Timestamp::now());
             let actions = plan_all(&w, &mut missing, Instant::now(), &wall);
-            apply(&client, COMPONENT, actions).await
+            apply(&creds, COMPONENT, actions).await
         }
         .await;
         log.record("sync", &r);
@@ -109,11 +122,19 @@ async fn control_loop(client: Client) -> Result<()> {
 
 /// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let base = if cfg.use_service_account_credentials {
+        Some(client::config(cfg.kubeconfig.as_deref()).await?)
+    } else {
+        None
+    };
     leader::run_component(
         cfg,
         COMPONENT,
         "kube-controller-manager",
-        control_loop,
+        move |client: Client| {
+            let creds = Credentials::new(client.clone(), base);
+            control_loop(client, creds)
+        },
         shutdown,
     )
     .await
