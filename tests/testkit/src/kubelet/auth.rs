@@ -63,6 +63,11 @@ pub fn is_bool_flag(name: &str) -> bool {
     matches!(name, "anonymous-auth" | "authentication-token-webhook")
 }
 
+fn assign<T>(slot: &mut T, v: T) -> Result<()> {
+    *slot = v;
+    Ok(())
+}
+
 fn parse_bool(v: &str) -> Result<bool> {
     match v {
         "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
@@ -77,18 +82,18 @@ impl AuthFlags {
         let dur = super::config::parse_duration;
         let path = || Some(PathBuf::from(v));
         Some(match name {
-            "tls-cert-file" => Ok(self.tls_cert_file = path()),
-            "tls-private-key-file" => Ok(self.tls_private_key_file = path()),
-            "cert-dir" => Ok(self.cert_dir = path()),
-            "client-ca-file" => Ok(self.client_ca_file = path()),
+            "tls-cert-file" => assign(&mut self.tls_cert_file, path()),
+            "tls-private-key-file" => assign(&mut self.tls_private_key_file, path()),
+            "cert-dir" => assign(&mut self.cert_dir, path()),
+            "client-ca-file" => assign(&mut self.client_ca_file, path()),
             "anonymous-auth" => parse_bool(v).map(|b| self.anonymous = b),
             "authentication-token-webhook" => parse_bool(v).map(|b| self.token_webhook = b),
             "authentication-token-webhook-cache-ttl" => {
                 dur(v).map(|d| self.token_webhook_cache_ttl = d)
             }
             "authorization-mode" => match v {
-                "AlwaysAllow" => Ok(self.mode = Mode::AlwaysAllow),
-                "Webhook" => Ok(self.mode = Mode::Webhook),
+                "AlwaysAllow" => assign(&mut self.mode, Mode::AlwaysAllow),
+                "Webhook" => assign(&mut self.mode, Mode::Webhook),
                 _ => Err(anyhow::anyhow!("must be AlwaysAllow or Webhook")),
             },
             "authorization-webhook-cache-authorized-ttl" => dur(v).map(|d| self.authorized_ttl = d),
