@@ -109,3 +109,21 @@ fn modes_parse() {
     assert!(parse_modes("ABAC").is_err());
     assert!(parse_modes("").is_err());
 }
+
+#[tokio::test]
+async fn system_masters_is_allowed_before_any_mode() {
+    let store = Store::new("/registry", Default::default(), None);
+    let authz = Authorizer {
+        modes: vec![Mode::AlwaysDeny],
+        policy: Arc::new(Policy::default()),
+    };
+    let admin = user("kubeboot-admin", &["system:masters", AUTHENTICATED]);
+    let a = request_attributes(&admin, "DELETE", "/api/v1/nodes/n", "");
+    assert_eq!(authz.authorize(&store, &a).await.0, Decision::Allow);
+    let other = user("bob", &[AUTHENTICATED]);
+    let a = request_attributes(&other, "DELETE", "/api/v1/nodes/n", "");
+    assert_eq!(
+        authz.authorize(&store, &a).await,
+        (Decision::Deny, "Everything is forbidden.".into())
+    );
+}

@@ -138,3 +138,55 @@ impl Credentials {
             .with_context(|| format!("an empty token for {NAMESPACE}/{name}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn pod_of(kind: &str) -> Action {
+        let mut p = Pod::default();
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            kind: kind.into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        Action::CreatePod(Box::new(p))
+    }
+
+    #[test]
+    fn each_write_is_made_by_the_controller_whose_role_grants_it() {
+        assert_eq!(controller_of(&pod_of("DaemonSet")), "daemon-set-controller");
+        assert_eq!(
+            controller_of(&pod_of("ReplicaSet")),
+            "replicaset-controller"
+        );
+        let delete = |why| Action::DeletePod {
+            namespace: "a".into(),
+            name: "p".into(),
+            uid: "u".into(),
+            why,
+        };
+        assert_eq!(
+            controller_of(&delete("its node is gone")),
+            "pod-garbage-collector"
+        );
+        assert_eq!(
+            controller_of(&delete("owner gone")),
+            "generic-garbage-collector"
+        );
+        assert_eq!(controller_of(&delete("surplus")), "replicaset-controller");
+        assert_eq!(
+            controller_of(&delete("stale template")),
+            "daemon-set-controller"
+        );
+        let status = Action::Status {
+            owner: super::super::world::Owner::Deployment,
+            namespace: "a".into(),
+            name: "d".into(),
+            status: serde_json::json!({}),
+        };
+        assert_eq!(controller_of(&status), "deployment-controller");
+    }
+}

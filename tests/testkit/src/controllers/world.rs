@@ -148,7 +148,7 @@ async fn update_status<K>(api: Api<K>, name: &str, status: Value) -> kube::Resul
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
 {
-    let current = api.get_status(name).await?;
+    let current = api.get(name).await?;
     let mut v = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
     if !v["status"].is_object() {
         v["status"] = json!({});
