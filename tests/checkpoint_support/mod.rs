@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use kubeboot_testkit::kubelet::harness::{Creds, FakeKubelet, KubeletOptions, http_get};
-use kubeboot_testkit::kubelet::harness_tls::https_get;
+use kubeboot_testkit::kubelet::harness::{FakeKubelet, KubeletOptions, http_get};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 const SIGTERM: i32 = 15;
@@ -66,19 +65,9 @@ pub async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T>
     }
 }
 
-/// The pods on the kubelet's read-only port (plain HTTP, no authentication).
+/// The pods on the kubelet's read-only port.
 pub fn kubelet_pods(port: u16) -> Vec<Pod> {
-    pods_from(http_get(port, "/pods"))
-}
-
-/// The pods on the kubelet's secure port (HTTPS, the harness's client certificate).
-pub fn kubelet_pods_secure(port: u16) -> Vec<Pod> {
-    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-    pods_from(https_get(ip, port, "/pods", &Creds::ClientCert))
-}
-
-fn pods_from(answer: Result<(u16, Vec<u8>)>) -> Vec<Pod> {
-    let Ok((200, body)) = answer else {
+    let Ok((200, body)) = http_get(port, "/pods") else {
         return Vec::new();
     };
     serde_json::from_slice::<serde_json::Value>(&body)
