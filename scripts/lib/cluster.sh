@@ -78,7 +78,11 @@ start_etcd() {
 }
 
 # start_kubelet I: master-I on 127.A.B.I with root fs DIR/nodes/master-I. As a default
-# kubelet: no read-only port (the checkpointer must not rely on it); the node's
+# kubelet (the KubeletConfiguration file's defaults): no read-only port (the checkpointer
+# must not rely on it); 10250 is HTTPS (a self-signed pair in its --cert-dir, the root
+# dir's pki/) with client certificates from the cluster CA, bearer tokens reviewed by the
+# api-server (TokenReview), no anonymous requests, and every request authorized by the
+# api-server (SubjectAccessReview), so it refuses while the api-server is down; the node's
 # containerd socket (CRI v1, served by the fake kubelet) under its /var/run, where the
 # rendered checkpointer DaemonSet's /var/run mount finds it (on a real host /var/run is
 # /run; the node dirs keep the two apart).
@@ -97,7 +101,9 @@ start_kubelet() {
     --kubeconfig "$dir/assets/auth/kubeconfig" --root-fs "$root" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" --root-dir "$root/var/lib/kubelet" \
     --image-map "$dir/image-map.yaml" --max-grace-period 5s \
-    --read-only-port 0 --container-runtime-endpoint "unix://$root/var/run/containerd/containerd.sock"
+    --read-only-port 0 --container-runtime-endpoint "unix://$root/var/run/containerd/containerd.sock" \
+    --client-ca-file "$dir/assets/tls/ca.crt" --anonymous-auth=false \
+    --authentication-token-webhook=true --authorization-mode Webhook
   wait_until 30 "the kubelet of master-$i" curl -sf "http://$(node_ip "$i"):10248/healthz" \
     || { tail -20 "$dir/logs/kubelet-master-$i.log" >&2; return 1; }
 }

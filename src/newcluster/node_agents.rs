@@ -73,7 +73,10 @@ pub fn checkpointer(plan: &Plan) -> Component {
     o::on_masters(&mut spec);
     let annotations = BTreeMap::from([(CHECKPOINT_ANNOTATION.to_string(), "true".to_string())]);
     // Its parents' data in kube-system, and a token for each projected service-account
-    // volume it checkpoints (its own included); pods on its node in every namespace.
+    // volume it checkpoints (its own included); pods on its node in every namespace
+    // (`list` with a spec.nodeName field selector, never get or watch); `nodes/proxy`
+    // for the kubelet's /pods (its second opinion; the kubelet's webhook authorizes it
+    // with a SubjectAccessReview). Nothing else: it never reads Node objects.
     // A parent elsewhere needs a RoleBinding of its namespace to this service account.
     let [role, role_binding] = o::role_for_sa(
         APP,
@@ -91,8 +94,8 @@ pub fn checkpointer(plan: &Plan) -> Component {
             o::cluster_role(
                 APP,
                 vec![
-                    o::rule(&[""], &["pods"], &["get", "list", "watch"]),
-                    o::rule(&[""], &["nodes", "nodes/proxy"], &["get"]),
+                    o::rule(&[""], &["pods"], &["list"]),
+                    o::rule(&[""], &["nodes/proxy"], &["get"]),
                 ],
             ),
             o::cluster_role_binding(APP, APP, o::sa_subject(APP)),

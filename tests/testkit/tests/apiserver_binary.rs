@@ -86,10 +86,8 @@ async fn run() -> Result<()> {
     .await?;
     assert_eq!(code, 200, "{body}");
     let log = std::fs::read_to_string(dir.path().join("log"))?;
-    assert!(
-        log.contains("ignoring unsupported flag --authorization-mode=Node,RBAC"),
-        "{log}"
-    );
+    // --authorization-mode is understood now, no longer ignored.
+    assert!(!log.contains("--authorization-mode"), "{log}");
     assert!(
         log.contains("--service-cluster-ip-range=10.96.0.0/12"),
         "{log}"

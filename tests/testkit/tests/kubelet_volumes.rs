@@ -231,7 +231,7 @@ async fn service_account_token_is_mounted_or_the_pod_says_why() -> Result<()> {
 async fn two_kubelets_on_two_node_ips_with_default_ports() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
         let t = tempfile::tempdir()?;
-        let opts = |name: &str, ip| KubeletOptions { default_ports: true, ..node(t.path(), name, ip, None) };
+        let opts = |name: &str, ip| KubeletOptions { default_ports: true, read_only_port: true, ..node(t.path(), name, ip, None) };
         let a = start(opts("master-1", [127, 0, 0, 1])).await?;
         let b = start(opts("master-2", [127, 0, 0, 2])).await?;
         for k in [&a, &b] {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
+use super::authz::{Mode, parse_modes};
 use super::fault::Fault;
 use super::node::{self, Mounts};
 use super::store::EtcdConfig;
@@ -46,6 +47,8 @@ pub struct Config {
     pub verbosity: u8,
     /// `--testkit-fault` rules (test-only; see `fault.rs`).
     pub faults: Vec<Fault>,
+    /// `--authorization-mode` (default `Node,RBAC`, as kube-apiserver's since 1.x).
+    pub authorization_modes: Vec<Mode>,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             advertise_address: None,
             verbosity: 0,
             faults: Vec::new(),
+            authorization_modes: vec![Mode::Node, Mode::Rbac],
         }
     }
 }
@@ -93,6 +97,7 @@ const KNOWN: &[&str] = &[
     "encryption-provider-config",
     "advertise-address",
     "v",
+    "authorization-mode",
 ];
 
 impl Config {
@@ -176,6 +181,7 @@ impl Config {
             "encryption-provider-config" => self.encryption_provider_config = path(),
             "advertise-address" => self.advertise_address = Some(v.clone()),
             "v" => self.verbosity = v.parse().context("--v")?,
+            "authorization-mode" => self.authorization_modes = parse_modes(&v)?,
             _ => {}
         }
         Ok(())
@@ -261,10 +267,10 @@ mod tests {
         assert_eq!(c.etcd_prefix, "/registry");
         assert_eq!(c.service_account_key_files.len(), 3);
         assert_eq!(c.verbosity, 2);
+        assert_eq!(c.authorization_modes, [Mode::Node, Mode::Rbac]);
         assert_eq!(
             ignored,
             [
-                "--authorization-mode=Node,RBAC",
                 "--allow-privileged",
                 "--enable-admission-plugins=NodeRestriction"
             ]
@@ -276,5 +282,8 @@ mod tests {
         assert!(parse(&["--secure-port=1"]).is_err());
         assert!(parse(&["--etcd-servers=x", "--secure-port=no"]).is_err());
         assert!(parse(&["--etcd-servers=x", "--tls-cert-file"]).is_err());
+        assert!(parse(&["--etcd-servers=x", "--authorization-mode=Webhook"]).is_err());
+        let (c, _) = parse(&["--etcd-servers=x", "--authorization-mode=AlwaysAllow"]).unwrap();
+        assert_eq!(c.authorization_modes, [Mode::AlwaysAllow]);
     }
 }

@@ -26,7 +26,7 @@ pub fn find(
 
 /// Whether a group is served by the built-in table (its paths never name custom resources).
 pub fn is_builtin_group(group: &str) -> bool {
-    RESOURCES.iter().any(|r| r.group == group)
+    RESOURCES.iter().any(|r| r.group == group) || super::review::is_review_group(group)
 }
 
 /// `/api`.
@@ -37,7 +37,10 @@ pub fn core_versions(server_address: &str) -> Value {
 
 /// Every non-core group with its versions, built-in groups first.
 fn groups(custom: &[&'static ApiResource]) -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut out: Vec<(&str, Vec<&str>)> = vec![
+        (super::review::AUTHN_GROUP, vec!["v1"]),
+        (super::review::AUTHZ_GROUP, vec!["v1"]),
+    ];
     for r in RESOURCES.iter().chain(custom.iter().copied()) {
         if r.group.is_empty() {
             continue;
@@ -117,7 +120,7 @@ pub fn resource_list(group: &str, version: &str, custom: &[&'static ApiResource]
         }
     }
     if list.is_empty() {
-        return None;
+        return super::review::resource_list(group, version);
     }
     let gv = if group.is_empty() {
         version.to_string()

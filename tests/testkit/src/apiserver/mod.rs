@@ -8,10 +8,14 @@
 //! Start it in-process with [`ApiServer::start`] or as the `fake-apiserver` binary with
 //! kube-apiserver's flags ([`Config::from_args`]). What it does and does not do is listed
 //! in `rest.rs` (verbs), `discovery.rs` (resources), `crd.rs` (custom resources),
-//! `serviceaccount.rs` (tokens) and `tls.rs` (authentication). There is no authorization:
-//! every authenticated user may do everything (test with `--testkit-fault`, `fault.rs`).
+//! `serviceaccount.rs` (tokens), `tls.rs` (authentication), `authz.rs` (authorization:
+//! `--authorization-mode=Node,RBAC` by default, with `rbac.rs`, `node_authz.rs` and the
+//! seeded `bootstrap_policy.rs`) and `review.rs` (TokenReview, SubjectAccessReview).
+//! Unauthenticated clients are `system:anonymous` and authorized like anyone else.
 
 pub mod admission;
+pub mod authz;
+pub mod bootstrap_policy;
 mod config;
 pub mod crd;
 pub(crate) mod defaults;
@@ -21,10 +25,13 @@ pub mod harness;
 pub mod jwt;
 pub mod kubectl;
 pub mod node;
+pub mod node_authz;
 mod openapi;
 mod patch;
+pub mod rbac;
 mod resources;
 mod rest;
+pub mod review;
 pub mod selectors;
 pub mod serviceaccount;
 pub mod status;
@@ -51,6 +58,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch as signal};
 
+use authz::Authorizer;
 pub use config::Config;
 pub use fault::Fault;
 use serviceaccount::ServiceAccounts;
@@ -76,6 +84,11 @@ struct State {
     /// Set once the system namespaces exist (a `/readyz` check, like the real
     /// server's post-start hooks).
     bootstrapped: Arc<AtomicBool>,
+    /// Set once the default RBAC policy is in etcd (`rbac/bootstrap-roles`).
+    policy_seeded: Arc<AtomicBool>,
+    authz: Authorizer,
+    /// The audiences service-account tokens must name (TokenReview reports them).
+    audiences: Vec<String>,
 }
 
 /// A running server; dropping it stops accepting and closes open connections.
@@ -121,6 +134,12 @@ impl ApiServer {
             server_address,
             verbosity: config.verbosity,
             bootstrapped: Arc::new(AtomicBool::new(false)),
+            policy_seeded: Arc::new(AtomicBool::new(false)),
+            authz: Authorizer {
+                modes: config.authorization_modes.clone(),
+                policy: Arc::new(rbac::Policy::default()),
+            },
+            audiences: config.audiences(),
         });
         let (shutdown, stop) = signal::channel(false);
         tokio::spawn(defaults::ensure_system_namespaces(
@@ -128,6 +147,18 @@ impl ApiServer {
             state.bootstrapped.clone(),
             stop.clone(),
         ));
+        tokio::spawn(seed_policy(
+            state.store.clone(),
+            state.policy_seeded.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(
+            state
+                .authz
+                .policy
+                .clone()
+                .follow(state.store.clone(), stop.clone()),
+        );
         tokio::spawn(crd::establish_pending(state.store.clone(), Duration::ZERO));
         tokio::spawn(accept_loop(
             listener,
@@ -252,11 +283,27 @@ fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
         .to_string()
 }
 
-/// Paths anonymous clients may read (kube-apiserver's `system:public-info-viewer`).
-fn public(path: &str) -> bool {
-    ["/healthz", "/livez", "/readyz", "/version"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+/// Seeds the default RBAC policy once etcd answers (the real server's
+/// `rbac/bootstrap-roles` post-start hook); retries until it succeeds or the server stops.
+async fn seed_policy(store: Arc<Store>, done: Arc<AtomicBool>, mut stop: signal::Receiver<bool>) {
+    loop {
+        if bootstrap_policy::ensure(&store).await.is_ok() {
+            done.store(true, Ordering::SeqCst);
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// An authenticated user with `system:authenticated` added (`AuthenticatedGroupAdder`).
+fn authenticated(mut u: User) -> User {
+    if !u.groups.iter().any(|g| g == authz::AUTHENTICATED) {
+        u.groups.push(authz::AUTHENTICATED.into());
+    }
+    u
 }
 
 async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) -> Response<Body> {
@@ -268,21 +315,20 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
         Some(t) => Some(bearer(state, t).await),
         None => None,
     };
+    // A token that does not authenticate is a 401; no credentials at all is anonymous.
     let user = match (cert_user, token_user) {
         (_, Some(None)) => None,
-        (Some(u), _) => Some(u),
-        (None, Some(u)) => u,
-        (None, None) => None,
+        (Some(u), _) | (None, Some(Some(u))) => Some(authenticated(u)),
+        (None, None) => Some(User {
+            name: authz::ANONYMOUS.into(),
+            groups: vec![authz::UNAUTHENTICATED.into()],
+        }),
     };
-    let name = user
-        .as_ref()
-        .map_or("system:anonymous", |u| u.name.as_str());
+    let name = user.as_ref().map_or(authz::ANONYMOUS, |u| u.name.as_str());
     let fault = fault::check(&state.faults, method.as_str(), &path, &query, name);
     let reply = if let Some(e) = fault {
         e.into()
-    } else if user.is_none() && !public(&path) {
-        ApiError::new(401, "Unauthorized", "Unauthorized").into()
-    } else {
+    } else if let Some(user) = &user {
         let accept = header(&req, hyper::header::ACCEPT);
         let content_type = header(&req, hyper::header::CONTENT_TYPE);
         match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -295,19 +341,40 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
                     content_type: &content_type,
                     body: body.to_bytes(),
                 };
-                route(state, r).await
+                authorized(state, user, r).await
             }
             Err(e) => {
                 ApiError::new(413, "RequestEntityTooLarge", format!("request body: {e}")).into()
             }
         }
+    } else {
+        ApiError::new(401, "Unauthorized", "Unauthorized").into()
     };
     let (code, resp) = into_response(reply);
-    if state.verbosity >= 2 || code >= 500 {
-        let who = user.map_or_else(|| "system:anonymous".into(), |u| u.name);
-        eprintln!("fake-apiserver: {method} {path}?{query} {code} user={who}");
+    if state.verbosity >= 2 || code >= 500 || (code == 403 && state.verbosity >= 1) {
+        eprintln!("fake-apiserver: {method} {path}?{query} {code} user={name}");
     }
     resp
+}
+
+/// Authorization (`WithAuthorization`), NodeRestriction admission, then the handler;
+/// writes to RBAC objects mark the policy cache stale.
+async fn authorized(state: &State, user: &User, req: rest::Incoming<'_>) -> Reply {
+    let attrs = authz::request_attributes(user, req.method, req.path, req.query);
+    let (decision, reason) = state.authz.authorize(&state.store, &attrs).await;
+    if decision != authz::Decision::Allow {
+        return authz::forbidden(&attrs, &reason).into();
+    }
+    if let Err(e) = node_authz::admit(&state.store, &attrs, &req.body).await {
+        return e.into();
+    }
+    let reply = route(state, req).await;
+    if attrs.api_group == "rbac.authorization.k8s.io"
+        && !matches!(attrs.verb.as_str(), "get" | "list" | "watch")
+    {
+        state.authz.policy.invalidate();
+    }
+    reply
 }
 
 /// The user of a bearer token: a static token, else a service-account JWT.
@@ -357,6 +424,9 @@ async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
                     500,
                     "[-]etcd failed: reason withheld\nreadyz check failed".into(),
                 )
+            } else if !state.policy_seeded.load(Ordering::SeqCst) {
+                let msg = "[-]poststarthook/rbac/bootstrap-roles failed: not finished\nreadyz check failed";
+                Reply::Text(500, msg.into())
             } else if !state.bootstrapped.load(Ordering::SeqCst) {
                 let msg =
                     "[-]poststarthook/system-namespaces failed: not finished\nreadyz check failed";
@@ -384,6 +454,9 @@ async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
         ] if req.method == "POST" => {
             let sa = &state.service_accounts;
             serviceaccount::token_request(sa, store, ns, name, &req.body).await
+        }
+        ["apis", g, v, rest @ ..] if review::is_review_group(g) => {
+            review::handle(state, g, v, rest, req.method, req.path, &req.body).await
         }
         ["api", v, rest @ ..] => rest::handle(store, &custom, "", v, rest, &req).await,
         ["apis", g, v, rest @ ..] => rest::handle(store, &custom, g, v, rest, &req).await,

@@ -17,6 +17,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client from `--kubeconfig`, or from the environment (in-cluster, `$KUBECONFIG`) as
 /// the real components do without the flag.
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client> {
+    Ok(Client::try_from(config(kubeconfig).await?)?)
+}
+
+/// The configuration [`connect`] builds its client from.
+pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config> {
     // kube-rs may see more than one rustls provider in this build; pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = match kubeconfig {
@@ -33,7 +38,7 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client> {
     config.read_timeout = Some(REQUEST_TIMEOUT);
     config.write_timeout = Some(REQUEST_TIMEOUT);
     config.reset_reader_on_write = true;
-    Ok(Client::try_from(config)?)
+    Ok(config)
 }
 
 /// A pod's kubeconfig names files as the container sees them (the in-cluster one's

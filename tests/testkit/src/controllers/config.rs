@@ -34,7 +34,6 @@ pub const CONTROLLER_MANAGER: Profile = Profile {
         ("root-ca-file", false),
         ("service-account-private-key-file", false),
         ("service-cluster-ip-range", false),
-        ("use-service-account-credentials", true),
     ],
 };
 
@@ -106,6 +105,9 @@ pub struct Config {
     pub permit_port_sharing: bool,
     /// Node lifecycle flags (fake-controller-manager only).
     pub node: NodeFlags,
+    /// `--use-service-account-credentials` (controller-manager): each controller writes
+    /// as its own service account (`credentials.rs`).
+    pub use_service_account_credentials: bool,
 }
 
 pub fn usage(p: &Profile) -> String {
@@ -133,6 +135,7 @@ pub fn usage(p: &Profile) -> String {
 fn is_bool(p: &Profile, name: &str) -> bool {
     name == "leader-elect"
         || name == "permit-port-sharing"
+        || (name == "use-service-account-credentials" && p.name == CONTROLLER_MANAGER.name)
         || p.ignored.iter().any(|(n, b)| *n == name && *b)
 }
 
@@ -149,6 +152,7 @@ impl Config {
             secure_port: p.default_port,
             permit_port_sharing: false,
             node: NodeFlags::default(),
+            use_service_account_credentials: false,
         };
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -205,6 +209,9 @@ impl Config {
             }
             "node-startup-grace-period" if p.name == CONTROLLER_MANAGER.name => {
                 self.node.startup_grace_period = parse_duration(v)?;
+            }
+            "use-service-account-credentials" if p.name == CONTROLLER_MANAGER.name => {
+                self.use_service_account_credentials = parse_bool(v)?
             }
             n if p.ignored.iter().any(|(i, _)| *i == n) => {}
             _ => bail!("unknown flag"),
@@ -306,6 +313,7 @@ mod tests {
         assert_eq!(c.leader.lease_duration, Duration::from_secs(3));
         assert_eq!(c.leader.renew_deadline, Duration::from_secs(2));
         assert_eq!(c.secure_port, 0);
+        assert!(c.use_service_account_credentials);
         Ok(())
     }
 

@@ -31,6 +31,7 @@
 
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod daemonset;
 pub mod deployment;
 pub mod fit;
@@ -54,6 +55,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 
 pub use config::Config;
+use credentials::Credentials;
 use world::{Action, World};
 
 const COMPONENT: &str = "fake-controller-manager";
@@ -77,13 +79,14 @@ pub fn plan_all(w: &World, missing: &mut gc::Missing, now: Instant, wall: &Time)
     out
 }
 
-/// Performs every action; an error is reported but does not stop the others, so one
-/// object the api-server refuses cannot block the rest.
-pub async fn apply(client: &Client, component: &str, actions: Vec<Action>) -> Result<()> {
+/// Performs every action, each with its controller's client (`credentials.rs`); an
+/// error is reported but does not stop the others, so one object the api-server refuses
+/// cannot block the rest.
+pub async fn apply(creds: &Credentials, component: &str, actions: Vec<Action>) -> Result<()> {
     let total = actions.len();
     let mut failed = Vec::new();
     for a in actions {
-        if let Err(e) = world::execute(client, component, a).await {
+        if let Err(e) = execute_in(creds, component, a).await {
             failed.push(e);
         }
     }
@@ -96,11 +99,32 @@ pub async fn apply(client: &Client, component: &str, actions: Vec<Action>) -> Re
     }
 }
 
+/// One action with its controller's client; a refused token is forgotten so the next
+/// attempt requests a new one.
+async fn execute_in(creds: &Credentials, component: &str, a: Action) -> Result<()> {
+    let controller = credentials::controller_of(&a);
+    let r = match creds.client(controller).await {
+        Ok(client) => world::execute(&client, component, a).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &r
+        && e.downcast_ref::<kube::Error>()
+            .is_some_and(|k| matches!(k, kube::Error::Api(s) if s.code == 401))
+    {
+        creds.forget(controller).await;
+    }
+    r
+}
+
+async fn execute_as(creds: &Credentials, a: Action) -> Result<()> {
+    execute_in(creds, COMPONENT, a).await
+}
+
 /// One node lifecycle pass: node status first, then taints, then the pods of nodes
 /// that went down. A node whose status update failed gets nothing else this pass, as
 /// upstream skips it; a node whose pods could not all be marked is retried.
 async fn lifecycle_pass(
-    client: &Client,
+    creds: &Credentials,
     lc: &mut nodelifecycle::Lifecycle,
     pass: nodelifecycle::Pass,
 ) -> Result<()> {
@@ -115,7 +139,7 @@ async fn lifecycle_pass(
         if failed_nodes.contains(&node) {
             continue;
         }
-        if let Err(e) = world::execute(client, COMPONENT, a).await {
+        if let Err(e) = execute_as(creds, a).await {
             failed_nodes.insert(node);
             first.get_or_insert(e);
         }
@@ -127,7 +151,7 @@ async fn lifecycle_pass(
         }
         let mut ok = true;
         for a in marks {
-            if let Err(e) = world::execute(client, COMPONENT, a).await {
+            if let Err(e) = execute_as(creds, a).await {
                 ok = false;
                 first.get_or_insert(e);
             }
@@ -137,7 +161,11 @@ async fn lifecycle_pass(
     first.map_or(Ok(()), Err)
 }
 
-async fn control_loop(client: Client, node_flags: config::NodeFlags) -> Result<()> {
+async fn control_loop(
+    client: Client,
+    creds: Credentials,
+    node_flags: config::NodeFlags,
+) -> Result<()> {
     let mut log = client::ErrorLog::new(COMPONENT);
     let mut lc_log = client::ErrorLog::new(COMPONENT);
     let mut lifecycle = nodelifecycle::Lifecycle::new(node_flags);
@@ -156,10 +184,10 @@ async fn control_loop(client: Client, node_flags: config::NodeFlags) -> Result<(
             if Instant::now() >= next_monitor {
                 next_monitor = Instant::now() + node_flags.monitor_period;
                 let pass = lifecycle.monitor(&w.nodes, &w.node_leases, &w.pods, wall.0);
-                let r = lifecycle_pass(&client, &mut lifecycle, pass).await;
+                let r = lifecycle_pass(&creds, &mut lifecycle, pass).await;
                 lc_log.record("node lifecycle", &r);
             }
-            apply(&client, COMPONENT, actions).await
+            apply(&creds, COMPONENT, actions).await
         }
         .await;
         log.record("sync", &r);
@@ -169,11 +197,19 @@ async fn control_loop(client: Client, node_flags: config::NodeFlags) -> Result<(
 /// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let node_flags = cfg.node;
+    let base = if cfg.use_service_account_credentials {
+        Some(client::config(cfg.kubeconfig.as_deref()).await?)
+    } else {
+        None
+    };
     leader::run_component(
         cfg,
         COMPONENT,
         "kube-controller-manager",
-        move |client| control_loop(client, node_flags),
+        move |client: Client| {
+            let creds = Credentials::new(client.clone(), base.clone());
+            control_loop(client, creds, node_flags)
+        },
         shutdown,
     )
     .await

@@ -160,6 +160,32 @@ fn delete_params(uid: &str) -> DeleteParams {
     }
 }
 
+/// Reads the object's status and writes it back with `status`'s fields replaced (a
+/// conflict is retried next cycle).
+async fn update_status<K>(api: Api<K>, name: &str, status: Value) -> kube::Result<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let current = api.get(name).await?;
+    let mut v = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
+    if !v["status"].is_object() {
+        v["status"] = json!({});
+    }
+    if let (Some(old), Value::Object(new)) = (v["status"].as_object_mut(), status) {
+        for (k, val) in new {
+            if val.is_null() {
+                old.remove(&k);
+            } else {
+                old.insert(k, val);
+            }
+        }
+    }
+    let updated: K = serde_json::from_value(v).map_err(kube::Error::SerdeError)?;
+    api.replace_status(name, &PostParams::default(), &updated)
+        .await
+        .map(|_| ())
+}
+
 /// Performs one action; logs creations and deletions (one line each).
 pub async fn execute(client: &Client, component: &str, action: Action) -> Result<()> {
     let c = client.clone();
@@ -256,21 +282,18 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
             name,
             status,
         } => {
-            let patch = Patch::Merge(json!({ "status": status }));
-            let pp = PatchParams::default();
+            // The controllers' roles grant `update` on `<kind>/status`, not `patch`
+            // (upstream's controllers call UpdateStatus), so the status is written back.
             let r = match owner {
-                Owner::DaemonSet => Api::<DaemonSet>::namespaced(c, &namespace)
-                    .patch_status(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                Owner::Deployment => Api::<Deployment>::namespaced(c, &namespace)
-                    .patch_status(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                Owner::ReplicaSet => Api::<ReplicaSet>::namespaced(c, &namespace)
-                    .patch_status(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
+                Owner::DaemonSet => {
+                    update_status(Api::<DaemonSet>::namespaced(c, &namespace), &name, status).await
+                }
+                Owner::Deployment => {
+                    update_status(Api::<Deployment>::namespaced(c, &namespace), &name, status).await
+                }
+                Owner::ReplicaSet => {
+                    update_status(Api::<ReplicaSet>::namespaced(c, &namespace), &name, status).await
+                }
             };
             ok_if(r, 404)?;
         }

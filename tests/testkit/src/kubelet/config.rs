@@ -16,7 +16,12 @@ pub const USAGE: &str = "usage: fake-kubelet [--pod-manifest-path DIR] [--kubeco
   [--healthz-port 10248] [--port 10250] [--read-only-port 10255] (0 disables a port)
   [--root-dir /var/lib/kubelet] [--root-fs /] [--image-map FILE]
   [--backoff-base 10s] [--backoff-max 300s] [--max-grace-period 30s]
-  [--file-check-frequency 500ms] [--container-runtime-endpoint unix:///PATH]";
+  [--file-check-frequency 500ms] [--container-runtime-endpoint unix:///PATH]
+  [--tls-cert-file F --tls-private-key-file F] [--cert-dir DIR] [--client-ca-file F]
+  [--anonymous-auth=true] [--authentication-token-webhook=false]
+  [--authentication-token-webhook-cache-ttl 2m] [--authorization-mode AlwaysAllow|Webhook]
+  [--authorization-webhook-cache-authorized-ttl 5m]
+  [--authorization-webhook-cache-unauthorized-ttl 30s]";
 
 /// Everything the kubelet needs, resolved from flags.
 #[derive(Debug, Clone)]
@@ -45,6 +50,8 @@ pub struct Config {
     pub file_check: Duration,
     /// Where the CRI v1 `RuntimeService` is served (`unix:///path`); `None`: not served.
     pub container_runtime_endpoint: Option<String>,
+    /// 10250's TLS, authentication and authorization flags ([`super::auth`]).
+    pub auth: super::auth::AuthFlags,
 }
 
 impl Default for Config {
@@ -67,6 +74,7 @@ impl Default for Config {
             max_grace: Duration::from_secs(30),
             file_check: Duration::from_millis(500),
             container_runtime_endpoint: None,
+            auth: super::auth::AuthFlags::default(),
         }
     }
 }
@@ -91,6 +99,7 @@ impl Config {
             };
             let (name, value) = match flag.split_once('=') {
                 Some((n, v)) => (n.to_string(), v.to_string()),
+                None if super::auth::is_bool_flag(flag) => (flag.to_string(), "true".into()),
                 None => {
                     let v = it
                         .next()
@@ -130,7 +139,10 @@ impl Config {
                 cri::socket_path(v)?;
                 self.container_runtime_endpoint = Some(v.to_string());
             }
-            _ => bail!("unknown flag\n{USAGE}"),
+            _ => match self.auth.set(name, v) {
+                Some(r) => r?,
+                None => bail!("unknown flag\n{USAGE}"),
+            },
         }
         Ok(())
     }

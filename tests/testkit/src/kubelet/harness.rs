@@ -2,7 +2,12 @@
 //! filesystem and image map (or a node layout under `node_root`: `etc/kubernetes/manifests`
 //! and `var/lib/kubelet` inside the node's `--root-fs`), free loopback ports (or the
 //! kubelet's defaults on the node IP), `/healthz` polled against a deadline before `start` returns,
-//! and a blocking `/pods` reader. Drop sends SIGTERM (the kubelet stops its pods), waits
+//! and a blocking `/pods` reader. The kubelet runs with the `KubeletConfiguration` file
+//! defaults (`readOnlyPort: 0`, anonymous off, client certificates against a harness CA,
+//! and with a kubeconfig webhook authentication and authorization against its
+//! api-server; without one `AlwaysAllow`, since upstream refuses a webhook without a
+//! client); `/pods` is read over HTTPS with the harness's client certificate
+//! ([`super::harness_tls`]). Drop sends SIGTERM (the kubelet stops its pods), waits
 //! a bounded time, then SIGKILLs; the pods' processes die with the kubelet either way.
 //! The binary path comes from the caller (`env!("CARGO_BIN_EXE_fake-kubelet")`), which
 //! only integration tests can name.
@@ -15,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
+
+pub use super::harness_tls::Creds;
 
 const START_DEADLINE: Duration = Duration::from_secs(20);
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
@@ -37,6 +44,12 @@ pub struct KubeletOptions {
     pub node_root: Option<PathBuf>,
     /// Serve on the kubelet's default ports (10248, 10250, 10255) instead of free ones.
     pub default_ports: bool,
+    /// Serve the read-only port (off by default, as `readOnlyPort: 0`).
+    pub read_only_port: bool,
+    /// `--authorization-mode`; `None`: `Webhook` with a kubeconfig, else `AlwaysAllow`.
+    pub authorization_mode: Option<String>,
+    /// `--anonymous-auth`.
+    pub anonymous_auth: bool,
     pub extra_args: Vec<String>,
 }
 
@@ -53,6 +66,9 @@ impl Default for KubeletOptions {
             node_ip: IpAddr::from([127, 0, 0, 1]),
             node_root: None,
             default_ports: false,
+            read_only_port: false,
+            authorization_mode: None,
+            anonymous_auth: false,
             extra_args: Vec::new(),
         }
     }
@@ -94,6 +110,11 @@ pub fn http_get_at(ip: IpAddr, port: u16, path: &str) -> Result<(u16, Vec<u8>)> 
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
+    parse_response(&buf)
+}
+
+/// A whole `Connection: close` HTTP/1.1 response → (status code, body).
+pub fn parse_response(buf: &[u8]) -> Result<(u16, Vec<u8>)> {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -144,11 +165,25 @@ impl FakeKubelet {
             .collect();
         let map_path = tmp.path().join("image-map.yaml");
         std::fs::write(&map_path, map)?;
-        let (healthz_port, port, read_only_port) = if opts.default_ports {
+        let (healthz_port, port, mut read_only_port) = if opts.default_ports {
             (10248, 10250, 10255)
         } else {
             (free_port()?, free_port()?, free_port()?)
         };
+        if !opts.read_only_port {
+            read_only_port = 0;
+        }
+        let pki = tmp.path().join("pki");
+        std::fs::create_dir_all(&pki)?;
+        super::harness_tls::write_kubelet_pki(&pki, &opts.node_name, opts.node_ip)?;
+        let mode = opts.authorization_mode.clone().unwrap_or_else(|| {
+            if opts.kubeconfig.is_some() {
+                "Webhook"
+            } else {
+                "AlwaysAllow"
+            }
+            .to_string()
+        });
         let log = tmp.path().join("kubelet.log");
         let out = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin);
@@ -167,10 +202,22 @@ impl FakeKubelet {
             ))
             .arg(format!("--backoff-max={}ms", opts.backoff_max.as_millis()))
             .arg("--max-grace-period=5s")
-            .args(&opts.extra_args);
+            .arg(format!(
+                "--tls-cert-file={}",
+                pki.join("kubelet.crt").display()
+            ))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                pki.join("kubelet.key").display()
+            ))
+            .arg(format!("--client-ca-file={}", pki.join("ca.crt").display()))
+            .arg(format!("--anonymous-auth={}", opts.anonymous_auth))
+            .arg(format!("--authorization-mode={mode}"));
         if let Some(k) = &opts.kubeconfig {
-            cmd.arg(format!("--kubeconfig={}", k.display()));
+            cmd.arg(format!("--kubeconfig={}", k.display()))
+                .arg("--authentication-token-webhook=true");
         }
+        cmd.args(&opts.extra_args);
         if let Some(l) = &opts.node_labels {
             cmd.arg(format!("--node-labels={l}"));
         }
@@ -223,9 +270,19 @@ impl FakeKubelet {
         matches!(http_get_at(self.node_ip, self.healthz_port, "/healthz"), Ok((200, b)) if b == b"ok")
     }
 
-    /// The pods from `/pods` on `port` (either kubelet port).
+    /// `GET` on 10250 (HTTPS, the kubelet's certificate verified) as `creds`.
+    pub fn secure_get(&self, path: &str, creds: &Creds) -> Result<(u16, Vec<u8>)> {
+        super::harness_tls::https_get(self.node_ip, self.port, path, creds)
+    }
+
+    /// The pods from `/pods` on `port`: 10250 with the harness's client certificate,
+    /// the read-only port in plain HTTP.
     pub fn pods_on(&self, port: u16) -> Result<Vec<Pod>> {
-        let (code, body) = http_get_at(self.node_ip, port, "/pods")?;
+        let (code, body) = if port == self.port {
+            self.secure_get("/pods", &Creds::ClientCert)?
+        } else {
+            http_get_at(self.node_ip, port, "/pods")?
+        };
         if code != 200 {
             bail!("/pods answered {code}");
         }

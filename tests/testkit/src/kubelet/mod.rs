@@ -21,8 +21,7 @@
 //! and never run, as the real kubelet's `rejectPod` does.
 //!
 //! Differences from a real kubelet: no containers, namespaces or cgroups, every pod shares
-//! the host network (podIP = node IP), `/pods` is plain HTTP on both ports with no
-//! authentication, containers die with the kubelet, liveness/startup probes are not run,
+//! the host network (podIP = node IP), containers die with the kubelet, liveness/startup probes are not run,
 //! and logs are `<root-dir>/pods/<ns>_<name>/<container>.log` rather than
 //! `/var/log/pods`. Volumes: only hostPath, emptyDir, secret, configMap, downwardAPI and
 //! projected (no clusterTrustBundle/podCertificate) are supported; a container sees them
@@ -40,9 +39,11 @@ pub mod apiobjects;
 pub mod apisync;
 pub mod atomic;
 pub mod backoff;
+pub mod auth;
 pub mod config;
 pub mod cri;
 pub mod harness;
+pub mod harness_tls;
 pub mod mounts;
 pub mod ports;
 pub mod probe;
@@ -53,6 +54,7 @@ pub mod server;
 pub mod staticpods;
 pub mod status;
 pub mod volumes;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
