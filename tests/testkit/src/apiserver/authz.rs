@@ -132,12 +132,15 @@ pub fn request_attributes(user: &User, method: &str, path: &str, query: &str) ->
     } else {
         a.verb = http_verb.to_string();
     }
-    if rest.first() == Some(&"namespaces") {
-        if let Some(ns) = rest.get(1) {
-            a.namespace = ns.to_string();
-            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
-                rest = &rest[2..];
-            }
+    if rest.first() == Some(&"namespaces")
+        && let Some(ns) = rest.get(1)
+    {
+        a.namespace = ns.to_string();
+        if rest
+            .get(2)
+            .is_some_and(|s| !matches!(*s, "status" | "finalize"))
+        {
+            rest = &rest[2..];
         }
     }
     if rest.len() >= 3 && a.verb != "proxy" {

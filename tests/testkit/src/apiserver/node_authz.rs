@@ -357,12 +357,12 @@ pub async fn admit(store: &Store, a: &Attributes, body: &[u8]) -> Result<(), Api
                 ));
             }
         }
-        ("coordination.k8s.io", "leases", _, "create") => {
-            if object["metadata"]["name"].as_str() != Some(node) {
-                return refuse(
-                    "can only access node lease with the same name as the requesting node".into(),
-                );
-            }
+        ("coordination.k8s.io", "leases", _, "create")
+            if object["metadata"]["name"].as_str() != Some(node) =>
+        {
+            return refuse(
+                "can only access node lease with the same name as the requesting node".into(),
+            );
         }
         _ => {}
     }

@@ -105,8 +105,7 @@ pub fn rule_allows(a: &Attributes, rule: &Rule) -> bool {
             || *r == combined
             || (!a.subresource.is_empty() && r.strip_prefix("*/") == Some(a.subresource.as_str()))
     });
-    let name_ok =
-        rule.resource_names.is_empty() || rule.resource_names.iter().any(|n| *n == a.name);
+    let name_ok = rule.resource_names.is_empty() || rule.resource_names.contains(&a.name);
     any(&rule.api_groups, &a.api_group) && resource_ok && name_ok
 }
 
@@ -115,7 +114,7 @@ pub fn rule_allows(a: &Attributes, rule: &Rule) -> bool {
 fn applies(a: &Attributes, s: &Subject, binding_ns: &str) -> bool {
     match s.kind.as_str() {
         "User" => a.user == s.name,
-        "Group" => a.groups.iter().any(|g| *g == s.name),
+        "Group" => a.groups.contains(&s.name),
         "ServiceAccount" => {
             let ns = if s.namespace.is_empty() {
                 binding_ns
