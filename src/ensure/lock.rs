@@ -250,6 +250,12 @@ impl Held {
     }
 }
 
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,11 +287,5 @@ mod tests {
                 assert!(since + timeout <= TTL - TTL / 3, "{since:?} + {timeout:?}");
             }
         }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.keeper.abort();
     }
 }

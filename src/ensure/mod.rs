@@ -256,10 +256,10 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
     let done = match lock {
         // The recovery runs only while this master knows it holds the lock.
         Some(mut held) => {
-            let done = held
-                .guard(work)
-                .await
-                .unwrap_or_else(|why| Err(EnsureError::LockLost(why)));
+            let done = match held.guard(work).await {
+                Ok(done) => done,
+                Err(why) => Err(EnsureError::LockLost(why)),
+            };
             held.release().await;
             done
         }
