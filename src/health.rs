@@ -7,17 +7,21 @@
 //! is alive, with a status known to be current (bootkube #601) — a Ready left in etcd
 //! from before a reboot is not health.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use kube::api::{Api, ListParams};
 
 use crate::backup::catalog;
+use crate::ensure::clock;
+use crate::ensure::components::{self, ReadyTracker};
 use crate::ensure::decide::{Apiserver, Backup, Kubelet};
 use crate::source::{error_chain, etcd::EtcdConfig};
-use crate::start::cluster;
-use crate::start::observe::{self, Required, Rules, Stage};
+use crate::start::cluster::{self, ApiError};
+use crate::start::observe::{Required, Rules};
 
 /// `GET <url>` answered 200 (the kubelet's `--healthz-port`, plain HTTP on the node).
 pub async fn kubelet(url: &str, timeout: Duration) -> Result<(), String> {
@@ -71,62 +75,127 @@ fn base_of(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-/// Tracks, across probes, since when each pod has been seen Ready: what lets a status
-/// from before `ensure` began be believed (see `start::observe`).
-#[derive(Debug)]
-pub struct ReadyTracker {
-    since: Timestamp,
-    ready_since: BTreeMap<String, Timestamp>,
+/// `/readyz`: `Ok` with the api-server's clock offset from this node's (from its
+/// `Date` header; `None` without one), else why not, telling a refusal (401/403)
+/// apart. Its own request rather than `start::cluster::health_checked`, for the header.
+async fn readyz(client: &kube::Client) -> Result<Option<SignedDuration>, ApiError> {
+    let down = |message: String| ApiError {
+        denied: false,
+        message,
+    };
+    let req = http::Request::get("/readyz")
+        .body(kube::client::Body::empty())
+        .map_err(|e| down(e.to_string()))?;
+    let resp = client
+        .send(req)
+        .await
+        .map_err(|e| down(format!("/readyz: {}", error_chain(&e))))?;
+    let local = Timestamp::now();
+    let status = resp.status();
+    if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+        return Err(ApiError {
+            denied: true,
+            message: format!("/readyz: {status}"),
+        });
+    }
+    if !status.is_success() {
+        return Err(down(format!("/readyz: {status}")));
+    }
+    let date = resp
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|d| d.to_str().ok());
+    Ok(match date.map(|d| clock::offset(d, local)) {
+        Some(Ok(o)) => Some(o),
+        Some(Err(e)) => {
+            tracing::warn!("{e}; node leases are judged by this node's clock");
+            None
+        }
+        None => None,
+    })
 }
 
-impl ReadyTracker {
-    pub fn new(since: Timestamp) -> Self {
-        ReadyTracker {
-            since,
-            ready_since: BTreeMap::new(),
+/// The required components whose DaemonSet or Deployment exists in the api-server.
+async fn declared(
+    client: &kube::Client,
+    required: &[Required],
+) -> Result<BTreeSet<Required>, ApiError> {
+    let mut found = BTreeSet::new();
+    let err = |what: &str, e: kube::Error| ApiError {
+        denied: matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403),
+        message: format!("list {what}: {}", error_chain(&e)),
+    };
+    let mut namespaces: Vec<&str> = required.iter().map(|r| r.namespace.as_str()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for ns in namespaces {
+        let names = |metas: Vec<Option<String>>| metas.into_iter().flatten().collect::<Vec<_>>();
+        let lp = ListParams::default();
+        let ds = Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .list_metadata(&lp)
+            .await
+            .map_err(|e| err("daemonsets", e))?;
+        let deploy = Api::<Deployment>::namespaced(client.clone(), ns)
+            .list_metadata(&lp)
+            .await
+            .map_err(|e| err("deployments", e))?;
+        let all = names(ds.items.into_iter().map(|m| m.metadata.name).collect())
+            .into_iter()
+            .chain(names(
+                deploy.items.into_iter().map(|m| m.metadata.name).collect(),
+            ));
+        for name in all {
+            found.extend(
+                required
+                    .iter()
+                    .filter(|r| r.namespace == ns && r.name == name)
+                    .cloned(),
+            );
         }
     }
+    Ok(found)
 }
 
-/// `/readyz`, then each required component's stage.
+/// `/readyz`, then each required component: Ready, un-Ready or gone (see
+/// [`crate::ensure::components`]), judged at the api-server's time. Also returns the
+/// api-server's clock offset when it answered with a `Date`.
 pub async fn apiserver(
     client: &kube::Client,
     required: &[Required],
     rules: &Rules,
     tracker: &mut ReadyTracker,
-) -> Apiserver {
-    match cluster::health_checked(client, "/readyz").await {
-        Ok(()) => {}
-        Err(e) if e.denied => return Apiserver::Denied(e.message),
-        Err(e) => return Apiserver::Down(e.message),
-    }
+) -> (Apiserver, Option<SignedDuration>) {
+    let offset = match readyz(client).await {
+        Ok(o) => o,
+        Err(e) if e.denied => return (Apiserver::Denied(e.message), None),
+        Err(e) => return (Apiserver::Down(e.message), None),
+    };
     let mut namespaces: Vec<String> = required.iter().map(|r| r.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    let world = match cluster::world_checked(client, &namespaces).await {
-        Ok(w) => w,
-        Err(e) if e.denied => return Apiserver::Denied(format!("/api/v1: {e}")),
-        Err(e) => return Apiserver::Down(format!("/api/v1 (listing pods and nodes): {e}")),
+    let listed = match cluster::world_checked(client, &namespaces).await {
+        Ok(w) => declared(client, required).await.map(|d| (w, d)),
+        Err(e) => Err(e),
     };
-    let now = Timestamp::now();
-    let live = observe::live_nodes(&world, now, rules.node_grace);
-    observe::track_ready(&mut tracker.ready_since, &world, &live, now);
-    let missing = required
-        .iter()
-        .filter_map(|req| {
-            let v = observe::assess(
-                req,
-                &world,
-                &live,
-                tracker.since,
-                now,
-                rules,
-                &tracker.ready_since,
+    let (world, declared) = match listed {
+        Ok(x) => x,
+        Err(e) if e.denied => return (Apiserver::Denied(format!("/api/v1: {e}")), offset),
+        Err(e) => {
+            return (
+                Apiserver::Down(format!("/api/v1 (listing pods and nodes): {e}")),
+                offset,
             );
-            (v.stage != Stage::Ready).then(|| format!("{req}: {}", v.detail))
-        })
-        .collect();
-    Apiserver::Up { missing }
+        }
+    };
+    let now = clock::server_now(Timestamp::now(), offset);
+    let a = components::assess(required, &world, &declared, now, rules, tracker);
+    (
+        Apiserver::Up {
+            unready: a.unready,
+            gone: a.gone,
+        },
+        offset,
+    )
 }
 
 /// etcd answers a read of the api-server's prefix (which is what `recover` needs, so

@@ -352,6 +352,45 @@ fn a_dead_kubelet_fails_after_the_grace() {
     node.assert_untouched();
 }
 
+/// A dry run decides whatever the kubelet does (here nothing listens on its healthz
+/// port, and the grace is long: a real run would wait for it), and `-o json` gives the
+/// decision and its evidence in the documented shape, exiting as the decision would.
+#[test]
+fn a_dry_run_reports_the_decision_as_json_whatever_the_kubelet_does() {
+    let mut node = Node::new();
+    node.kubelet = "http://127.0.0.1:1/healthz".into();
+    fs::create_dir_all(node.path("etcd-data")).unwrap();
+    let out = node.ensure(&["--boot-grace", "0s", "--dry-run", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["decision"], "no-source", "{v}");
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["via"].is_null());
+    assert!(v["reason"].as_str().unwrap().contains("no etcd endpoints"));
+    let e = &v["evidence"];
+    assert_eq!(e["kubelet"]["state"], "down", "{v}");
+    assert!(
+        e["kubelet"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1")
+    );
+    assert_eq!(e["apiserver"]["state"], "down");
+    assert_eq!(e["etcd"]["state"], "not-configured");
+    assert_eq!(e["local_data"]["state"], "missing");
+    assert_eq!(e["backup"]["state"], "none");
+    assert_eq!(v["policy"]["backup_restore_allowed"], false);
+    assert_eq!(v["policy"]["boot_grace_seconds"], 0);
+    node.assert_untouched();
+
+    // Not a dry run: the kubelet holds the decision up, as before.
+    let out = node.ensure(&["--boot-grace", "0s"]);
+    assert_fails(&out, 1, "the kubelet is not healthy");
+    // -o json only with --dry-run.
+    let out = node.ensure(&["-o", "json"]);
+    assert_fails(&out, 2, "-o json is for --dry-run");
+}
+
 #[test]
 fn bad_input_and_the_lock() {
     let node = Node::new();

@@ -63,3 +63,73 @@ async fn an_unreachable_etcd_is_an_error_naming_it() {
         .unwrap_err();
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
+
+/// The pid of the etcd serving `endpoint` (found by its command line).
+fn etcd_pid(endpoint: &str) -> u32 {
+    let port = endpoint.rsplit(':').next().unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("etcd") && cmd.contains(&format!("127.0.0.1:{port}")) {
+            return pid;
+        }
+    }
+    panic!("no etcd process for {endpoint}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// etcd stops answering (SIGSTOP: the connection stays open and every request
+/// hangs, as over a half-open connection). The recovery the lock guards is stopped
+/// before the lease can have run out, and says why.
+#[tokio::test]
+async fn a_renewal_that_hangs_stops_the_recovery_before_the_lease_can_expire() {
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    let cfg = cfg(&etcd);
+    let ttl = Duration::from_secs(3);
+    let Acquired::Held(mut held) = lock::acquire(&cfg, "master-1", ttl).await.unwrap() else {
+        panic!("free");
+    };
+    // Renewed at least once while etcd answers.
+    let first = held.last_renewed();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.last_renewed() == first {
+        assert!(Instant::now() < deadline, "never renewed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = etcd_pid(&etcd.endpoint());
+    signal(pid, "-STOP");
+    let stopped = Instant::now();
+    // The guarded work never ends by itself; only the lost lock can end it.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        held.guard(std::future::pending::<()>()),
+    )
+    .await;
+    let at = Instant::now();
+    signal(pid, "-CONT");
+    let why = match outcome {
+        Ok(Err(why)) => why,
+        other => panic!("the recovery was not stopped: {other:?}"),
+    };
+    assert!(why.contains("this recovery stops here"), "{why}");
+    // Before the lease could expire: its TTL counts from the last renewal sent.
+    assert!(
+        at < held.last_renewed() + ttl,
+        "stopped {:?} after the last renewal (TTL {ttl:?})",
+        at - held.last_renewed()
+    );
+    assert!(at > stopped);
+}

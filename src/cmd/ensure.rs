@@ -10,10 +10,17 @@ use super::etcd_flags::EtcdFlags;
 use super::start::{StartFlags, interrupted, summary_line, until_signal};
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
 use crate::encryption::EncryptionConfig;
-use crate::ensure::decide::{Policy, Via};
+use crate::ensure::decide::{Decision, Policy, Via};
 use crate::ensure::{self, EnsureError, Outcome};
 use crate::render::RenderOptions;
 use crate::start::progress::Progress;
+
+/// `--output` of `ensure --dry-run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
 
 #[derive(Debug, Args)]
 pub struct EnsureArgs {
@@ -70,9 +77,21 @@ pub struct EnsureArgs {
     /// holding it.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub recovery_lock_ttl: Duration,
-    /// Print what would be done and change nothing.
+    /// Print what would be decided, and on what evidence, and change nothing. The
+    /// kubelet's state is reported but does not hold the decision up. Exits with the
+    /// status the decision would (0 for a recovery).
     #[arg(long)]
     pub dry_run: bool,
+    /// How --dry-run prints its decision: text, or json (a stable schema,
+    /// docs/ensure.md: decision, via, reason, exit_code, evidence, policy).
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub output: Output,
     #[command(flatten)]
     pub start: StartFlags,
     /// Shared with `kubeboot start`: one recovery at a time on a node.
@@ -82,6 +101,10 @@ pub struct EnsureArgs {
 
 pub fn run(args: EnsureArgs) -> Result<(), Failure> {
     args.etcd.check()?;
+    if args.output == Output::Json && !args.dry_run {
+        return Err(usage("-o json is for --dry-run"));
+    }
+    let output = args.output;
     let encryption = match &args.encryption_provider_config {
         Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
         None => None,
@@ -141,9 +164,26 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         let outcome = until_signal(ensure::run(&opts, &mut progress)).await?;
         match outcome {
             Some(Ok(Outcome::Healthy)) => Ok(()),
-            Some(Ok(Outcome::WouldRecover { via, why })) => {
-                println!("would recover from {}: {why}", describe(&via));
-                Ok(())
+            Some(Ok(Outcome::DryRun { decision, report })) => {
+                if output == Output::Json {
+                    let json = serde_json::to_string_pretty(&report)
+                        .map_err(|e| Failure::from(anyhow::anyhow!("the report: {e}")))?;
+                    println!("{json}");
+                }
+                match decision {
+                    Decision::Recover { via, why } => {
+                        if output == Output::Text {
+                            println!("would recover from {}: {why}", describe(&via));
+                        }
+                        Ok(())
+                    }
+                    Decision::Healthy | Decision::Wait(_) => Ok(()),
+                    Decision::Unhealthy(w) => Err(failure(EnsureError::Unhealthy(w))),
+                    Decision::Refused(w) => Err(failure(EnsureError::Refused(w))),
+                    Decision::NoSource(w) => Err(failure(EnsureError::NoSource(w))),
+                    Decision::Failed(w) => Err(failure(EnsureError::Failed(w))),
+                    Decision::Misconfigured(w) => Err(failure(EnsureError::Config(w))),
+                }
             }
             Some(Ok(Outcome::Recovered {
                 via,
@@ -174,6 +214,8 @@ fn describe(via: &Via) -> String {
 
 fn failure(e: EnsureError) -> Failure {
     let code = match &e {
+        EnsureError::Unhealthy(_) => Exit::Unhealthy,
+        EnsureError::LockLost(_) => Exit::LockLost,
         EnsureError::Refused(_) => Exit::Policy,
         EnsureError::NoSource(_) => Exit::NoSource,
         EnsureError::Changed(_) => Exit::Changed,

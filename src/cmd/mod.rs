@@ -31,6 +31,12 @@ pub enum Exit {
     /// `ensure`: what a backup restore was decided on changed before anything was
     /// moved (etcd answers now, or the local data dir is not what it was).
     Changed = 5,
+    /// `ensure`: the api-server answers and runs every required component, but some
+    /// stay un-Ready after the boot grace: reported, not recovered.
+    Unhealthy = 6,
+    /// `ensure`: the cluster recovery lock could not be renewed in time; the recovery
+    /// was stopped before another master could take the lock.
+    LockLost = 7,
 }
 
 /// An error on its way to `main`, with the exit code it maps to.
@@ -86,7 +92,9 @@ pub fn usage(msg: impl fmt::Display) -> Failure {
     about = "Keeps a self-hosted Kubernetes control plane recoverable",
     after_help = "Exit codes: 0 done or healthy, 1 failed, 2 usage or config error, \
                   3 no recovery source could be read, 4 refused by policy, \
-                  5 ensure aborted a restore because the evidence changed."
+                  5 ensure aborted a restore because the evidence changed, \
+                  6 ensure reported un-Ready components it does not recover, \
+                  7 ensure stopped a recovery whose cluster lock could not be renewed."
 )]
 pub struct Cli {
     /// Log line format on stderr.

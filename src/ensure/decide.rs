@@ -6,7 +6,9 @@
 //! still be coming up by itself (a reboot, checkpoints starting the api-server) is
 //! given `boot_grace` before anything is touched, because a recovery racing a normal
 //! boot is the one thing worse than a slow boot; then the best source still alive
-//! wins: the api-server (it still serves the objects: only components are missing),
+//! wins: the api-server (it still serves the objects: only components are gone —
+//! nothing of them runs on a live node; a component whose pods exist but stay
+//! un-Ready is reported, never recovered: see [`super::components`]),
 //! else etcd, else the newest whole backup. A backup restores the past, so it is
 //! taken only when policy allows it on this node (docs/design.md §5: two masters must
 //! never restore two different pasts), and only for a self-hosted etcd, the one
@@ -54,8 +56,13 @@ pub enum Kubelet {
 pub enum Apiserver {
     /// `/readyz` failed (or no client could be made).
     Down(String),
-    /// `/readyz` is ok; the required components not (yet) Ready, with why.
-    Up { missing: Vec<String> },
+    /// `/readyz` is ok. The required components that are not Ready, each
+    /// `ns/name: what its pods are doing` (see [`super::components`]): `unready`
+    /// have a pod on a live node (or nothing to recover them from), `gone` have none.
+    Up {
+        unready: Vec<String>,
+        gone: Vec<String>,
+    },
     /// It answered 401 or 403: it is there, and refuses kubeboot's credentials.
     Denied(String),
 }
@@ -88,6 +95,9 @@ pub enum Via {
 pub enum Decision {
     /// Nothing to do.
     Healthy,
+    /// The api-server answers and runs every component, but some stay un-Ready:
+    /// reported, never recovered (exit 6).
+    Unhealthy(String),
     /// Look again; the reason is shown while waiting.
     Wait(String),
     /// Recover from this source, then start; the reason says why.
@@ -121,16 +131,33 @@ pub fn decide(o: &Observation, p: &Policy) -> Decision {
         }
     }
     let down = match &o.apiserver {
-        Apiserver::Up { missing } if missing.is_empty() => return Decision::Healthy,
-        Apiserver::Up { missing } => {
-            let what = missing.join("; ");
-            return if in_grace {
-                Decision::Wait(format!("the api-server is up; waiting for {what}"))
+        Apiserver::Up { unready, gone } if unready.is_empty() && gone.is_empty() => {
+            return Decision::Healthy;
+        }
+        Apiserver::Up { unready, gone } if in_grace => {
+            let what = [gone.as_slice(), unready.as_slice()].concat().join("; ");
+            return Decision::Wait(format!("the api-server is up; waiting for {what}"));
+        }
+        Apiserver::Up { unready, gone } if gone.is_empty() => {
+            return Decision::Unhealthy(format!(
+                "the api-server is up and runs every required component, but after {:?} some are not Ready: {}; reported, not recovered (their pods exist: a recovery would write the same objects back and wait on the same pods)",
+                p.boot_grace,
+                unready.join("; ")
+            ));
+        }
+        Apiserver::Up { unready, gone } => {
+            let also = if unready.is_empty() {
+                String::new()
             } else {
-                Decision::Recover {
-                    via: Via::Apiserver,
-                    why: format!("the api-server is up but after {:?}: {what}", p.boot_grace),
-                }
+                format!(" (also not Ready, with pods: {})", unready.join("; "))
+            };
+            return Decision::Recover {
+                via: Via::Apiserver,
+                why: format!(
+                    "the api-server is up but after {:?} nothing runs of {}{also}",
+                    p.boot_grace,
+                    gone.join("; ")
+                ),
             };
         }
         Apiserver::Denied(why) if in_grace => {

@@ -60,7 +60,10 @@ fn restores_backup(d: &Decision) -> bool {
 fn a_complete_control_plane_is_healthy_at_once() {
     let o = Observation {
         elapsed: Duration::ZERO,
-        apiserver: Apiserver::Up { missing: vec![] },
+        apiserver: Apiserver::Up {
+            unready: vec![],
+            gone: vec![],
+        },
         ..down_after_grace()
     };
     assert_eq!(decide(&o, &policy(false)), Decision::Healthy);
@@ -73,7 +76,8 @@ fn nothing_is_touched_within_the_boot_grace() {
     o.etcd = Some(Ok(()));
     assert!(matches!(decide(&o, &policy(true)), Decision::Wait(w) if w.contains("not ready yet")));
     o.apiserver = Apiserver::Up {
-        missing: vec!["kube-system/kube-scheduler: no pod on a live node".into()],
+        unready: vec![],
+        gone: vec!["kube-system/kube-scheduler: no pod on a live node".into()],
     };
     assert!(matches!(decide(&o, &policy(true)), Decision::Wait(w) if w.contains("kube-scheduler")));
     o.kubelet = Kubelet::Down("connection refused".into());
@@ -99,10 +103,11 @@ fn without_a_kubelet_after_grace_recovery_is_impossible() {
 }
 
 #[test]
-fn missing_components_are_recovered_through_the_apiserver() {
+fn gone_components_are_recovered_through_the_apiserver() {
     let mut o = down_after_grace();
     o.apiserver = Apiserver::Up {
-        missing: vec!["kube-system/kube-scheduler: no pod on a live node".into()],
+        unready: vec![],
+        gone: vec!["kube-system/kube-scheduler: no pod on a live node".into()],
     };
     o.etcd = Some(Ok(()));
     match decide(&o, &policy(false)) {
@@ -276,6 +281,83 @@ fn a_refusal_by_the_apiserver_is_a_configuration_error_not_a_dead_apiserver() {
     );
 }
 
+#[test]
+fn unready_components_with_pods_are_reported_not_recovered() {
+    let mut o = down_after_grace();
+    o.apiserver = Apiserver::Up {
+        unready: vec!["kube-system/pod-checkpointer: ckpt-a on m1: ImagePullBackOff".into()],
+        gone: vec![],
+    };
+    o.etcd = Some(Ok(()));
+    o.backup = Ok(backup(true));
+    match decide(&o, &policy(true)) {
+        Decision::Unhealthy(why) => assert!(
+            why.contains("kube-system/pod-checkpointer: ckpt-a on m1: ImagePullBackOff")
+                && why.contains("reported, not recovered"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+    // Within the grace: waited for.
+    o.elapsed = Duration::ZERO;
+    assert!(
+        matches!(decide(&o, &policy(true)), Decision::Wait(w) if w.contains("ImagePullBackOff"))
+    );
+}
+
+#[test]
+fn a_gone_component_is_recovered_even_beside_unready_ones() {
+    let mut o = down_after_grace();
+    o.apiserver = Apiserver::Up {
+        unready: vec!["kube-system/pod-checkpointer: ckpt-a on m1: ImagePullBackOff".into()],
+        gone: vec!["kube-system/kube-scheduler: no pod of it on a live node".into()],
+    };
+    match decide(&o, &policy(false)) {
+        Decision::Recover {
+            via: Via::Apiserver,
+            why,
+        } => assert!(
+            why.contains("nothing runs of kube-system/kube-scheduler")
+                && why.contains("also not Ready, with pods: kube-system/pod-checkpointer"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+}
+
+proptest::proptest! {
+    /// No observation with a reachable api-server whose components merely are
+    /// un-Ready (none gone) ever leads to a recovery, whatever else was seen.
+    #[test]
+    fn a_reachable_apiserver_with_unready_components_is_never_recovered(
+        elapsed in 0u64..600,
+        kubelet_state in 0u8..3,
+        etcd in 0u8..3,
+        has_backup: bool, self_hosted: bool, allowed: bool,
+        unready in proptest::collection::vec("[a-z/: -]{0,20}", 0..4),
+        local_state in 0u8..3,
+    ) {
+        let o = Observation {
+            elapsed: Duration::from_secs(elapsed),
+            kubelet: match kubelet_state {
+                0 => Kubelet::Healthy,
+                1 => Kubelet::Down("down".into()),
+                _ => Kubelet::Failed("failed".into()),
+            },
+            apiserver: Apiserver::Up { unready, gone: vec![] },
+            etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },
+            backup: if has_backup { Ok(backup(self_hosted)) } else { Err("none".into()) },
+            local: Some(local(match local_state {
+                0 => LocalState::Missing,
+                1 => LocalState::Unreadable("bad".into()),
+                _ => LocalState::Intact { revision: 1 },
+            })),
+        };
+        let d = decide(&o, &policy(allowed));
+        proptest::prop_assert!(!matches!(d, Decision::Recover { .. }), "{d:?}");
+    }
+}
+
 proptest::proptest! {
     /// No observation with an intact local data dir at least as new as the newest
     /// backup ever leads to a restore.
@@ -298,8 +380,8 @@ proptest::proptest! {
             },
             apiserver: match api {
                 0 => Apiserver::Down("refused".into()),
-                1 => Apiserver::Up { missing: vec!["x".into()] },
-                2 => Apiserver::Up { missing: vec![] },
+                1 => Apiserver::Up { unready: vec![], gone: vec!["x".into()] },
+                2 => Apiserver::Up { unready: vec![], gone: vec![] },
                 _ => Apiserver::Denied("403".into()),
             },
             etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },
@@ -332,8 +414,8 @@ proptest::proptest! {
             },
             apiserver: match api {
                 0 => Apiserver::Down("refused".into()),
-                1 => Apiserver::Up { missing: vec!["x".into()] },
-                2 => Apiserver::Up { missing: vec![] },
+                1 => Apiserver::Up { unready: vec![], gone: vec!["x".into()] },
+                2 => Apiserver::Up { unready: vec![], gone: vec![] },
                 _ => Apiserver::Denied("403".into()),
             },
             etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },

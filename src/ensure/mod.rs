@@ -11,19 +11,20 @@
 //! that can have changed (etcd came up by itself). So right before `start`, etcd is
 //! probed and the data dir read again, and any change aborts the restore.
 
+pub mod clock;
+pub mod components;
 pub mod decide;
 pub mod evidence;
 pub mod lock;
+pub mod report;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
-
 use crate::assets;
 use crate::encryption::EncryptionConfig;
 use crate::fsutil::{self, FsError};
-use crate::health::{self, ReadyTracker};
+use crate::health;
 use crate::kubeclient::{self, ClientError};
 use crate::recover::{self, RecoverError, Request, Source};
 use crate::render::RenderOptions;
@@ -31,7 +32,11 @@ use crate::source::etcd::EtcdConfig;
 use crate::start::observe::{Required, Rules};
 use crate::start::progress::Progress;
 use crate::start::{self, StartError, StartOptions, Summary};
-use decide::{Apiserver, Decision, Observation, Policy, Via};
+use components::ReadyTracker;
+use decide::{Apiserver, Decision, Kubelet, Observation, Policy, Via};
+
+/// etcd's state while the api-server is not (yet) known to be down.
+const NOT_PROBED: &str = "not probed yet";
 
 /// Everything one `ensure` run needs.
 #[derive(Debug)]
@@ -73,10 +78,10 @@ pub struct Options {
 #[derive(Debug)]
 pub enum Outcome {
     Healthy,
-    /// `--dry-run`: what would have been done.
-    WouldRecover {
-        via: Via,
-        why: String,
+    /// `--dry-run`: the final decision (never `Wait`) and its report.
+    DryRun {
+        decision: Decision,
+        report: Box<report::Report>,
     },
     Recovered {
         via: Via,
@@ -87,6 +92,10 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnsureError {
+    /// The api-server runs every component but some stay un-Ready: reported, not
+    /// recovered (exit 6).
+    #[error("{0}")]
+    Unhealthy(String),
     /// Policy forbids the only recovery possible (exit 4).
     #[error("{0}")]
     Refused(String),
@@ -98,6 +107,10 @@ pub enum EnsureError {
     /// What a backup restore was decided on changed before anything was moved (exit 5).
     #[error("{0}")]
     Changed(String),
+    /// The cluster lock's lease could not be renewed in time; the recovery was
+    /// stopped where it stood (exit 7).
+    #[error("{0}")]
+    LockLost(String),
     /// The api-server refuses ensure's credentials (exit 2).
     #[error("{0}")]
     Config(String),
@@ -143,17 +156,33 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         None => None,
     };
     let systemd = bus.as_ref().zip(opts.kubelet_unit.as_deref());
-    let mut tracker = ReadyTracker::new(Timestamp::now());
+    let mut tracker = ReadyTracker::default();
+    let mut skew_said = false;
+    let mut clock_offset = None;
     let mut backup = None;
     let mut local = None;
     let (via, why, lock) = loop {
         let elapsed = began.elapsed();
         let past_grace = elapsed >= opts.policy.boot_grace;
-        let kubelet =
+        let kubelet_seen =
             health::kubelet_health(&opts.kubelet_healthz, opts.request_timeout, systemd).await;
+        // A dry run reports what would be decided on everything else whatever the
+        // kubelet does (its state is in the report).
+        let kubelet = if opts.dry_run {
+            Kubelet::Healthy
+        } else {
+            kubelet_seen.clone()
+        };
         let apiserver = match &client {
             Some((c, endpoint)) => {
-                match health::apiserver(c, &opts.required, &opts.rules, &mut tracker).await {
+                let (a, offset) =
+                    health::apiserver(c, &opts.required, &opts.rules, &mut tracker).await;
+                clock_offset = offset.map(|o| o.as_secs()).or(clock_offset);
+                if let Some(line) = offset.and_then(clock::describe).filter(|_| !skew_said) {
+                    skew_said = true;
+                    tracing::warn!("{line}");
+                }
+                match a {
                     Apiserver::Down(why) => Apiserver::Down(format!("{endpoint}{why}")),
                     Apiserver::Denied(why) => Apiserver::Denied(format!("{endpoint}{why}")),
                     up => up,
@@ -164,7 +193,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         let down = matches!(apiserver, Apiserver::Down(_));
         let etcd = match (&opts.etcd, down && past_grace) {
             (Some(cfg), true) => Some(health::etcd(cfg, &opts.etcd_prefix).await),
-            (Some(_), false) => Some(Err("not probed yet".into())),
+            (Some(_), false) => Some(Err(NOT_PROBED.into())),
             (None, _) => None,
         };
         let etcd_down = !matches!(etcd, Some(Ok(())));
@@ -182,7 +211,19 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
                 .unwrap_or_else(|| Err("not looked for yet".into())),
             local: local.clone(),
         };
-        match decide::decide(&obs, &opts.policy) {
+        let decision = decide::decide(&obs, &opts.policy);
+        if opts.dry_run && !matches!(decision, Decision::Wait(_)) {
+            if decision == Decision::Healthy {
+                progress.step("control plane healthy: the api-server is ready and every required component is Ready");
+            }
+            let obs = complete(opts, obs).await;
+            let report = report::build(&obs, &kubelet_seen, clock_offset, &opts.policy, &decision);
+            return Ok(Outcome::DryRun {
+                decision,
+                report: Box::new(report),
+            });
+        }
+        match decision {
             Decision::Healthy => {
                 progress.step("control plane healthy: the api-server is ready and every required component is Ready");
                 return Ok(Outcome::Healthy);
@@ -191,9 +232,6 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             // nothing changes, so the log gets one line per change.
             Decision::Wait(why) => {
                 progress.waiting(&format!("{why} (boot grace {:?})", opts.policy.boot_grace))
-            }
-            Decision::Recover { via, why } if opts.dry_run => {
-                return Ok(Outcome::WouldRecover { via, why });
             }
             Decision::Recover { via, why } => match cluster_lock(opts, &via).await {
                 Ok(held) => break (via, why, held),
@@ -205,6 +243,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
                     progress.waiting(&busy);
                 }
             },
+            Decision::Unhealthy(why) => return Err(EnsureError::Unhealthy(why)),
             Decision::Refused(why) => return Err(EnsureError::Refused(why)),
             Decision::NoSource(why) => return Err(EnsureError::NoSource(why)),
             Decision::Failed(why) => return Err(EnsureError::Failed(why)),
@@ -213,16 +252,40 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         tokio::time::sleep(opts.poll).await;
     };
     progress.step(&format!("recovering: {why}"));
-    let done = recover_and_start(opts, &via, local.as_ref(), progress).await;
-    if let Some(held) = lock {
-        held.release().await;
-    }
+    let work = recover_and_start(opts, &via, local.as_ref(), progress);
+    let done = match lock {
+        // The recovery runs only while this master knows it holds the lock.
+        Some(mut held) => {
+            let done = match held.guard(work).await {
+                Ok(done) => done,
+                Err(why) => Err(EnsureError::LockLost(why)),
+            };
+            held.release().await;
+            done
+        }
+        None => work.await,
+    };
     let (asset_dir, summary) = done?;
     Ok(Outcome::Recovered {
         via,
         asset_dir,
         summary,
     })
+}
+
+/// A dry run's evidence made whole: what the decision did not need to probe (etcd,
+/// the backups, the local data dir) is read now, read-only, for the report.
+async fn complete(opts: &Options, mut obs: Observation) -> Observation {
+    if let (Some(cfg), Some(Err(e))) = (&opts.etcd, &obs.etcd)
+        && e == NOT_PROBED
+    {
+        obs.etcd = Some(health::etcd(cfg, &opts.etcd_prefix).await);
+    }
+    if obs.local.is_none() {
+        obs.local = Some(evidence::read(&opts.etcd_data_dir));
+        obs.backup = health::newest_backup(&opts.backup_dir);
+    }
+    obs
 }
 
 /// Takes the cluster-wide recovery lock when etcd is there to hold it (`Ok(None)`
