@@ -1,32 +1,12 @@
 use super::*;
 use crate::ensure::clock;
+use crate::start::test_objects::{lease, node, req, ts};
 use jiff::SignedDuration;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 /// The api-server's time in these tests.
 const NOW: &str = "2026-12-02T13:00:00Z";
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-fn req(name: &str) -> Required {
-    Required::parse(&format!("kube-system/{name}")).unwrap()
-}
-
-fn node(name: &str) -> Node {
-    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
-}
-
-fn lease(node: &str, renew: &str) -> Lease {
-    serde_json::from_value(json!({
-        "metadata": {"name": node, "namespace": "kube-node-lease"},
-        "spec": {"renewTime": renew}
-    }))
-    .unwrap()
-}
 
 /// A pod of the DaemonSet `owner` on `node` (unbound when empty), Ready or waiting
 /// for `waiting`.

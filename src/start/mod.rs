@@ -18,6 +18,8 @@ pub mod observe;
 pub mod pivot;
 pub mod plan;
 pub mod progress;
+#[cfg(test)]
+pub(crate) mod test_objects;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,27 +1,8 @@
 use super::*;
+use crate::start::test_objects::{lease, node, req, ts};
 use serde_json::json;
 
 const SINCE: &str = "2026-01-01T10:00:00Z";
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-fn req(name: &str) -> Required {
-    Required::parse(&format!("kube-system/{name}")).unwrap()
-}
-
-fn node(name: &str) -> Node {
-    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
-}
-
-fn lease(node: &str, renew: &str) -> Lease {
-    serde_json::from_value(json!({
-        "metadata": {"name": node, "namespace": "kube-node-lease"},
-        "spec": {"renewTime": renew}
-    }))
-    .unwrap()
-}
 
 fn rs(name: &str, deploy: &str) -> ReplicaSet {
     serde_json::from_value(json!({"metadata": {

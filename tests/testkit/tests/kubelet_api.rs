@@ -41,6 +41,24 @@ async fn until<T, F: Future<Output = Option<T>>>(
     }
 }
 
+/// An api-server, a client of it, and a kubelet "node1" registered there that maps the
+/// image `sleeper` to /bin/sleep.
+async fn kubelet_on_api(labels: Option<&str>) -> Result<(Harness, kube::Client, FakeKubelet)> {
+    let h = Harness::start().await?;
+    let c = client(&h).await?;
+    let opts = KubeletOptions {
+        image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
+        kubeconfig: Some(h.kubeconfig.clone()),
+        node_labels: labels.map(String::from),
+        ..Default::default()
+    };
+    let k = tokio::task::spawn_blocking(|| {
+        FakeKubelet::start(env!("CARGO_BIN_EXE_fake-kubelet"), opts)
+    })
+    .await??;
+    Ok((h, c, k))
+}
+
 fn phase(p: &Pod) -> Option<&str> {
     p.status.as_ref()?.phase.as_deref()
 }
@@ -48,15 +66,7 @@ fn phase(p: &Pod) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
-        let h = Harness::start().await?;
-        let c = client(&h).await?;
-        let opts = KubeletOptions {
-            image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
-            kubeconfig: Some(h.kubeconfig.clone()),
-            node_labels: Some("node-role.kubernetes.io/control-plane=".into()),
-            ..Default::default()
-        };
-        let k = tokio::task::spawn_blocking(|| FakeKubelet::start(env!("CARGO_BIN_EXE_fake-kubelet"), opts)).await??;
+        let (_h, c, k) = kubelet_on_api(Some("node-role.kubernetes.io/control-plane=")).await?;
         let sleeper = "  containers:\n  - {name: s, image: sleeper, command: [sleep, '300']}\n";
         k.write_manifest("s.yaml", &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: s, namespace: kube-system, ownerReferences: [{{apiVersion: v1, kind: Pod, name: s-node9, uid: u9, controller: true}}]}}\nspec:\n{sleeper}"))?;
 
@@ -125,14 +135,7 @@ async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_pod_on_a_held_host_port_is_failed_with_reason_node_ports() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
-        let h = Harness::start().await?;
-        let c = client(&h).await?;
-        let opts = KubeletOptions {
-            image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
-            kubeconfig: Some(h.kubeconfig.clone()),
-            ..Default::default()
-        };
-        let k = tokio::task::spawn_blocking(|| FakeKubelet::start(env!("CARGO_BIN_EXE_fake-kubelet"), opts)).await??;
+        let (_h, c, k) = kubelet_on_api(None).await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let container = format!("{{name: s, image: sleeper, command: [sleep, '300'], ports: [{{containerPort: {port}}}]}}");
         k.write_manifest("holder.yaml", &format!(

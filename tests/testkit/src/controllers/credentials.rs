@@ -43,7 +43,9 @@ pub fn controller_of(a: &Action) -> &'static str {
         },
         Action::CreateReplicaSet(_) | Action::ScaleReplicaSet { .. } => "deployment-controller",
         Action::DeleteReplicaSet { .. } => "generic-garbage-collector",
-        Action::NodeStatus(_) | Action::NodeTaints { .. } | Action::PodStatus(_) => "node-controller",
+        Action::NodeStatus(_) | Action::NodeTaints { .. } | Action::PodStatus(_) => {
+            "node-controller"
+        }
         Action::Status { owner, .. } => match owner {
             super::world::Owner::DaemonSet => "daemon-set-controller",
             super::world::Owner::Deployment => "deployment-controller",

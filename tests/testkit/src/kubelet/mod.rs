@@ -38,8 +38,8 @@
 pub mod apiobjects;
 pub mod apisync;
 pub mod atomic;
-pub mod backoff;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod cri;
 pub mod harness;
