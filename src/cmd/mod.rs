@@ -91,7 +91,7 @@ pub fn usage(msg: impl fmt::Display) -> Failure {
     version,
     about = "Keeps a self-hosted Kubernetes control plane recoverable",
     after_help = "Exit codes: 0 done or healthy, 1 failed, 2 usage or config error, \
-                  3 no recovery source could be read, 4 refused by policy, \
+                  3 no recovery source could be read (or it holds no control plane), 4 refused by policy, \
                   5 ensure aborted a restore because the evidence changed, \
                   6 ensure reported un-Ready components it does not recover, \
                   7 ensure stopped a recovery whose cluster lock could not be renewed."
