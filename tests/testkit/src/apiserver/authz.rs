@@ -71,6 +71,27 @@ pub struct Attributes {
     pub field_selector: String,
 }
 
+#[cfg(test)]
+impl Attributes {
+    /// A resource request by `user` in `groups`, for the authorizers' unit tests.
+    /// `target` is (verb, API group, resource, subresource, namespace, name).
+    pub fn resource_request(user: &str, groups: &[&str], target: [&str; 6]) -> Attributes {
+        let [verb, group, resource, sub, ns, name] = target;
+        Attributes {
+            user: user.into(),
+            groups: groups.iter().map(|g| (*g).into()).collect(),
+            verb: verb.into(),
+            resource_request: true,
+            api_group: group.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// `authorizer.Decision`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

@@ -9,18 +9,11 @@ fn node_attrs(
     ns: &str,
     name: &str,
 ) -> Attributes {
-    Attributes {
-        user: "system:node:n1".into(),
-        groups: vec!["system:nodes".into(), "system:authenticated".into()],
-        verb: verb.into(),
-        resource_request: true,
-        api_group: group.into(),
-        resource: resource.into(),
-        subresource: sub.into(),
-        namespace: ns.into(),
-        name: name.into(),
-        ..Default::default()
-    }
+    Attributes::resource_request(
+        "system:node:n1",
+        &["system:nodes", "system:authenticated"],
+        [verb, group, resource, sub, ns, name],
+    )
 }
 
 #[test]

@@ -6,18 +6,11 @@ fn rule(v: serde_json::Value) -> Rule {
 }
 
 fn res(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
-    Attributes {
-        user: "alice".into(),
-        groups: vec!["dev".into(), "system:authenticated".into()],
-        verb: verb.into(),
-        resource_request: true,
-        api_group: group.into(),
-        resource: resource.into(),
-        subresource: sub.into(),
-        namespace: ns.into(),
-        name: name.into(),
-        ..Default::default()
-    }
+    Attributes::resource_request(
+        "alice",
+        &["dev", "system:authenticated"],
+        [verb, group, resource, sub, ns, name],
+    )
 }
 
 #[test]
