@@ -63,16 +63,23 @@ pub fn locate(argv: &[OsString], env: Option<OsString>) -> (PathBuf, bool) {
 
 /// Reads the config, `None` when the default file does not exist.
 pub fn read(path: &Path, explicit: bool) -> Result<Option<toml::Table>, ConfigError> {
-    let err = |what: String| ConfigError {
-        file: path.display().to_string(),
-        what,
-    };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
-        Err(e) => return Err(err(e.to_string())),
+        Err(e) => {
+            return Err(ConfigError {
+                file: path.display().to_string(),
+                what: e.to_string(),
+            });
+        }
     };
-    text.parse::<toml::Table>().map(Some).map_err(|e| {
+    parse(&text, path).map(Some)
+}
+
+/// Parses the text of the config file at `path` (named in errors). Pure, so the fuzz
+/// targets (`fuzz/`) can feed it any bytes.
+pub fn parse(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| {
         // The message and where, on one line (its Display draws the line with a caret).
         let at = e.span().map(|span| {
             let before = text.get(..span.start).unwrap_or_default();
@@ -80,11 +87,14 @@ pub fn read(path: &Path, explicit: bool) -> Result<Option<toml::Table>, ConfigEr
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             format!("line {line}, column {column}: ")
         });
-        err(format!(
-            "{}{}",
-            at.unwrap_or_default(),
-            e.message().trim().replace('\n', " ")
-        ))
+        ConfigError {
+            file: path.display().to_string(),
+            what: format!(
+                "{}{}",
+                at.unwrap_or_default(),
+                e.message().trim().replace('\n', " ")
+            ),
+        }
     })
 }
 
@@ -232,7 +242,7 @@ fn find_subcommand<'a>(root: &'a Command, argv: &[OsString]) -> Option<(usize, &
         }
         if s.starts_with('-') {
             // The global flags that take a separate value.
-            skip_value = s == "--log-format" || s == "--config";
+            skip_value = s == "--log-format" || s == "--log-target" || s == "--config";
             continue;
         }
         return root.find_subcommand(s).map(|c| (i, c));

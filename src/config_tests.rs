@@ -53,6 +53,10 @@ fn the_command_s_table_becomes_flags_before_the_operator_s() {
             "--list"
         ]
     );
+    // --log-target's value is not taken for the command.
+    let out = applied(CONFIG, &["kubeboot", "--log-target", "stderr", "backup"]).unwrap();
+    assert_eq!(out[..4], ["kubeboot", "--log-target", "stderr", "backup"]);
+    assert_eq!(out[4], "--backup-dir=/srv/backups");
     let out = applied(CONFIG, &["kubeboot", "ensure"]).unwrap();
     assert_eq!(
         out,

@@ -9,6 +9,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub mod retention;
+pub mod walk;
+
 /// An I/O error with the path it happened on.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -257,28 +260,30 @@ fn stale_temp_pid(name: &str) -> Option<u32> {
 /// and removes the others: moved-aside secrets dirs hold keys, and would otherwise pile up
 /// with every recovery. Returns what was removed.
 pub fn prune_asides(path: &Path, keep: usize) -> Result<Vec<PathBuf>, FsError> {
-    let dir = parent_of(path);
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Ok(Vec::new());
     };
-    let prefix = format!("{name}.kubeboot-");
-    let mut asides: Vec<String> = fs::read_dir(dir)
+    prune(parent_of(path), keep, |n| retention::aside_stamp(&name, n))
+}
+
+/// Removes from `dir` every entry `stamp` accepts but the `keep` newest
+/// ([`retention::beyond_newest`]): a dir with what is in it, a link by itself (never
+/// followed). Returns what was removed, oldest first.
+pub fn prune<F>(dir: &Path, keep: usize, stamp: F) -> Result<Vec<PathBuf>, FsError>
+where
+    F: Fn(&str) -> Option<&str>,
+{
+    let names: Vec<String> = fs::read_dir(dir)
         .map_err(FsError::io("read dir", dir))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            n.strip_prefix(&prefix)
-                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
-        })
         .collect();
-    // The time suffix sorts by time; newest first.
-    asides.sort_by(|a, b| b.cmp(a));
     let mut removed = Vec::new();
-    for old in asides.into_iter().skip(keep) {
-        let aside = dir.join(old);
-        let meta = fs::symlink_metadata(&aside).map_err(FsError::io("stat", &aside))?;
-        remove_entry(&aside, &meta, "remove old copy")?;
-        removed.push(aside);
+    for old in retention::beyond_newest(&names, keep, stamp) {
+        let path = dir.join(old);
+        let meta = fs::symlink_metadata(&path).map_err(FsError::io("stat", &path))?;
+        remove_entry(&path, &meta, "remove old copy")?;
+        removed.push(path);
     }
     if !removed.is_empty() {
         fsync_dir(dir)?;

@@ -16,6 +16,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::api::{Api, ListParams};
 
 use crate::backup::catalog;
+use crate::backup::crypt::Identity;
+use crate::backup::inventory::{self, Problem};
 use crate::ensure::clock;
 use crate::ensure::components::{self, ReadyTracker};
 use crate::ensure::decide::{Apiserver, Backup, Kubelet};
@@ -33,7 +35,14 @@ pub async fn kubelet(url: &str, timeout: Duration) -> Result<(), String> {
         _ => return Err(format!("{url}: not an absolute http URL")),
     };
     let base: http::Uri = base.parse().map_err(|e| format!("{url}: {e}"))?;
+    let plain_http = uri.scheme_str() == Some("http");
     let mut config = kube::Config::new(base);
+    // Plain http (the kubelet's healthz port is): no TLS, so no trust store. Without a
+    // CA of its own kube-rs loads the system's, and fails on a host that has none (no
+    // ca-certificates), which would make a healthy kubelet look down for ever.
+    if plain_http {
+        config.root_cert = Some(Vec::new());
+    }
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     let client = kube::Client::try_from(config).map_err(|e| format!("{url}: {e}"))?;
@@ -218,26 +227,54 @@ pub async fn etcd(cfg: &EtcdConfig, etcd_prefix: &str) -> Result<(), String> {
     }
 }
 
-/// The newest backup in `dir` whose files still match their sha256; damaged ones are
-/// logged and passed over.
-pub fn newest_backup(dir: &Path) -> Result<Backup, String> {
+/// The newest backup in `dir` that opens whole; damaged ones are logged and passed
+/// over. An encrypted one is opened with `identity` (every member decrypted and checked
+/// against `backup.json`), and its [`Backup::snapshot`] is then the archive, which the
+/// restore decrypts again (src/ensure/recovery.rs).
+///
+/// An encrypted newest backup that cannot be opened — no identity, or one that opens
+/// nothing — stops the search: passing it over for an older plain one would restore
+/// an older past than the operator kept.
+pub fn newest_backup(dir: &Path, identity: Option<&Identity>) -> Result<Backup, String> {
     let found = catalog::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for f in &found {
-        let checked = f
-            .manifest
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|m| catalog::verify(&f.dir, m).map(|()| m));
-        match checked {
-            Ok(m) => {
+        let m = match &f.manifest {
+            Ok(m) => m,
+            Err(why) => {
+                tracing::warn!(backup = %f.dir.display(), "passed over: {why}");
+                continue;
+            }
+        };
+        match inventory::open(&f.dir, m, identity, false) {
+            Ok(_) => {
+                let file = m.archive.as_ref().map_or(&m.snapshot.path, |a| &a.path);
                 return Ok(Backup {
-                    snapshot: f.dir.join(&m.snapshot.path),
+                    snapshot: f.dir.join(file),
                     revision: m.revision,
                     self_hosted_etcd: m.self_hosted_etcd,
                 });
             }
-            Err(why) => tracing::warn!(backup = %f.dir.display(), "passed over: {why}"),
+            Err(Problem::Damaged(why)) => {
+                tracing::warn!(backup = %f.dir.display(), "passed over: {why}")
+            }
+            Err(Problem::Locked(why)) => return Err(locked(&f.dir, identity, &why)),
         }
     }
     Err(format!("no whole backup in {}", dir.display()))
+}
+
+/// Why an encrypted newest backup stops `ensure`, in one line naming the identity file
+/// (never its contents) or saying to give one.
+fn locked(backup: &Path, identity: Option<&Identity>, why: &str) -> String {
+    let (cannot, fix) = match identity {
+        None => (
+            "no --identity was given".to_string(),
+            "give ensure --identity FILE ([ensure] identity in config.toml)",
+        ),
+        Some(_) => (why.to_string(), "give the identity it was encrypted to"),
+    };
+    format!(
+        "the newest backup {} is encrypted and ensure cannot open it: {cannot}; {fix}, or restore it by hand with `kubeboot recover --etcd-backup-file ... --identity FILE`; an older plain backup is not used instead",
+        backup.display()
+    )
 }

@@ -51,6 +51,18 @@ pub async fn from_kubeconfig(
 /// and then reports a missing key like a transport failure. Checking them here makes a
 /// broken kubeconfig a config error (exit 2) that names the file.
 fn check_files(kc: &Kubeconfig) -> Result<(), String> {
+    for (field, path) in referenced_files(kc) {
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(format!("{field} {path}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// The files the current context of `kc` names (its cluster's CA, its user's client
+/// certificate, key and token file), each with its kubeconfig field. Pure: no file is
+/// opened, so the fuzz targets (`fuzz/`) can feed it any kubeconfig.
+pub fn referenced_files(kc: &Kubeconfig) -> Vec<(&'static str, &str)> {
     let context = kc.current_context.as_deref().and_then(|name| {
         kc.contexts
             .iter()
@@ -58,7 +70,7 @@ fn check_files(kc: &Kubeconfig) -> Result<(), String> {
             .and_then(|c| c.context.as_ref())
     });
     let Some(context) = context else {
-        return Ok(()); // kube-rs reports a missing context itself, with its name
+        return Vec::new(); // kube-rs reports a missing context itself, with its name
     };
     let cluster = kc
         .clusters
@@ -71,7 +83,7 @@ fn check_files(kc: &Kubeconfig) -> Result<(), String> {
             .find(|a| a.name == u)
             .and_then(|a| a.auth_info.as_ref())
     });
-    let files = [
+    [
         (
             "certificate-authority",
             cluster.and_then(|c| c.certificate_authority.as_deref()),
@@ -82,13 +94,8 @@ fn check_files(kc: &Kubeconfig) -> Result<(), String> {
         ),
         ("client-key", user.and_then(|u| u.client_key.as_deref())),
         ("tokenFile", user.and_then(|u| u.token_file.as_deref())),
-    ];
-    for (field, path) in files {
-        if let Some(path) = path
-            && let Err(e) = std::fs::File::open(path)
-        {
-            return Err(format!("{field} {path}: {e}"));
-        }
-    }
-    Ok(())
+    ]
+    .into_iter()
+    .filter_map(|(field, path)| Some((field, path?)))
+    .collect()
 }

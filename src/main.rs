@@ -4,8 +4,11 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use kubeboot::cmd::{self, Cli, Exit, LogFormat};
+use kubeboot::cmd::{self, Cli, Exit, Failure, LogFormat};
 use kubeboot::config;
+use kubeboot::ensure::EnsureError;
+use kubeboot::systemd::journal::{self, Setup, Sink};
+use kubeboot::systemd::logfields::{self, Fields};
 
 fn main() -> ExitCode {
     let argv = match with_config(std::env::args_os().collect()) {
@@ -16,14 +19,39 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(argv);
-    init_logging(cli.log_format);
+    let sink = journal::init(Setup {
+        target: cli.log_target.into(),
+        json: cli.log_format == LogFormat::Json,
+        command: cli.command.name(),
+    });
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`kubeboot inspect F --keys | head -1`): nothing is wrong.
         Err(failure) if is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("kubeboot: error: {failure}");
+            report(&failure, sink);
             ExitCode::from(failure.code as u8)
+        }
+    }
+}
+
+/// The one error line. In the journal it is an entry at error priority, with `ensure`'s
+/// decision when the error is one (refused, no-source, …) and the exit code as
+/// `KUBEBOOT_EXIT`; on stderr it is the plain line scripts read.
+fn report(failure: &Failure, sink: Sink) {
+    let line = format!("kubeboot: error: {failure}");
+    match sink {
+        Sink::Stderr => eprintln!("{line}"),
+        Sink::Journal => {
+            let decision = failure
+                .error
+                .downcast_ref::<EnsureError>()
+                .and_then(EnsureError::decision);
+            let f = Fields {
+                decision,
+                ..Fields::default()
+            };
+            logfields::error_with_exit(f, failure.code as u8, &line);
         }
     }
 }
@@ -51,23 +79,5 @@ fn with_config(argv: Vec<OsString>) -> Result<Vec<OsString>, config::ConfigError
             Ok(argv)
         }
         Err(e) => Err(e),
-    }
-}
-
-/// Log lines go to stderr (journald captures them under systemd); stdout is kept for
-/// the command's own output so it can be piped.
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEBOOT_LOG")
-        // kube-rs logs every failed request at error level itself; kubeboot reports the
-        // ones that matter, once, with what it was doing.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    match format {
-        LogFormat::Text => builder.without_time().init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -171,12 +171,12 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
             let opts = snapshot::Options {
                 skip_hash_check: *skip_hash_check,
             };
-            tracing::info!(file = %file.display(), "reading etcd snapshot");
+            tracing::info!(file = %file.display(), source = req.source.kind(), "reading etcd snapshot");
             let (stored, info) = source::snapshot::read(file, &opts, prefix)?;
             source::assemble(prefix, &stored, info, kubeconfig, req.encryption)
         }
         Source::Etcd(cfg) => {
-            tracing::info!(endpoints = %cfg.endpoints.join(","), "reading etcd");
+            tracing::info!(endpoints = %cfg.endpoints.join(","), source = req.source.kind(), "reading etcd");
             let prefixes = source::prefixes(prefix);
             let (stored, info) = source::etcd::read(cfg, &prefixes).await?;
             source::assemble(prefix, &stored, info, kubeconfig, req.encryption)
@@ -195,7 +195,7 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
                      the api-server decrypts"
                 );
             }
-            tracing::info!(kubeconfig = %path.display(), "reading the api-server");
+            tracing::info!(kubeconfig = %path.display(), source = req.source.kind(), "reading the api-server");
             source::apiserver::read(path, &cfg, kubeconfig).await
         }
     }

@@ -16,7 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use kubeboot_testkit::apiserver::harness::Harness;
 use kubeboot_testkit::apiserver::{ApiServer, Config};
@@ -32,6 +33,13 @@ use checkpoint_support::{
 const TEST_DEADLINE: Duration = Duration::from_secs(300);
 const SECRET_VALUE: &str = "s3cret-value";
 const SELF_POD: &str = "pod-checkpointer-abcde";
+
+/// The claims of a JWT, unverified (the api-server verified it when it issued it).
+fn jwt_claims(token: &str) -> Result<serde_json::Value> {
+    let part = token.split('.').nth(1).context("no claims")?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part)?;
+    Ok(serde_json::from_slice(&raw)?)
+}
 
 fn objects() -> Result<(ServiceAccount, Secret, ConfigMap, Pod, Pod)> {
     let sa = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"}}))?;
@@ -76,7 +84,7 @@ fn objects() -> Result<(ServiceAccount, Secret, ConfigMap, Pod, Pod)> {
         "metadata": {"name": SELF_POD, "namespace": "kube-system", "annotations": checkpoint,
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "pod-checkpointer",
                 "uid": "ds-uid", "controller": true}]},
-        "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "sleeper", "command": ["sleep", "600"]}]}
+        "spec": {"nodeName": "node1", "automountServiceAccountToken": false, "containers": [{"name": "c", "image": "sleeper", "command": ["sleep", "600"]}]}
     }))?;
     Ok((sa, secret, cm, parent, own))
 }
@@ -102,7 +110,7 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
         etcd: _etcd,
         kubeconfig,
         dir: _api_dir,
-        ..
+        pki,
     } = h;
     api_config.secure_port = server.addr().port();
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
@@ -119,6 +127,13 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
         .await?;
     Api::<ConfigMap>::namespaced(client.clone(), "default")
         .create(&pp, &cm)
+        .await?;
+    // What the controller-manager's root CA publisher makes (none runs here): the token
+    // volume the api-server's ServiceAccount admission adds to the parent reads it.
+    let root_ca = json!({"metadata": {"name": "kube-root-ca.crt", "namespace": "default"},
+        "data": {"ca.crt": std::fs::read_to_string(&pki.ca_cert)?}});
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&pp, &serde_json::from_value(root_ca)?)
         .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     pods.create(&pp, &parent).await?;
@@ -150,7 +165,8 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
     until("the parent running", || {
         running(&kubelet_pods(ro_port), "web").then_some(())
     })
-    .await?;
+    .await
+    .with_context(|| kubelet.log_tail())?;
 
     let etc = root.join("etc/kubernetes");
     let log = work.path().join("checkpoint.log");
@@ -230,21 +246,48 @@ async fn lifecycle(kubelet_bin: PathBuf) -> Result<()> {
     assert_eq!(mode(&data("projected/default/web/token/token")), 0o600);
     let token = read("projected/default/web/token/token");
     assert_eq!(token.split('.').count(), 3, "a JWT");
+    // Bound to this node's Node object and as short-lived as the projection asks
+    // (issue 12, finding 4): never an unbound year.
+    let node = Api::<Node>::all(client.clone()).get("node1").await?;
+    let claims = jwt_claims(&token)?;
+    assert_eq!(
+        claims["kubernetes.io"]["node"],
+        json!({"name": "node1", "uid": node.metadata.uid}),
+        "{claims}"
+    );
+    assert!(claims["kubernetes.io"]["pod"].is_null(), "{claims}");
+    let life = claims["exp"].as_i64().zip(claims["iat"].as_i64());
+    assert_eq!(life.map(|(e, i)| e - i), Some(3600), "{claims}");
     assert_eq!(mode(&data("secrets/default/web/secret")), 0o700);
     assert_eq!(mode(&ck), 0o700);
     assert_eq!(mode(&saved), 0o600);
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved)?)?;
     let vols = manifest["spec"]["volumes"].as_array().context("volumes")?;
+    let paths: Vec<&str> = vols
+        .iter()
+        .map(|v| v["hostPath"]["path"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(
-        vols.iter()
-            .map(|v| v["hostPath"]["path"].as_str().unwrap_or(""))
-            .collect::<Vec<_>>(),
+        paths[..3],
         [
             "/etc/kubernetes/checkpoints/secrets/default/web/secret",
             "/etc/kubernetes/checkpoints/configmaps/default/web/config",
             "/etc/kubernetes/checkpoints/projected/default/web/token",
         ]
     );
+    // The token volume the api-server's ServiceAccount admission added, with its CA.
+    let access = paths.get(3).context("the kube-api-access volume")?;
+    assert!(
+        access.starts_with("/etc/kubernetes/checkpoints/projected/default/web/kube-api-access-"),
+        "{paths:?}"
+    );
+    assert_eq!(paths.len(), 4, "{paths:?}");
+    let access_dir = access.trim_start_matches("/etc/kubernetes/checkpoints/");
+    assert_eq!(
+        read(&format!("{access_dir}/ca.crt")),
+        std::fs::read_to_string(&pki.ca_cert)?
+    );
+    assert_eq!(read(&format!("{access_dir}/namespace")), "default");
     kubeboot_testkit::validate::assert_valid(std::slice::from_ref(&saved));
     assert!(!active.exists(), "a running parent's checkpoint is active");
     let own_active = etc.join(format!(

@@ -48,15 +48,6 @@ fn backups(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_backup_is_restorable_by_etcd_and_by_recover() {
     let etcd = started(false);
@@ -65,7 +56,7 @@ fn a_backup_is_restorable_by_etcd_and_by_recover() {
     let out = backup(&dir, &["--etcd-servers", &etcd.endpoint()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let taken = backups(&dir);
-    assert_eq!(taken.len(), 1, "{:?}", entries(&dir));
+    assert_eq!(taken.len(), 1, "{:?}", common::entries(&dir));
     let b = &taken[0];
     assert!(
         stdout(&out).contains(&b.display().to_string()),
@@ -246,7 +237,7 @@ fn retention_prunes_old_backups_and_leaves_foreign_dirs_alone() {
         stderr(&out).contains("20200104T000000Z-r4"),
         "the unreadable one is reported"
     );
-    let left = entries(&dir);
+    let left = common::entries(&dir);
     assert_eq!(left.len(), 4, "{left:?}");
     assert_eq!(left[0], "20200104T000000Z-r4");
     assert_eq!(left[1], first.file_name().unwrap().to_string_lossy());
@@ -307,13 +298,21 @@ fn bad_input_is_named_and_leaves_nothing() {
         ],
     );
     assert_fails(&out, 3, "127.0.0.1:1");
-    assert!(entries(&dir).is_empty(), "{:?}", entries(&dir));
+    assert!(
+        common::entries(&dir).is_empty(),
+        "{:?}",
+        common::entries(&dir)
+    );
 
     // An etcd without a control plane in it: the snapshot is not restorable, exit 1.
     let empty = Etcd::start(EtcdOptions::default()).unwrap();
     let out = backup(&dir, &["--etcd-servers", &empty.endpoint()]);
     assert_fails(&out, 1, "not restorable");
-    assert!(entries(&dir).is_empty(), "{:?}", entries(&dir));
+    assert!(
+        common::entries(&dir).is_empty(),
+        "{:?}",
+        common::entries(&dir)
+    );
 
     // Another backup holds the lock: exit 4.
     let _held = kubeboot::fsutil::LockFile::try_acquire(&dir.with_extension("lock")).unwrap();
@@ -345,7 +344,7 @@ fn an_encrypted_cluster_is_verified_with_its_config_and_the_config_is_kept() {
         "names the provider: {}",
         stderr(&out)
     );
-    assert!(entries(&dir).is_empty());
+    assert!(common::entries(&dir).is_empty());
 
     let out = backup(
         &dir,

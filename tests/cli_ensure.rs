@@ -6,29 +6,11 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use common::{assert_fails, kubeboot, stderr, stdout};
 use kubeboot_testkit::cluster;
 use kubeboot_testkit::etcd::{Etcd, EtcdOptions};
-
-/// Answers every request with 200 "ok", as the kubelet's healthz port does.
-fn healthz() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut buf = [0u8; 2048];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-            );
-        }
-    });
-    format!("http://{addr}/healthz")
-}
 
 /// A kubeconfig for an api-server that is not there.
 fn dead_kubeconfig(dir: &Path) -> PathBuf {
@@ -50,7 +32,7 @@ impl Node {
     fn new() -> Node {
         Node {
             work: tempfile::tempdir().unwrap(),
-            kubelet: healthz(),
+            kubelet: common::healthz(),
         }
     }
 
@@ -222,6 +204,27 @@ fn with_etcd_down_too_a_backup_is_restored_only_where_policy_allows() {
     assert!(said.starts_with("would recover from backup "), "{said}");
     assert!(said.contains(b.to_str().unwrap()), "{said}");
 
+    // A newer encrypted backup whose archive is gone is damaged, and passed over like
+    // a damaged plain one (tests/cli_ensure_crypt.rs: a whole one is never passed over).
+    let name = b.file_name().unwrap().to_str().unwrap();
+    let (at, rev) = kubeboot::backup::catalog::parse_dir_name(name).unwrap();
+    let sealed = backup_dir.join(kubeboot::backup::catalog::dir_name(at, rev + 10));
+    fs::create_dir(&sealed).unwrap();
+    let mut e = m.clone();
+    e["revision"] = (rev + 10).into();
+    e["archive"] = serde_json::json!({"path": "backup.tar.age", "size": 1, "sha256": "00",
+        "encryption": "age", "recipients": ["age1example"]});
+    fs::write(sealed.join("backup.json"), serde_json::to_vec(&e).unwrap()).unwrap();
+    let out = node.ensure(&[&args[..], &["--allow-backup-restore"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(b.to_str().unwrap()),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("passed over"), "{}", stderr(&out));
+    fs::remove_dir_all(&sealed).unwrap();
+
     // A damaged backup is passed over: none is left.
     let snap = b.join("snapshot.db");
     let mut bytes = fs::read(&snap).unwrap();
@@ -291,10 +294,28 @@ fn a_backup_is_restored_over_older_local_data_but_never_over_newer() {
     ];
 
     // The local data is etcd's own, stopped after both backups: it is never replaced.
+    // Where policy allows, it is started as it is (the dry run says so)...
     let newer = fs::read(etcd.data_dir().join("member/snap/db")).unwrap();
     fs::write(&local_db, &newer).unwrap();
+    let out = node.ensure(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("would recover from the local etcd data in")
+            && said.contains("not replaced")
+            && said.contains("starting etcd on it as it is"),
+        "{said}"
+    );
+    assert_eq!(fs::read(&local_db).unwrap(), newer);
+    node.assert_untouched();
+    // ... elsewhere it is waited for.
+    let not_allowed: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--allow-backup-restore")
+        .collect();
     let log = node.path("ensure.log");
-    let mut child = node.spawn(&args, &log);
+    let mut child = node.spawn(&not_allowed, &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !fs::read_to_string(&log).unwrap().contains("not replaced") {
         assert!(
@@ -490,4 +511,91 @@ fn while_another_master_holds_the_recovery_lock_ensure_waits() {
     );
     node.assert_untouched();
     drop(held);
+}
+
+/// A host without a CA bundle (no `ca-certificates`: a minimal image, or the Debian
+/// minbase masters of the machine drills, where this was found) still reads the
+/// kubelet's plain-http healthz: no TLS is involved, so no trust store may be needed.
+/// SSL_CERT_FILE and SSL_CERT_DIR point the native trust store at nothing, as such a
+/// host has.
+#[test]
+fn the_kubelet_healthz_is_read_on_a_host_without_ca_certificates() {
+    let node = Node::new();
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .args(node.args(&["--boot-grace", "0s", "--dry-run", "-o", "json"]))
+        .env("KUBEBOOT_CONFIG", "/dev/null")
+        .env("SSL_CERT_FILE", empty.path().join("none.pem"))
+        .env("SSL_CERT_DIR", empty.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+        panic!("{e}: {} {}", stdout(&out), stderr(&out));
+    });
+    assert_eq!(v["evidence"]["kubelet"]["state"], "healthy", "{v}");
+    node.assert_untouched();
+}
+
+/// Issue 12, finding 5: recovered asset dirs hold the cluster's keys. A run that may
+/// write (here one that ends at once on a dead kubelet) keeps only the newest
+/// `--keep-recoveries` of them, removes a killed run's temp dirs (a half-written asset
+/// dir, a decrypted snapshot) and sets the root's drifted mode back to 0700; the restore
+/// marker's local copy stays. A dry run touches none of it.
+#[test]
+fn old_recoveries_and_a_killed_runs_temps_are_removed_at_the_next_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut node = Node::new();
+    node.kubelet = "http://127.0.0.1:1/healthz".into();
+    let root = node.path("recovery");
+    let recoveries = [
+        "20261101T000000.000000Z-etcd",
+        "20261102T000000.000000Z-apiserver",
+        "20261103T000000.000000Z-backup",
+        "20261104T000000.000000Z-local-etcd-data",
+    ];
+    for d in recoveries {
+        fs::create_dir_all(root.join(d).join("tls")).unwrap();
+        fs::write(root.join(d).join("tls/service-account.key"), "key").unwrap();
+    }
+    let temps = [
+        ".20261105T000000.000000Z-etcd.tmp-999999999",
+        ".kubeboot-decrypted-a1b2c3.kubeboot-tmp-999999998",
+    ];
+    for t in temps {
+        fs::create_dir_all(root.join(t)).unwrap();
+        fs::write(root.join(t).join("snapshot.db"), "secret data").unwrap();
+    }
+    fs::write(root.join("restore-marker.json"), "{}").unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    let listing = || {
+        let mut n: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let before = listing();
+
+    let out = node.ensure(&["--boot-grace", "0s", "--dry-run", "--keep-recoveries", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(listing(), before, "a dry run removes nothing");
+
+    let out = node.ensure(&["--boot-grace", "0s", "--keep-recoveries", "2"]);
+    assert_fails(&out, 1, "the kubelet is not healthy");
+    assert_eq!(
+        listing(),
+        [
+            "20261103T000000.000000Z-backup",
+            "20261104T000000.000000Z-local-etcd-data",
+            "restore-marker.json"
+        ]
+    );
+    let mode = fs::metadata(&root).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    let said = stderr(&out);
+    for gone in [recoveries[0], recoveries[1], temps[0], temps[1]] {
+        assert!(said.contains(gone), "the journal names {gone}: {said}");
+    }
+    assert!(!said.contains("secret data"), "{said}");
 }

@@ -73,6 +73,60 @@ fn renders_a_bootable_asset_dir() {
     assert_eq!(report["source"]["kind"], "rendered");
 }
 
+/// Each named master's kubelet gets a credential of its own, as the Node authorizer and
+/// NodeRestriction know kubelets: never the admin's (cluster-admin on every master).
+#[test]
+fn node_names_get_their_own_kubelet_kubeconfigs() {
+    use base64::Engine;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let out = render(&dir, &["--node-names", "master-1,master-2.example"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files = tree(&dir);
+    let ca_pem = &files["tls/ca.crt"].1;
+    let (_, ca) = x509_parser::pem::parse_x509_pem(ca_pem).unwrap();
+    let ca = ca.parse_x509().unwrap();
+    for node in ["master-1", "master-2.example"] {
+        let path = format!("auth/kubelets/{node}.kubeconfig");
+        let (mode, bytes) = &files[&path];
+        assert_eq!(*mode, 0o600, "{path}");
+        let kc: serde_yaml_ng::Value = serde_yaml_ng::from_slice(bytes).unwrap();
+        let user = &kc["users"][0];
+        assert_eq!(
+            user["name"].as_str(),
+            Some(format!("system:node:{node}").as_str())
+        );
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(user["user"]["client-certificate-data"].as_str().unwrap())
+            .unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&der).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let org: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert_eq!(cn, [format!("system:node:{node}").as_str()]);
+        assert_eq!(org, ["system:nodes"]);
+        cert.verify_signature(Some(ca.public_key())).unwrap();
+        assert_eq!(
+            kc["clusters"][0]["cluster"]["server"].as_str(),
+            Some("https://127.0.0.1:6443")
+        );
+    }
+    assert_eq!(mode_of(&dir.join("auth/kubelets")), 0o700);
+    let report: serde_json::Value = serde_json::from_slice(&files["kubeboot.json"].1).unwrap();
+    assert_eq!(
+        report["new_cluster"]["node_names"],
+        serde_json::json!(["master-1", "master-2.example"])
+    );
+}
+
 #[test]
 fn non_empty_dir_is_refused_unless_forced_then_moved_aside() {
     let tmp = tempfile::tempdir().unwrap();
@@ -126,6 +180,14 @@ fn usage_errors_exit_2_and_write_nothing() {
         (
             vec!["--bootstrap-secrets-dir", "relative"],
             "render options",
+        ),
+        (
+            vec!["--node-names", "master-1,../etc"],
+            "--node-names \"../etc\": is not a node name",
+        ),
+        (
+            vec!["--node-names", "m1,m1"],
+            "--node-names \"m1\": is given twice",
         ),
     ] {
         let out = render(&dir, &args);

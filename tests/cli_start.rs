@@ -579,20 +579,21 @@ fn waiting_is_reported_to_systemd_as_status() {
 }
 
 #[test]
-fn a_live_api_server_with_no_nodes_gets_the_objects_then_times_out_naming_the_pods() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
-    let harness = rt
-        .block_on(Harness::start())
-        .expect("etcd + fake-apiserver");
-    let node = Node::for_api(&harness.server.url());
-    let kubeconfig = harness.kubeconfig.to_str().unwrap().to_string();
+fn a_live_api_server_with_no_live_nodes_gets_the_objects_labels_this_node_then_times_out_naming_the_pods()
+ {
+    let (rt, harness, node, kubeconfig) = node_on_fake_apiserver();
+    let client = rt.block_on(admin_client(&harness.kubeconfig));
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    // A registered Node whose kubelet never renews anything: not live.
+    let m1 = serde_json::from_value(serde_json::json!({"metadata": {"name": "m1",
+        "labels": {"kubernetes.io/hostname": "m1"}}}))
+    .unwrap();
+    rt.block_on(nodes.create(&Default::default(), &m1)).unwrap();
     let args = node.args(&[
         "--kubeconfig",
         &kubeconfig,
+        "--node-name",
+        "m1",
         "--timeout",
         "25s",
         "--poll-interval",
@@ -602,6 +603,21 @@ fn a_live_api_server_with_no_nodes_gets_the_objects_then_times_out_naming_the_po
     ]);
     let out = run(node.tmp.path(), &args, &[]);
     assert_fails(&out, 1, "the self-hosted control plane");
+    // No kubelet may set the role the rendered control plane selects; start did.
+    let m1 = rt.block_on(nodes.get("m1")).unwrap();
+    let labels = m1.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("node-role.kubernetes.io/control-plane")
+            .map(String::as_str),
+        Some(""),
+        "{labels:?}"
+    );
+    assert!(
+        stderr(&out).contains("labelled node m1 node-role.kubernetes.io/control-plane="),
+        "{}",
+        stderr(&out)
+    );
     let line = error_line(&out);
     for want in [
         "gave up after",
@@ -622,12 +638,6 @@ fn a_live_api_server_with_no_nodes_gets_the_objects_then_times_out_naming_the_po
     node.assert_bootstrap_installed();
 
     rt.block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(&harness.kubeconfig).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
         let ds: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
             kube::Api::namespaced(client.clone(), "kube-system");
         let apiserver = ds.get("kube-apiserver").await.unwrap();
@@ -639,6 +649,53 @@ fn a_live_api_server_with_no_nodes_gets_the_objects_then_times_out_naming_the_po
             kube::Api::namespaced(client, "kube-system");
         cms.get("kubeconfig-in-cluster").await.unwrap();
     });
+    drop(harness);
+}
+
+/// A runtime, etcd + fake-apiserver, a node reaching it, and the admin kubeconfig's path.
+fn node_on_fake_apiserver() -> (tokio::runtime::Runtime, Harness, Node, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let harness = rt
+        .block_on(Harness::start())
+        .expect("etcd + fake-apiserver");
+    let node = Node::for_api(&harness.server.url());
+    let kubeconfig = harness.kubeconfig.to_str().unwrap().to_string();
+    (rt, harness, node, kubeconfig)
+}
+
+async fn admin_client(kubeconfig: &Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// `--node-name` names a node that never registers (a typo, or the kubelet's name is not
+/// the host name): nothing can run there, and the error says which node and why.
+#[test]
+fn a_node_that_never_registers_is_named_at_the_deadline() {
+    let (_rt, harness, node, kubeconfig) = node_on_fake_apiserver();
+    let args = node.args(&[
+        "--kubeconfig",
+        &kubeconfig,
+        "--node-name",
+        "ghost",
+        "--timeout",
+        "8s",
+        "--poll-interval",
+        "200ms",
+    ]);
+    let out = run(node.tmp.path(), &args, &[]);
+    assert_fails(
+        &out,
+        1,
+        "node \"ghost\" is not registered (is --node-name the kubelet's node name?)",
+    );
     drop(harness);
 }
 

@@ -187,3 +187,97 @@ fn ensure_does_not_wait_for_a_kubelet_whose_unit_failed() {
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(!work.path().join("recovery").exists());
 }
+
+/// Debian's etcd.service as systemd exports it: `Environment=` with `%H` already
+/// resolved at load, and `EnvironmentFile=-/etc/default/%p`.
+struct EtcdService {
+    env_file: String,
+}
+
+#[zbus::interface(name = "org.freedesktop.systemd1.Service")]
+impl EtcdService {
+    #[zbus(property)]
+    fn environment(&self) -> Vec<String> {
+        vec![
+            "DAEMON_ARGS=".into(),
+            "ETCD_NAME=master-1".into(),
+            "ETCD_DATA_DIR=/var/lib/etcd/default".into(),
+        ]
+    }
+    #[zbus(property)]
+    fn environment_files(&self) -> Vec<(String, bool)> {
+        vec![(self.env_file.clone(), true)]
+    }
+}
+
+#[tokio::test]
+async fn a_host_etcd_members_environment_is_read_from_its_unit() {
+    let bus = private_bus();
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("etcd");
+    std::fs::write(
+        &env_file,
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS=http://10.0.0.1:2380\nETCD_ADVERTISE_CLIENT_URLS=http://10.0.0.1:2379\n",
+    )
+    .unwrap();
+    let _systemd = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.freedesktop.systemd1")
+        .unwrap()
+        .serve_at("/org/freedesktop/systemd1", Manager)
+        .unwrap()
+        .serve_at(
+            "/org/freedesktop/systemd1/unit/etcd_2eservice",
+            EtcdService {
+                env_file: env_file.display().to_string(),
+            },
+        )
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let conn = dbus::connect(Some(&bus.address)).await.unwrap();
+    let (environment, files) = dbus::unit_environment(&conn, "etcd.service").await.unwrap();
+    let files: Vec<_> = files.into_iter().map(|(f, o)| (f.into(), o)).collect();
+    let env = kubeboot::hostetcd::member::unit_env(&environment, &files).unwrap();
+    let m = kubeboot::hostetcd::member::Member::from_env(&env).unwrap();
+    assert_eq!(m.name, "master-1");
+    assert_eq!(
+        m.data_dir,
+        std::path::PathBuf::from("/var/lib/etcd/default")
+    );
+    assert_eq!(m.peer_url, "http://10.0.0.1:2380");
+    // The optional file may be missing; a required one may not.
+    std::fs::remove_file(&env_file).unwrap();
+    assert!(kubeboot::hostetcd::member::unit_env(&environment, &files).is_ok());
+    let required = vec![(env_file.clone(), false)];
+    let err = kubeboot::hostetcd::member::unit_env(&environment, &required).unwrap_err();
+    assert!(err.contains(env_file.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn ensure_names_an_etcd_env_file_it_cannot_use() {
+    let work = tempfile::tempdir().unwrap();
+    let p = |n: &str| work.path().join(n).to_str().unwrap().to_string();
+    std::fs::write(p("etcd.env"), "ETCD_NAME=m1\nnot a variable line\n").unwrap();
+    let out = kubeboot(&[
+        "ensure",
+        "--etcd-unit",
+        "etcd.service",
+        "--etcd-env-file",
+        &p("etcd.env"),
+        "--lock-file",
+        &p("start.lock"),
+        "--recovery-root",
+        &p("recovery"),
+    ]);
+    assert_fails(
+        &out,
+        2,
+        &format!(
+            "--etcd-unit etcd.service: its environment: {}: line 2: not KEY=VALUE",
+            p("etcd.env")
+        ),
+    );
+    assert!(!work.path().join("recovery").exists());
+}

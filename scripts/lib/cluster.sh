@@ -77,7 +77,34 @@ start_etcd() {
     || { tail -20 "$dir/logs/etcd.log" >&2; return 1; }
 }
 
-# start_kubelet I: master-I on 127.A.B.I with root fs DIR/nodes/master-I. As a default
+# The api-servers' load balancer of a multi-master cluster (Debian's HAProxy, at
+# 127.A.B.200:6443, as a real one would sit on its own address): TCP passthrough (TLS
+# ends at the api-servers, whose serving cert names this address too), each master's
+# api-server taken in and out by an HTTPS GET /readyz every second (anonymous, as
+# kube-apiserver allows it), so the kubelets and kubeconfigs reach whichever api-server
+# is ready and any master can be the one that recovers.
+lb_ip() { echo "$base.200"; }
+start_lb() {
+  local cfg=$dir/haproxy.cfg i
+  {
+    printf 'global\n  log stdout format raw local0 info\n'
+    printf 'defaults\n  log global\n  mode tcp\n  timeout connect 2s\n  timeout client 1h\n  timeout server 1h\n'
+    printf 'frontend api\n  bind %s:6443\n  default_backend masters\n' "$(lb_ip)"
+    printf 'backend masters\n  option httpchk GET /readyz\n  http-check expect status 200\n'
+    printf '  default-server inter 1s fall 2 rise 1 check check-ssl verify none\n'
+    for i in $(seq "$masters"); do printf '  server master-%s %s:6443\n' "$i" "$(node_ip "$i")"; done
+  } > "$cfg"
+  command -v haproxy >/dev/null || die "haproxy is not installed (Debian package haproxy; scripts/setup-tools)"
+  haproxy -c -q -f "$cfg" || die "haproxy refuses $cfg"
+  spawn lb "$dir/logs/haproxy.log" haproxy -db -f "$cfg"
+  wait_until 10 "the load balancer at $(lb_ip):6443" bash -c "exec 3<>/dev/tcp/$(lb_ip)/6443" \
+    || { tail -20 "$dir/logs/haproxy.log" >&2; return 1; }
+}
+
+# start_kubelet I: master-I on 127.A.B.I with root fs DIR/nodes/master-I, as
+# system:node:master-I (its own kubeconfig from `render --node-names`, so the Node
+# authorizer and NodeRestriction judge it) and with no role label (a kubelet may not set
+# node-role.kubernetes.io/*; `kubeboot start` or the operator does). As a default
 # kubelet (the KubeletConfiguration file's defaults): no read-only port (the checkpointer
 # must not rely on it); 10250 is HTTPS (a self-signed pair in its --cert-dir, the root
 # dir's pki/) with client certificates from the cluster CA, bearer tokens reviewed by the
@@ -97,8 +124,8 @@ start_kubelet() {
   [ -z "${etcd35:-}" ] || path=$etcd35:$PATH
   spawn "kubelet-$i" "$dir/logs/kubelet-master-$i.log" env PATH="$path" "$bin/fake-kubelet" \
     --hostname-override "master-$i" --node-ip "$(node_ip "$i")" \
-    --node-labels "node-role.kubernetes.io/control-plane=,kubernetes.io/hostname=master-$i" \
-    --kubeconfig "$dir/assets/auth/kubeconfig" --root-fs "$root" \
+    --node-labels "kubernetes.io/hostname=master-$i" \
+    --kubeconfig "$dir/assets/auth/kubelets/master-$i.kubeconfig" --root-fs "$root" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" --root-dir "$root/var/lib/kubelet" \
     --image-map "$dir/image-map.yaml" --max-grace-period 5s \
     --read-only-port 0 --container-runtime-endpoint "unix://$root/var/run/containerd/containerd.sock" \
@@ -123,16 +150,16 @@ kstart() {
 }
 
 # kensure I ARGS...: `kubeboot ensure` on master-I, as its boot unit would run it. The
-# bootstrap pods see the node's root fs at /, so their hostPaths are the real ones. Each
-# master's kubeconfig reaches its own api-server (docs/ensure.md): the master that
-# recovers waits for the api-server it starts, not for master-1's. The fake kubelets
-# are no systemd units, so ensure does not ask the host's systemd about one.
+# bootstrap pods see the node's root fs at /, so their hostPaths are the real ones. A
+# multi-master cluster's kubeconfigs reach the load balancer, which sends the master
+# that recovers to the api-server it starts once that one is ready; a single master's
+# reach its own. The fake kubelets are no systemd units, so ensure does not ask the
+# host's systemd about one.
 kensure() {
   local i=$1 root kubeconfig; shift
   root=$(node_root "$i")
   kubeconfig=$dir/kubeconfig-master-$i
-  sed "s#server: https://[0-9.]*:6443#server: https://$(node_ip "$i"):6443#" \
-    "$dir/assets/auth/kubeconfig" > "$kubeconfig"
+  cp "$dir/assets/auth/kubeconfig" "$kubeconfig"
   "$bin/kubeboot" ensure --kubeconfig "$kubeconfig" \
     --kubelet-healthz-url "http://$(node_ip "$i"):10248/healthz" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" \
@@ -143,6 +170,17 @@ kensure() {
 }
 
 kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }
+
+# label_masters FROM TO: the operator's step when a master joins (kubeadm's
+# mark-control-plane does the same): masters FROM..TO, once registered, get the
+# control-plane role their kubelets may not set on themselves.
+label_masters() {
+  local i
+  for i in $(seq "$1" "$2"); do
+    wait_until 300 "master-$i to register" kubectl_ get node "master-$i" || return 1
+    kubectl_ label node "master-$i" node-role.kubernetes.io/control-plane= --overwrite >/dev/null || return 1
+  done
+}
 
 load_env() {
   [ -f "$dir/cluster.env" ] || die "$dir is not a cluster dir (no cluster.env)"

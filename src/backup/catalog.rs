@@ -48,6 +48,37 @@ pub struct Manifest {
     /// Host files copied into `pki/`: what a restore needs besides the snapshot
     /// (etcd's client TLS, the encryption config), bootkube #612.
     pub pki: Vec<FileRecord>,
+    /// Set when the backup is encrypted: then `snapshot` and `pki` name members of this
+    /// archive, not files in the backup dir (src/backup/crypt.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveRecord>,
+}
+
+/// The encrypted archive of a backup: its file, size and sha256 (of the ciphertext,
+/// checkable without a key), and who can open it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveRecord {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// `age`: the only one there is.
+    pub encryption: String,
+    /// The age recipients (public keys) it is encrypted to.
+    pub recipients: Vec<String>,
+}
+
+impl Manifest {
+    /// Bytes the backup keeps on disk (its archive, or its snapshot and PKI files).
+    pub fn size_on_disk(&self) -> u64 {
+        match &self.archive {
+            Some(a) => a.size,
+            None => std::iter::once(&self.snapshot)
+                .chain(&self.pki)
+                .map(|r| r.size)
+                .sum(),
+        }
+    }
 }
 
 /// One file of a backup: its path inside the backup, where it came from, its size and
@@ -73,6 +104,15 @@ pub struct Found {
 /// The directory name of a backup taken at `at` holding `revision`.
 pub fn dir_name(at: Timestamp, revision: i64) -> String {
     format!("{}-r{revision}", at.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// Whether a file name from a manifest stays inside the backup's dir (relative, no
+/// `..`): a manifest read from an object store is not trusted to name other files.
+pub fn safe_relative(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// Parses [`dir_name`]'s format; `None` for anything else (an operator's own files in
@@ -146,25 +186,53 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, String> {
 }
 
 /// Checks every file the manifest lists against its size and sha256: a backup that
-/// rotted on disk is found before a restore trusts it.
+/// rotted on disk is found before a restore trusts it. `Ok` means `dir/<snapshot.path>`
+/// is a whole snapshot a restore can read as it is, so an encrypted backup is an `Err`
+/// here (`ensure` passes over it until it is given an identity); `backup list` and
+/// `backup verify` check those through [`super::inventory`].
 pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
+    if let Some(archive) = &manifest.archive {
+        return Err(format!(
+            "{}: encrypted with {}; it needs an identity to be read",
+            dir.join(&archive.path).display(),
+            archive.encryption
+        ));
+    }
     for record in std::iter::once(&manifest.snapshot).chain(&manifest.pki) {
-        let path = dir.join(&record.path);
-        let (size, sha256) = hash_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if size != record.size {
-            return Err(format!(
-                "{}: {size} bytes, the manifest says {}",
-                path.display(),
-                record.size
-            ));
-        }
-        if sha256 != record.sha256 {
-            return Err(format!(
-                "{}: sha256 {sha256}, the manifest says {}",
-                path.display(),
-                record.sha256
-            ));
-        }
+        check_file(&dir.join(&record.path), record.size, &record.sha256)?;
+    }
+    Ok(())
+}
+
+/// `path` has `size` bytes hashing to `sha256`; the error says which differs.
+pub fn check_file(path: &Path, size: u64, sha256: &str) -> Result<(), String> {
+    let (got_size, got_sha) = hash_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_record(
+        &path.display().to_string(),
+        got_size,
+        &got_sha,
+        size,
+        sha256,
+    )
+}
+
+/// Compares what was read of `name` with what the manifest says.
+pub fn check_record(
+    name: &str,
+    got_size: u64,
+    got_sha: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<(), String> {
+    if got_size != size {
+        return Err(format!(
+            "{name}: {got_size} bytes, the manifest says {size}"
+        ));
+    }
+    if got_sha != sha256 {
+        return Err(format!(
+            "{name}: sha256 {got_sha}, the manifest says {sha256}"
+        ));
     }
     Ok(())
 }
@@ -259,6 +327,7 @@ mod tests {
             components: vec!["bootstrap-kube-apiserver.yaml".into()],
             self_hosted_etcd: false,
             pki: vec![],
+            archive: None,
         }
     }
 

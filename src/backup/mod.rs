@@ -7,10 +7,22 @@
 //! path end to end, #596). A backup is built under a dot-name in the backup dir and
 //! renamed into place whole; a run that fails or dies leaves no directory with a
 //! backup's name, and the next run removes its leftovers.
+//!
+//! Before a byte is written the database's size is checked against `--max-size` and
+//! the free space ([`space`]). With recipients the verified files are sealed into one
+//! age archive ([`crypt`]) and the plain copies removed before the backup is renamed
+//! into place: what is kept holds no plain secret. They were plain for that moment
+//! only in the 0700 staging dir on the node whose etcd holds the same data unencrypted.
 
 pub mod catalog;
+pub mod crypt;
+pub mod inventory;
+pub mod location;
+pub mod metrics;
 pub mod pki;
+pub mod remote;
 pub mod retention;
+pub mod space;
 pub mod take;
 
 use std::fs;
@@ -41,6 +53,10 @@ pub struct Options {
     pub policy: retention::Policy,
     /// Bounds the wait for each chunk of the snapshot stream.
     pub idle_timeout: Duration,
+    /// Encrypt to these age recipients; empty: a plain backup.
+    pub recipients: Vec<age::x25519::Recipient>,
+    /// The largest snapshot kept, in bytes (`--max-size`).
+    pub max_size: u64,
 }
 
 /// What a run did.
@@ -69,6 +85,19 @@ pub enum BackupError {
     Unverified { file: String, reason: String },
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// Over `--max-size`, or no room on the disk: nothing written (exit 1).
+    #[error(transparent)]
+    Space(#[from] space::SpaceError),
+    /// Sealing the archive failed (exit 1; a bad recipient is refused before this).
+    #[error(transparent)]
+    Crypt(#[from] crypt::CryptError),
+}
+
+impl BackupError {
+    /// Whether the snapshot was taken but proved not restorable (a metric of its own).
+    pub fn is_verification(&self) -> bool {
+        matches!(self, BackupError::Unverified { .. })
+    }
 }
 
 /// Takes one backup into `opts.backup_dir`, then applies retention. The caller holds
@@ -84,7 +113,7 @@ pub async fn run(opts: &Options) -> Result<Outcome, BackupError> {
     ));
     fsutil::create_dir_all_with_mode(&staging, 0o700)?;
     let built = build(opts, &staging).await;
-    let (manifest, at) = match built {
+    let (mut manifest, at) = match built {
         Ok(built) => built,
         Err(e) => {
             // Our own half-built dir, never anyone's only copy: etcd is alive.
@@ -98,12 +127,20 @@ pub async fn run(opts: &Options) -> Result<Outcome, BackupError> {
     if dir.exists() {
         // Same second, same revision: the same data is already kept (a timer and a
         // hand-run backup racing). The new copy adds nothing.
+        // The outcome describes what is kept: the existing backup's manifest (an
+        // encrypted copy's archive differs from the one just sealed, byte for byte).
         fs::remove_dir_all(&staging).map_err(FsError::io("remove", &staging))?;
-        tracing::info!(dir = %dir.display(), revision = manifest.revision, "this revision is already backed up");
+        tracing::info!(dir = %dir.display(), revision = manifest.revision, outcome = "kept", "this revision is already backed up");
+        match catalog::read_manifest(&dir) {
+            Ok(kept) => manifest = kept,
+            Err(why) => {
+                tracing::warn!(dir = %dir.display(), "the backup already there does not read: {why}")
+            }
+        }
     } else {
         fs::rename(&staging, &dir).map_err(FsError::io("rename into place", &dir))?;
         fsutil::fsync_dir(&opts.backup_dir)?;
-        tracing::info!(dir = %dir.display(), revision = manifest.revision, "backup written");
+        tracing::info!(dir = %dir.display(), revision = manifest.revision, outcome = "written", "backup written");
     }
     let mut outcome = Outcome {
         dir,
@@ -116,62 +153,114 @@ pub async fn run(opts: &Options) -> Result<Outcome, BackupError> {
 }
 
 /// PKI first (a wrong path is the operator's to fix, before etcd is bothered), then
-/// the snapshot, then the proof that it restores, then the manifest.
+/// the room for it, the snapshot, the proof that it restores, the manifest, and with
+/// recipients the archive that replaces them all.
 async fn build(opts: &Options, staging: &Path) -> Result<(Manifest, Timestamp), BackupError> {
     let pki = pki::copy_into(staging, &opts.pki_paths)?;
     let endpoint = opts.etcd.endpoints.join(",");
     let mut client = source::etcd::connect(&opts.etcd).await?;
+    let db_size = take::db_size(&mut client, &endpoint, opts.idle_timeout).await?;
+    let free =
+        space::free_bytes(&opts.backup_dir).map_err(FsError::io("statvfs", &opts.backup_dir))?;
+    space::check(
+        &opts.backup_dir,
+        db_size,
+        opts.max_size,
+        !opts.recipients.is_empty(),
+        free,
+    )?;
     let taken_at = Timestamp::now()
         .round(jiff::Unit::Second)
         .unwrap_or_else(|_| Timestamp::now());
     let file = staging.join(catalog::SNAPSHOT);
-    take::snapshot_to(&mut client, &endpoint, &file, opts.idle_timeout).await?;
+    take::snapshot_to(
+        &mut client,
+        &endpoint,
+        &file,
+        opts.idle_timeout,
+        opts.max_size,
+    )
+    .await?;
     let mut manifest = verify_restorable(opts, &file, pki)?;
     manifest.taken_at = taken_at.to_string();
     manifest.etcd_endpoints = opts.etcd.endpoints.clone();
-    let path = staging.join(catalog::MANIFEST);
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| FsError::io("serialize", &path)(e.into()))?;
-    fsutil::write_atomic(&path, &json, 0o600)?;
+    write_manifest(staging, &manifest)?;
+    if !opts.recipients.is_empty() {
+        manifest = seal(staging, manifest, &opts.recipients)?;
+        write_manifest(staging, &manifest)?;
+    }
     fsutil::fsync_dir(staging)?;
     Ok((manifest, taken_at))
 }
 
-/// Reads the snapshot back as `recover` would and renders its control plane in
-/// memory. Returns the manifest without the time and endpoints.
-fn verify_restorable(
-    opts: &Options,
-    file: &Path,
-    pki: Vec<FileRecord>,
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FsError> {
+    let path = dir.join(catalog::MANIFEST);
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| FsError::io("serialize", &path)(e.into()))?;
+    fsutil::write_atomic(&path, &json, 0o600)
+}
+
+/// Seals the plain backup in `staging` (its `backup.json` first, so a bare `tar x`
+/// gives the whole plain backup back) into the archive, removes the plain files, and
+/// returns the outer manifest: the same records, and the archive's.
+pub(crate) fn seal(
+    staging: &Path,
+    manifest: Manifest,
+    recipients: &[age::x25519::Recipient],
 ) -> Result<Manifest, BackupError> {
-    let unverified = |reason: String| BackupError::Unverified {
-        file: file.display().to_string(),
-        reason,
-    };
-    let bytes = fs::read(file).map_err(FsError::io("read", file))?;
-    let size = bytes.len() as u64;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let snap = Snapshot::from_bytes(
-        &file.display().to_string(),
-        bytes,
-        &SnapshotOptions::default(),
-    )
-    .map_err(|e| unverified(e.to_string()))?;
-    if snap.integrity() != Integrity::Verified {
-        return Err(unverified(snap.integrity().describe().to_string()));
+    let mut members = vec![
+        catalog::MANIFEST.to_string(),
+        manifest.snapshot.path.clone(),
+    ];
+    members.extend(manifest.pki.iter().map(|r| r.path.clone()));
+    let archive = staging.join(crypt::ARCHIVE);
+    let (size, sha256) = crypt::seal(staging, &members, recipients, &archive)?;
+    for member in &members {
+        let path = staging.join(member);
+        fs::remove_file(&path).map_err(FsError::io("remove", &path))?;
     }
-    let (stored, info) =
-        source::snapshot::objects(&snap, &file.display().to_string(), &opts.etcd_prefix);
-    let cp = source::assemble(
-        &opts.etcd_prefix,
-        &stored,
-        info,
-        None,
-        opts.encryption.as_ref(),
-    )
-    .map_err(|e| unverified(e.to_string()))?;
-    let assets =
-        render::render(&cp, &RenderOptions::default()).map_err(|e| unverified(e.to_string()))?;
+    let pki_dir = staging.join(catalog::PKI_DIR);
+    if pki_dir.exists() {
+        fs::remove_dir_all(&pki_dir).map_err(FsError::io("remove", &pki_dir))?;
+    }
+    Ok(Manifest {
+        archive: Some(catalog::ArchiveRecord {
+            path: crypt::ARCHIVE.to_string(),
+            size,
+            sha256,
+            encryption: "age".to_string(),
+            recipients: recipients.iter().map(ToString::to_string).collect(),
+        }),
+        ..manifest
+    })
+}
+
+/// What a restorable snapshot holds, as its check found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restorable {
+    pub revision: i64,
+    pub keys: usize,
+    pub components: Vec<String>,
+    pub self_hosted_etcd: bool,
+}
+
+/// Reads snapshot `bytes` (named `name` in errors) as `recover` would and renders its
+/// control plane in memory; the error says why it would not restore.
+pub fn restorable(
+    name: &str,
+    bytes: Vec<u8>,
+    etcd_prefix: &str,
+    encryption: Option<&EncryptionConfig>,
+) -> Result<Restorable, String> {
+    let snap = Snapshot::from_bytes(name, bytes, &SnapshotOptions::default())
+        .map_err(|e| e.to_string())?;
+    if snap.integrity() != Integrity::Verified {
+        return Err(snap.integrity().describe().to_string());
+    }
+    let (stored, info) = source::snapshot::objects(&snap, name, etcd_prefix);
+    let cp = source::assemble(etcd_prefix, &stored, info, None, encryption)
+        .map_err(|e| e.to_string())?;
+    let assets = render::render(&cp, &RenderOptions::default()).map_err(|e| e.to_string())?;
     let components: Vec<String> = assets
         .files
         .keys()
@@ -179,26 +268,46 @@ fn verify_restorable(
         .map(str::to_string)
         .collect();
     if components.is_empty() {
-        return Err(unverified(
-            "no control-plane component to recover in it".into(),
-        ));
+        return Err("no control-plane component to recover in it".into());
     }
+    Ok(Restorable {
+        revision: snap.revision(),
+        keys: snap.len(),
+        components,
+        self_hosted_etcd: render::has_self_hosted_etcd(&cp),
+    })
+}
+
+/// The restorable check of the snapshot just taken. Returns the manifest without the
+/// time and endpoints.
+fn verify_restorable(
+    opts: &Options,
+    file: &Path,
+    pki: Vec<FileRecord>,
+) -> Result<Manifest, BackupError> {
+    let name = file.display().to_string();
+    let bytes = fs::read(file).map_err(FsError::io("read", file))?;
+    let size = bytes.len() as u64;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let r = restorable(&name, bytes, &opts.etcd_prefix, opts.encryption.as_ref())
+        .map_err(|reason| BackupError::Unverified { file: name, reason })?;
     Ok(Manifest {
         format: catalog::FORMAT,
         kubeboot_version: env!("CARGO_PKG_VERSION").to_string(),
         taken_at: String::new(),
         etcd_endpoints: Vec::new(),
-        revision: snap.revision(),
-        keys: snap.len(),
+        revision: r.revision,
+        keys: r.keys,
         snapshot: FileRecord {
             path: catalog::SNAPSHOT.to_string(),
             source: None,
             size,
             sha256,
         },
-        self_hosted_etcd: render::has_self_hosted_etcd(&cp),
-        components,
+        self_hosted_etcd: r.self_hosted_etcd,
+        components: r.components,
         pki,
+        archive: None,
     })
 }
 
@@ -223,8 +332,21 @@ fn prune(
     policy: &retention::Policy,
     outcome: &mut Outcome,
 ) -> Result<(), FsError> {
+    let (plan, unreadable) = prune_plan(backup_dir, policy)?;
+    outcome.unreadable = unreadable;
+    outcome.pruned = apply_prune(backup_dir, &plan)?;
+    Ok(())
+}
+
+/// Retention's decision for the backups in `backup_dir` (those whose manifest reads),
+/// and the backups it leaves alone because their manifest does not read.
+pub fn prune_plan(
+    backup_dir: &Path,
+    policy: &retention::Policy,
+) -> Result<(retention::Plan, Vec<(PathBuf, String)>), FsError> {
     let found = catalog::scan(backup_dir).map_err(FsError::io("read", backup_dir))?;
     let mut entries = Vec::new();
+    let mut unreadable = Vec::new();
     for f in &found {
         match (&f.manifest, catalog::parse_dir_name(&f.name)) {
             (Ok(_), Some((taken_at, revision))) => entries.push(retention::Entry {
@@ -232,19 +354,24 @@ fn prune(
                 taken_at,
                 revision,
             }),
-            (Err(reason), _) => outcome.unreadable.push((f.dir.clone(), reason.clone())),
+            (Err(reason), _) => unreadable.push((f.dir.clone(), reason.clone())),
             (Ok(_), None) => {}
         }
     }
-    let plan = retention::plan(&entries, policy);
-    for name in plan.delete {
-        let dir = backup_dir.join(&name);
+    Ok((retention::plan(&entries, policy), unreadable))
+}
+
+/// Removes what `plan` deletes; returns the removed dirs.
+pub fn apply_prune(backup_dir: &Path, plan: &retention::Plan) -> Result<Vec<PathBuf>, FsError> {
+    let mut pruned = Vec::new();
+    for name in &plan.delete {
+        let dir = backup_dir.join(name);
         fs::remove_dir_all(&dir).map_err(FsError::io("remove", &dir))?;
         tracing::info!(dir = %dir.display(), "removed by retention");
-        outcome.pruned.push(dir);
+        pruned.push(dir);
     }
-    if !outcome.pruned.is_empty() {
+    if !pruned.is_empty() {
         fsutil::fsync_dir(backup_dir)?;
     }
-    Ok(())
+    Ok(pruned)
 }

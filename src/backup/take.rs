@@ -18,16 +18,38 @@ pub enum TakeError {
     Etcd { endpoint: String, reason: String },
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    /// The stream grew past `--max-size` (the database grew since it was sized).
+    #[error("etcd {endpoint}: the snapshot passed --max-size {cap} bytes; nothing kept")]
+    TooLarge { endpoint: String, cap: u64 },
+}
+
+/// etcd's database size in bytes (Maintenance/Status), what the snapshot will be.
+pub async fn db_size(
+    client: &mut Client,
+    endpoint: &str,
+    idle_timeout: Duration,
+) -> Result<u64, TakeError> {
+    let etcd_err = |reason: String| TakeError::Etcd {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let status = tokio::time::timeout(idle_timeout, client.status())
+        .await
+        .map_err(|_| etcd_err(format!("status: no answer within {idle_timeout:?}")))?
+        .map_err(|e| etcd_err(format!("status: {}", crate::source::error_chain(&e))))?;
+    Ok(u64::try_from(status.db_size()).unwrap_or(0))
 }
 
 /// Writes the snapshot stream to `file` (created 0600, fsynced) and returns its size.
 /// `idle_timeout` bounds the wait for each chunk, not the whole transfer: a large
 /// database may take minutes, a stalled stream must not hang a timer unit forever.
+/// A stream longer than `max_bytes` is cut off with [`TakeError::TooLarge`].
 pub async fn snapshot_to(
     client: &mut Client,
     endpoint: &str,
     file: &Path,
     idle_timeout: Duration,
+    max_bytes: u64,
 ) -> Result<u64, TakeError> {
     let etcd_err = |reason: String| TakeError::Etcd {
         endpoint: endpoint.to_string(),
@@ -63,8 +85,14 @@ pub async fn snapshot_to(
                 ))
             })?;
         let Some(chunk) = next else { break };
-        out.write_all(chunk.blob()).map_err(file_err)?;
         written += chunk.blob().len() as u64;
+        if written > max_bytes {
+            return Err(TakeError::TooLarge {
+                endpoint: endpoint.to_string(),
+                cap: max_bytes,
+            });
+        }
+        out.write_all(chunk.blob()).map_err(file_err)?;
     }
     if written == 0 {
         return Err(etcd_err("the stream was empty".into()));

@@ -14,6 +14,11 @@
 //! request timeouts, and saves still pending after [`CYCLE_BUDGET`] wait for the next
 //! cycle so the watchdog keeps being pinged.
 //!
+//! The one way it ends by itself: the api-server refusing its credential with 401 for
+//! `--unauthorized-timeout` ([`super::unauthorized`]). It then releases the lock, waits
+//! two intervals so that a standby polling for it gets it before a restart of this one
+//! could, and returns [`DaemonError::GaveUp`] (exit 1).
+//!
 //! Caveats: a checkpoint is a static pod on this node only; the data of a removed
 //! checkpoint is deleted right after its deactivation, while the kubelet may still be
 //! stopping it (its bind mounts keep the old files).
@@ -29,11 +34,13 @@ use super::execute::Executor;
 use super::files::{self, Layout};
 use super::materialize::Fetcher;
 use super::observe;
-use super::report::{Health, Once, done, status, what};
+use super::report::{Health, Once, done, done_word, status, what};
 use super::runtime::{Source, WhatRuns};
 use super::state::{self, Action, Active, OnDisk, Params, PodKey, State};
+use super::unauthorized::{Answer, GiveUp, Refusals};
 use crate::fsutil::{FsError, LockFile};
 use crate::systemd;
+use crate::systemd::logfields::{self, Fields};
 use crate::systemd::watchdog;
 
 /// After this long in one cycle, the remaining saves wait for the next cycle.
@@ -54,6 +61,19 @@ pub struct Options {
     pub lock_file: PathBuf,
     /// See [`Params::namespaces`]; empty for every namespace.
     pub namespaces: BTreeSet<String>,
+    /// How long 401s may last before the lock is given up; zero: never.
+    pub unauthorized_timeout: Duration,
+}
+
+/// Why the loop ended other than by a stop request.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The lock cannot be taken at all.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The api-server refused the credential for too long; the lock was released.
+    #[error("{0}")]
+    GaveUp(String),
 }
 
 /// Waits until `stop` says so or `d` passes; returns whether to stop.
@@ -101,14 +121,15 @@ async fn lock(
     }
 }
 
-/// Runs until `stop` turns true. Errors only when the lock cannot be taken at all.
+/// Runs until `stop` turns true. Errors when the lock cannot be taken at all, or once
+/// it was given up on a persistent 401.
 pub async fn run(
     opts: Options,
     client: kube::Client,
     runs: WhatRuns,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), FsError> {
-    let Some(_lock) = lock(&opts, &mut stop).await? else {
+) -> Result<(), DaemonError> {
+    let Some(held) = lock(&opts, &mut stop).await? else {
         return Ok(());
     };
     let mut log = Once::default();
@@ -134,12 +155,14 @@ pub async fn run(
         exec: Executor {
             layout: opts.layout.clone(),
             as_root: running_as_root(),
-            fetcher: Fetcher::default(),
+            fetcher: Fetcher::new(&opts.node),
         },
         api: Health::default(),
         runtime_health: Health::default(),
         cri_health: Health::default(),
         failed: BTreeMap::new(),
+        refusals: Refusals::default(),
+        gave_up: None,
     };
     let mut ready = false;
     loop {
@@ -152,6 +175,9 @@ pub async fn run(
         }
         systemd::notify(&msg);
         watchdog();
+        if let Some((g, last)) = cycle.gave_up.take() {
+            return Err(give_up(&opts, held, &g, &last, &mut stop).await);
+        }
         if pause(&mut stop, opts.interval).await {
             break;
         }
@@ -159,6 +185,33 @@ pub async fn run(
     systemd::notify("STOPPING=1");
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says why, releases the lock, and gives a standby two intervals to take it before
+/// this process exits (and may be restarted and race it for the lock).
+async fn give_up(
+    opts: &Options,
+    held: LockFile,
+    g: &GiveUp,
+    last: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> DaemonError {
+    let line = format!(
+        "the api-server has refused this checkpointer's credential with 401 Unauthorized for {} s ({} polls in a row; last: {last}): releasing the lock {} so that a checkpointer with a valid credential takes over, and exiting to be restarted with a fresh one (--unauthorized-timeout {} s)",
+        g.lasted.as_secs(),
+        g.polls,
+        opts.lock_file.display(),
+        opts.unauthorized_timeout.as_secs()
+    );
+    tracing::error!("{line}");
+    systemd::notify("STATUS=gave up the lock: the api-server answers 401 Unauthorized");
+    drop(held);
+    pause(stop, opts.interval.saturating_mul(2)).await;
+    DaemonError::GaveUp(format!(
+        "gave up the lock {} after {} s of 401 Unauthorized from the api-server",
+        opts.lock_file.display(),
+        g.lasted.as_secs()
+    ))
 }
 
 /// Whether this process may chown (effective uid 0, as `/proc/self` is owned).
@@ -182,6 +235,10 @@ struct Cycle<'a> {
     cri_health: Health,
     /// The last failure of an action per checkpoint, forgotten when one succeeds.
     failed: BTreeMap<PodKey, String>,
+    /// The current run of 401s from the api-server.
+    refusals: Refusals,
+    /// Set when the 401s lasted too long, with the last one's message.
+    gave_up: Option<(GiveUp, String)>,
 }
 
 impl Cycle<'_> {
@@ -226,9 +283,16 @@ impl Cycle<'_> {
         };
         let namespaces = observe::namespaces(&self.opts.namespace, running.as_ref(), &view.disk);
         let api = observe::api_pods(&self.client, &self.opts.node, &namespaces).await;
+        let answer = api.as_ref().map_or_else(|f| f.answer, |_| Answer::Answered);
+        let limit = self.opts.unauthorized_timeout;
+        if let Some(g) = self.refusals.note(answer, Instant::now(), limit)
+            && let Err(f) = &api
+        {
+            self.gave_up = Some((g, f.message.clone()));
+        }
         self.api.note(
             "the api-server",
-            api.as_ref().map(|_| ()).map_err(String::as_str),
+            api.as_ref().map(|_| ()).map_err(|f| f.message.as_str()),
             &mut self.log,
         );
         let mut disk = view.disk;
@@ -295,7 +359,13 @@ impl Cycle<'_> {
         match result {
             Ok(changed) => {
                 if changed {
-                    tracing::info!("{}", done(action));
+                    let pod = key.to_string();
+                    let f = Fields {
+                        pod: Some(&pod),
+                        outcome: Some(done_word(action)),
+                        ..Fields::default()
+                    };
+                    logfields::info(f, &done(action));
                 } else {
                     tracing::debug!("the checkpoint of {key} is up to date");
                 }

@@ -77,23 +77,31 @@ impl Executor {
         }
         let mut bytes = serde_json::to_vec_pretty(manifest).map_err(|e| e.to_string())?;
         bytes.push(b'\n');
-        fsutil::create_dir_all_with_mode(&self.layout.checkpoint_dir, DIR_MODE)
-            .map_err(|e| e.to_string())?;
         let mut changed = false;
         for (dir, files, o) in &volumes {
-            fsutil::create_dir_all_with_mode(fsutil::parent_of(dir), DIR_MODE)
-                .map_err(|e| e.to_string())?;
+            self.private_dirs(fsutil::parent_of(dir))?;
             changed |= payload::write(dir, files, o).map_err(|e| e.to_string())?;
         }
         let saved = self.layout.saved(key);
         if std::fs::read(&saved).ok().as_deref() != Some(bytes.as_slice()) {
             changed = true;
-            fsutil::create_dir_all_with_mode(&self.layout.saved_dir(), DIR_MODE)
-                .map_err(|e| e.to_string())?;
+            self.private_dirs(&self.layout.saved_dir())?;
             fsutil::write_atomic(&saved, &bytes, MANIFEST_MODE).map_err(|e| e.to_string())?;
         }
         let keep: BTreeSet<&Path> = volumes.iter().map(|(d, _, _)| d.as_path()).collect();
         Ok(self.prune_volumes(key, &keep)? || changed)
+    }
+
+    /// Makes `dir` (under the checkpoint dir) and the dirs above it up to the checkpoint
+    /// dir root's private 0700 dirs, by a descriptor walk that refuses a link or another
+    /// user's dir on the way ([`fsutil::walk::private_tree`]): the path-based writes
+    /// below them then cannot be redirected.
+    fn private_dirs(&self, dir: &Path) -> Result<(), String> {
+        let root = &self.layout.checkpoint_dir;
+        let rel = dir
+            .strip_prefix(root)
+            .map_err(|_| format!("{} is not under {}", dir.display(), root.display()))?;
+        fsutil::walk::private_tree(root, rel, DIR_MODE).map_err(|e| e.to_string())
     }
 
     /// Removes volume dirs of `key` that the saved manifest no longer names; returns

@@ -8,32 +8,20 @@
 //! `fsGroup` the group may read, as the kubelet's volume ownership gives it. Dirs are
 //! 0700 (0750 with an `fsGroup`); owners follow [`FileOwner`] when running as root.
 //!
-//! Tokens: a checkpoint runs when its parent is gone, and often when the api-server has
-//! been unreachable for a while, so its token must outlive the outage. The kubelet's
-//! own projected tokens are bound to their pod and the api-server stretches those to a
-//! year (`--service-account-extend-token-expiration`); a checkpoint's cannot be bound
-//! (the pod is the thing that is gone), so the year is asked for explicitly, and the
-//! token is renewed at the cadence the parent asked for (80% of its
-//! `expirationSeconds`, the kubelet's rule). An api-server with
-//! `--service-account-max-token-expiration` shortens it, and then that wins.
+//! Tokens: requested bound to this node's Node object with the projection's own
+//! lifetime, and renewed once 80 % of the lifetime granted has passed (`tokens` says
+//! why). A token is cached between cycles only until then, and forgotten once expired.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
 
 use super::payload::{File, Ownership};
 use super::sanitize::{Content, FileOwner, Materialize, ObjectFiles, Projection};
+use super::tokens;
 use super::volumes::check_name;
 use crate::source::error_chain;
-
-/// The validity asked for a checkpoint's token: the year the api-server gives the
-/// kubelet's pod-bound tokens.
-pub const TOKEN_VALIDITY_SECONDS: i64 = 365 * 24 * 3600;
-/// A projection's `expirationSeconds` when it has none (Kubernetes' default).
-const DEFAULT_TOKEN_SECONDS: i64 = 3600;
 
 /// The mode of one file: `explicit` (item, else volume default) or the default, with the
 /// rules in the module doc.
@@ -134,16 +122,27 @@ fn merge(into: &mut Vec<File>, more: Vec<File>) {
 
 struct CachedToken {
     token: String,
-    renew_at: Instant,
+    renew_at: jiff::Timestamp,
 }
 
 /// Reads what a checkpoint's volumes hold, caching tokens between cycles.
 #[derive(Default)]
 pub struct Fetcher {
+    /// This node's name: the Node object tokens are bound to.
+    node: String,
     tokens: HashMap<(String, String, Option<String>, i64), CachedToken>,
 }
 
 impl Fetcher {
+    /// A fetcher for the node named `node`.
+    #[must_use]
+    pub fn new(node: &str) -> Fetcher {
+        Fetcher {
+            node: node.to_string(),
+            tokens: HashMap::new(),
+        }
+    }
+
     /// The files of `m`, fetched through `client`. Errors name the object, never a value.
     pub async fn files(
         &mut self,
@@ -206,26 +205,21 @@ impl Fetcher {
         audience: &Option<String>,
         expiration_seconds: Option<i64>,
     ) -> Result<String, String> {
-        let asked = expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS);
+        let asked = expiration_seconds.unwrap_or(tokens::DEFAULT_TOKEN_SECONDS);
         let key = (
             ns.to_string(),
             service_account.to_string(),
             audience.clone(),
             asked,
         );
-        if let Some(c) = self.tokens.get(&key)
-            && Instant::now() < c.renew_at
-        {
+        let now = jiff::Timestamp::now();
+        // Nothing is kept past its renewal: a due token is dropped before asking again,
+        // so a failed renewal leaves no stale token in memory.
+        self.tokens.retain(|_, c| now < c.renew_at);
+        if let Some(c) = self.tokens.get(&key) {
             return Ok(c.token.clone());
         }
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: audience.iter().cloned().collect(),
-                expiration_seconds: Some(TOKEN_VALIDITY_SECONDS.max(asked)),
-                bound_object_ref: None,
-            },
-            ..Default::default()
-        };
+        let request = tokens::request(&self.node, audience.as_deref(), Some(asked));
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
         let what = format!("token for service account {ns}/{service_account}");
         let got = api
@@ -234,12 +228,10 @@ impl Fetcher {
             .map_err(|e| format!("{what}: {}", error_chain(&e)))?;
         let status = got
             .status
+            .as_ref()
             .ok_or_else(|| format!("{what}: the api-server returned no token"))?;
-        let now = jiff::Timestamp::now();
-        let valid = status.expiration_timestamp.0.duration_since(now).as_secs();
-        let renew = (asked.min(valid).max(0) * 4 / 5).max(60);
-        let renew_at = Instant::now() + Duration::from_secs(renew.unsigned_abs());
-        let token = status.token;
+        let renew_at = tokens::renew_at(&got, status, jiff::Timestamp::now());
+        let token = status.token.clone();
         self.tokens.insert(
             key,
             CachedToken {

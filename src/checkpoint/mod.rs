@@ -22,4 +22,6 @@ pub mod report;
 pub mod runtime;
 pub mod sanitize;
 pub mod state;
+pub mod tokens;
+pub mod unauthorized;
 mod volumes;

@@ -22,6 +22,7 @@ use kube::api::{Api, ListParams};
 
 use super::sanitize::ANNOTATION_CHECKPOINT;
 use super::state::{Observed, OnDisk, PodKey};
+use super::unauthorized::Answer;
 use crate::source::error_chain;
 
 /// The self key of a checkpointer that is not a pod.
@@ -47,29 +48,52 @@ fn no_self_pod() -> Pod {
     }
 }
 
-/// The API's pods on `node`: `Ok(None)` when the API did not answer (the message says
-/// why), `namespaces` being the fallback when listing all namespaces is forbidden.
+/// Why the API's pods are unknown this cycle, and how the api-server answered (for
+/// [`super::unauthorized`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub message: String,
+    pub answer: Answer,
+}
+
+/// How a failed request was answered: a 401, another HTTP status, or nothing.
+fn answer_of(e: &kube::Error) -> Answer {
+    match e {
+        kube::Error::Api(s) if s.code == 401 => Answer::Unauthorized,
+        kube::Error::Api(_) => Answer::Answered,
+        _ => Answer::Silent,
+    }
+}
+
+/// The API's pods on `node`; `Err` when the API did not answer with them (the message
+/// says why), `namespaces` being the fallback when listing all namespaces is forbidden.
 pub async fn api_pods(
     client: &kube::Client,
     node: &str,
     namespaces: &BTreeSet<String>,
-) -> Result<Vec<Pod>, String> {
+) -> Result<Vec<Pod>, ApiFailure> {
     let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
     match Api::<Pod>::all(client.clone()).list(&lp).await {
         Ok(list) => return Ok(list.items),
         Err(kube::Error::Api(s)) if s.code == 403 => {}
-        Err(e) => return Err(format!("listing pods on node {node}: {}", error_chain(&e))),
+        Err(e) => {
+            return Err(ApiFailure {
+                message: format!("listing pods on node {node}: {}", error_chain(&e)),
+                answer: answer_of(&e),
+            });
+        }
     }
     let mut pods = Vec::new();
     for ns in namespaces {
         let list = Api::<Pod>::namespaced(client.clone(), ns)
             .list(&lp)
             .await
-            .map_err(|e| {
-                format!(
+            .map_err(|e| ApiFailure {
+                message: format!(
                     "listing pods on node {node} in namespace {ns} (listing all namespaces is forbidden): {}",
                     error_chain(&e)
-                )
+                ),
+                answer: answer_of(&e),
             })?;
         pods.extend(list.items);
     }

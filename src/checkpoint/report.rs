@@ -89,13 +89,17 @@ pub fn what(a: &Action) -> String {
 }
 
 pub fn done(a: &Action) -> String {
-    let verb = match a {
+    format!("{} the checkpoint of {}", done_word(a), a.key())
+}
+
+/// What an action did, in one word: the journal's `KUBEBOOT_OUTCOME`.
+pub fn done_word(a: &Action) -> &'static str {
+    match a {
         Action::Save { .. } => "saved",
         Action::Activate { .. } => "activated",
         Action::Deactivate { .. } => "deactivated",
         Action::Remove { .. } => "removed",
-    };
-    format!("{verb} the checkpoint of {}", a.key())
+    }
 }
 
 /// The one-line `STATUS=`: what is held, what is active, what answers.

@@ -1,18 +1,28 @@
-//! `kubeboot backup`: flags, the lock, and exit codes for [`crate::backup`]; `--list`
-//! prints the backups and whether each is still whole.
+//! `kubeboot backup`: flags, the lock, metrics and exit codes for [`crate::backup`].
+//! With no subcommand it takes a backup (the timer unit calls it so); `list`, `verify`
+//! and `prune` read and tidy the backup dir ([`super::backup_report`]).
+//!
+//! The backup's own flags stay on `backup`, so `config.toml`'s `[backup]` table (put
+//! before the subcommand's name by the config layer) reaches every subcommand; the
+//! subcommands repeat the few flags an operator types after them.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::etcd_flags::EtcdFlags;
-use super::{Exit, ExitWith, Failure, usage};
-use crate::backup::{self, BackupError, catalog, retention::Policy};
+use super::{Exit, ExitWith, Failure, Format, parse_duration, usage};
+use crate::backup::crypt::{self, CryptError, Identity};
+use crate::backup::remote::Remote;
+use crate::backup::{self, BackupError, metrics, retention::Policy, space};
 use crate::encryption::EncryptionConfig;
 use crate::source::SourceError;
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     #[command(flatten)]
     pub etcd: EtcdFlags,
     /// Where backups are kept, one directory each.
@@ -35,8 +45,39 @@ pub struct BackupArgs {
     /// Keep the newest backup of each of the last N ISO weeks that have one.
     #[arg(long, default_value_t = Policy::default().keep_weekly, value_name = "N")]
     pub keep_weekly: usize,
-    /// Take no backup: list the backups in --backup-dir, newest (highest revision)
-    /// first, checking each file against its sha256. Exits 1 when none is whole.
+    /// Encrypt the backup (snapshot and PKI, one age archive) to this age public key
+    /// (age1…; repeatable). Without any recipient the backup is plain.
+    #[arg(long, value_name = "AGE_PUBKEY")]
+    pub recipient: Vec<String>,
+    /// A file of age recipients, one a line, `#` comments (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+    /// An age identity file: `list` and `verify` open encrypted backups with it; a
+    /// backup run proves its new archive opens with it.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Write Prometheus metrics here after every run, for node_exporter's textfile
+    /// collector (replaced atomically; counters carried over from the previous file).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Also keep each backup in this object store, off the node: s3://BUCKET/PREFIX
+    /// (credentials from the AWS_* variables or instance metadata, or --remote-option)
+    /// or file:///DIR. An upload that fails is a warning, counted in the metrics; the
+    /// local copy is kept either way. Retention applies there too.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// An object store option, KEY=VALUE (repeatable): aws_endpoint, aws_region,
+    /// aws_allow_http, … (object_store's names). Keep secrets in the environment: a
+    /// command line is visible to every user of the node.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub remote_option: Vec<String>,
+    /// Upload plain backups, whose PKI holds private keys, with no --recipient.
+    #[arg(long)]
+    pub allow_plaintext_upload: bool,
+    /// Refuse (nothing written) a snapshot larger than this: bytes or KiB, MiB, GiB, TiB.
+    #[arg(long, default_value = "8GiB", value_parser = space::parse_size, value_name = "SIZE")]
+    pub max_size: u64,
+    /// Old form of `kubeboot backup list` (same output; exits 1 when no backup is whole).
     #[arg(long)]
     pub list: bool,
     /// One backup at a time on a node.
@@ -44,13 +85,86 @@ pub struct BackupArgs {
     pub lock_file: PathBuf,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// List the backups, newest (highest revision) first, each checked again
+    List(ListArgs),
+    /// Check one backup byte for byte and prove it restores (as recover would read it)
+    Verify(VerifyArgs),
+    /// Apply the retention policy now (--dry-run: only say what it would remove)
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format: text (default) or json (docs/cli.md).
+    #[arg(short, long, visible_short_alias = 'w', value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    /// Exit 8 when the newest backup is damaged, or the newest whole (or intact
+    /// encrypted) one is older than this (e.g. 2h), or there is none.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub max_age: Option<Duration>,
+    /// Overrides `backup --backup-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Open encrypted backups with this age identity file (else they are listed as
+    /// encrypted-unverified once their ciphertext matches).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A backup's ID (its directory name in --backup-dir), a backup dir, a file in
+    /// one, or a lone snapshot or age archive.
+    #[arg(value_name = "ID|FILE")]
+    pub target: String,
+    /// Overrides `backup --backup-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// The age identity file an encrypted backup is opened with.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Print what would be kept and removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overrides `backup --backup-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Overrides `backup --keep-last`.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Overrides `backup --keep-daily`.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<usize>,
+    /// Overrides `backup --keep-weekly`.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<usize>,
+}
+
 pub fn run(args: BackupArgs) -> Result<(), Failure> {
-    if args.list {
-        return list(&args);
+    match &args.action {
+        Some(Action::List(list)) => return super::backup_report::list(&args, list),
+        Some(Action::Verify(verify)) => return super::backup_report::verify(&args, verify),
+        Some(Action::Prune(prune)) => return super::backup_report::prune(&args, prune),
+        None if args.list => return super::backup_report::old_list(&args),
+        None => {}
     }
     args.etcd.check()?;
     if args.etcd.etcd_servers.is_empty() {
-        return Err(usage("--etcd-servers is required (or --list)"));
+        return Err(usage(
+            "--etcd-servers is required (or a subcommand: list, verify, prune)",
+        ));
     }
     if args.keep_last == 0 {
         return Err(usage(
@@ -61,6 +175,10 @@ pub fn run(args: BackupArgs) -> Result<(), Failure> {
         Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
         None => None,
     };
+    let recipients =
+        crypt::recipients(&args.recipient, &args.recipients_file).exit_with(Exit::Usage)?;
+    let identity = load_identity(args.identity.as_ref())?;
+    let remote = open_remote(&args, !recipients.is_empty())?;
     let mut pki_paths: Vec<PathBuf> = args.etcd.tls_files().cloned().collect();
     pki_paths.extend(args.encryption_provider_config.iter().cloned());
     pki_paths.extend(args.pki_path.iter().cloned());
@@ -70,72 +188,176 @@ pub fn run(args: BackupArgs) -> Result<(), Failure> {
         backup_dir: args.backup_dir.clone(),
         pki_paths,
         encryption,
-        policy: Policy {
-            keep_last: args.keep_last,
-            keep_daily: args.keep_daily,
-            keep_weekly: args.keep_weekly,
-        },
+        policy: policy(&args),
         idle_timeout: args.etcd.etcd_request_timeout,
+        recipients,
+        max_size: args.max_size,
     };
     let _lock = super::take_lock(&args.lock_file, "backup")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(backup::run(&opts)).map_err(|e| {
-        let code = match &e {
-            BackupError::Source(SourceError::Config { .. }) | BackupError::Pki(_) => Exit::Usage,
-            BackupError::Source(_) | BackupError::Take(backup::take::TakeError::Etcd { .. }) => {
-                Exit::NoSource
-            }
-            _ => Exit::Failed,
-        };
-        Failure {
-            code,
-            error: e.into(),
+    let started = Instant::now();
+    let result = runtime.block_on(backup::run(&opts)).and_then(|outcome| {
+        prove_it_opens(&outcome, identity.as_ref())?;
+        Ok(outcome)
+    });
+    let duration = started.elapsed().as_secs_f64();
+    let uploaded = match (&result, &remote) {
+        (Ok(o), Some(r)) => Some(runtime.block_on(upload(r, o, &opts.policy))),
+        _ => None,
+    };
+    let run = match &result {
+        Ok(o) => metrics::Run::Success {
+            size: o.manifest.size_on_disk(),
+            revision: o.manifest.revision,
+            duration,
+            uploaded,
+        },
+        Err(e) => metrics::Run::Failure {
+            verification: e.is_verification(),
+        },
+    };
+    let metrics_written = match &args.metrics_file {
+        Some(path) => {
+            let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+            metrics::write(path, run, now).map(|_| ())
         }
+        None => Ok(()),
+    };
+    let outcome = result.map_err(|e| Failure {
+        code: exit_code(&e),
+        error: e.into(),
     })?;
     for (dir, reason) in &outcome.unreadable {
         tracing::warn!(dir = %dir.display(), "not a readable backup, left alone: {reason}");
     }
     let m = &outcome.manifest;
+    let sealed = match &m.archive {
+        Some(a) => format!(", encrypted to {} age recipient(s)", a.recipients.len()),
+        None => String::new(),
+    };
     println!(
-        "backup {}: revision {}, {} keys, {:.1} MiB, restorable ({}); {} PKI file(s); retention removed {}",
+        "backup {}: revision {}, {} keys, {:.1} MiB, restorable ({}); {} PKI file(s){sealed}; retention removed {}",
         outcome.dir.display(),
         m.revision,
         m.keys,
-        m.snapshot.size as f64 / (1024.0 * 1024.0),
+        m.size_on_disk() as f64 / (1024.0 * 1024.0),
         m.components.join(", "),
         m.pki.len(),
         outcome.pruned.len()
     );
+    // The backup is kept either way; a monitor reading stale metrics must still learn.
+    metrics_written.map_err(|e| {
+        anyhow::anyhow!("the backup was kept, but the metrics were not written: {e}")
+    })?;
     Ok(())
 }
 
-fn list(args: &BackupArgs) -> Result<(), Failure> {
-    let found = catalog::scan(&args.backup_dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.backup_dir.display()))?;
-    let mut whole = 0;
-    for f in &found {
-        let state = match &f.manifest {
-            Ok(m) => match catalog::verify(&f.dir, m) {
-                Ok(()) => {
-                    whole += 1;
-                    format!(
-                        "ok  {}  revision {}  {} keys  {} PKI file(s)",
-                        m.taken_at,
-                        m.revision,
-                        m.keys,
-                        m.pki.len()
-                    )
-                }
-                Err(reason) => format!("DAMAGED  {reason}"),
-            },
-            Err(reason) => format!("UNREADABLE  {reason}"),
+/// The object store of `--remote`, refused (exit 2) when a plain backup would leave the
+/// node or the URL or an option does not work.
+fn open_remote(args: &BackupArgs, encrypted: bool) -> Result<Option<Remote>, Failure> {
+    let Some(url) = &args.remote else {
+        return Ok(None);
+    };
+    if !encrypted && !args.allow_plaintext_upload {
+        return Err(usage(format!(
+            "--remote {url}: a plain backup holds private keys (the etcd client key, the encryption config); encrypt it before it leaves the node (--recipient, --recipients-file) or pass --allow-plaintext-upload"
+        )));
+    }
+    let mut options = Vec::new();
+    for kv in &args.remote_option {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(usage(format!("--remote-option {kv:?}: not KEY=VALUE")));
         };
-        println!("{}  {state}", f.dir.display());
+        options.push((k.to_string(), v.to_string()));
     }
-    if whole == 0 {
-        return Err(anyhow::anyhow!("{}: no whole backup", args.backup_dir.display()).into());
+    Remote::open(url, &options).map(Some).map_err(usage)
+}
+
+/// Copies the kept backup to the store and applies retention there; whether it worked.
+/// A failure is a warning: the local copy is what was promised first.
+async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy) -> bool {
+    let name = o
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let done = async {
+        let sent = r.upload(&o.dir, &name, &o.manifest).await?;
+        let pruned = r.prune(policy).await?;
+        Ok::<_, String>((sent, pruned))
+    };
+    match done.await {
+        Ok((sent, pruned)) => {
+            tracing::info!(remote = %r.address(&name, ""), files = sent, pruned = pruned.len(), "backup copied off the node");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the backup is kept on this node but was not copied to {}: {e}",
+                r.url
+            );
+            false
+        }
     }
+}
+
+fn exit_code(e: &BackupError) -> Exit {
+    match e {
+        BackupError::Source(SourceError::Config { .. })
+        | BackupError::Pki(_)
+        | BackupError::Crypt(CryptError::Key(_) | CryptError::WrongIdentity { .. }) => Exit::Usage,
+        BackupError::Source(_) | BackupError::Take(backup::take::TakeError::Etcd { .. }) => {
+            Exit::NoSource
+        }
+        _ => Exit::Failed,
+    }
+}
+
+/// With `--identity`, a new encrypted backup is opened and every member checked before
+/// the run counts: a recipient list that no one holds a key for is found now, not at
+/// the restore. The backup stays (it is whole; only the key is in doubt).
+fn prove_it_opens(
+    outcome: &backup::Outcome,
+    identity: Option<&Identity>,
+) -> Result<(), BackupError> {
+    let (Some(identity), Some(_)) = (identity, &outcome.manifest.archive) else {
+        return Ok(());
+    };
+    backup::inventory::open(&outcome.dir, &outcome.manifest, Some(identity), false).map_err(
+        |p| match p {
+            backup::inventory::Problem::Locked(why) => {
+                BackupError::Crypt(CryptError::Key(format!("{why} (the backup was kept)")))
+            }
+            backup::inventory::Problem::Damaged(why) => BackupError::Unverified {
+                file: outcome.dir.display().to_string(),
+                reason: why,
+            },
+        },
+    )?;
     Ok(())
+}
+
+/// Reads an identity file; a bad one is a usage error naming it.
+pub fn load_identity(path: Option<&PathBuf>) -> Result<Option<Identity>, Failure> {
+    path.map(|p| Identity::load(p).exit_with(Exit::Usage))
+        .transpose()
+}
+
+/// The retention policy the flags give.
+pub fn policy(args: &BackupArgs) -> Policy {
+    Policy {
+        keep_last: args.keep_last,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+    }
+}
+
+/// The format a subcommand prints in, as the shared report renderer knows it.
+pub fn report_format(f: ListFormat) -> Format {
+    match f {
+        ListFormat::Text => Format::Text,
+        ListFormat::Json => Format::Json,
+    }
 }

@@ -105,6 +105,11 @@ pub struct CheckpointArgs {
         value_name = "NS,..."
     )]
     pub checkpoint_namespaces: Vec<String>,
+    /// How long the api-server may refuse the kubeconfig's credential with 401
+    /// Unauthorized (an expired or revoked token) before this checkpointer releases its
+    /// lock to a standby and exits 1, to be restarted with a fresh credential; 0: never.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub unauthorized_timeout: Duration,
     /// How long one api-server or kubelet request may take.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
@@ -252,6 +257,7 @@ impl CheckpointArgs {
                 interval: self.interval,
                 lock_file: self.lock_file,
                 namespaces: checkpoint_namespaces(&self.checkpoint_namespaces)?,
+                unauthorized_timeout: self.unauthorized_timeout,
             },
         })
     }

@@ -9,11 +9,13 @@ use clap::Args;
 use super::etcd_flags::EtcdFlags;
 use super::start::{StartFlags, interrupted, summary_line, until_signal};
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use crate::backup::crypt::Identity;
 use crate::encryption::EncryptionConfig;
 use crate::ensure::decide::{Decision, Policy, Via};
 use crate::ensure::{self, EnsureError, Outcome};
 use crate::render::RenderOptions;
 use crate::start::progress::Progress;
+use crate::systemd::logfields::Fields;
 
 /// `--output` of `ensure --dry-run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,26 +50,39 @@ pub struct EnsureArgs {
     pub systemd_bus_address: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdFlags,
+    #[command(flatten)]
+    pub host_etcd: super::host_etcd_flags::HostEtcdFlags,
     /// The api-server's EncryptionConfiguration, for the etcd and backup sources.
     #[arg(long, value_name = "FILE")]
     pub encryption_provider_config: Option<PathBuf>,
     /// Where `kubeboot backup` keeps its backups.
     #[arg(long, default_value = "/var/lib/kubeboot/backups", value_name = "DIR")]
     pub backup_dir: PathBuf,
+    /// An age identity file (`age-keygen`'s output) that opens encrypted backups
+    /// (`backup.tar.age`). Without it an encrypted newest backup stops the fall-back
+    /// (exit 3) rather than being passed over for an older plain one.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// How long the control plane may take to come up by itself before it is
     /// recovered.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub boot_grace: Duration,
-    /// Allow restoring a backup on this node.
+    /// Allow restoring a backup, or starting the local etcd data dir, on this node
+    /// (the recoveries that run without etcd's cluster lock).
     #[arg(long)]
     pub allow_backup_restore: bool,
-    /// The one node allowed to restore a backup (compared with --node-name), so two
-    /// masters never restore two different pasts.
+    /// The one node allowed to restore a backup or start the local etcd data dir
+    /// (compared with --node-name), so two masters never restore two different pasts.
     #[arg(long, value_name = "NAME")]
     pub backup_restore_node: Option<String>,
     /// Recovered asset dirs are kept here, one per recovery.
     #[arg(long, default_value = "/var/lib/kubeboot/recovery", value_name = "DIR")]
     pub recovery_root: PathBuf,
+    /// How many earlier recovered asset dirs to keep under --recovery-root (they hold
+    /// the cluster's keys); older ones, and the temp files of a killed run, are removed
+    /// at every run and after each recovery.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub keep_recoveries: usize,
     /// The bootstrap-secrets dir as the kubelet sees it, when kubeboot runs in another
     /// mount namespace than the kubelet (a container, a chroot, the test harness)
     /// [default: --bootstrap-secrets-dir].
@@ -105,6 +120,12 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         return Err(usage("-o json is for --dry-run"));
     }
     let output = args.output;
+    // Read before anything else, so a file that holds no identity is exit 2 at once,
+    // not a surprise at 3 a.m. when the backups are finally needed.
+    let identity = match &args.identity {
+        Some(path) => Some(Identity::load(path).exit_with(Exit::Usage)?),
+        None => None,
+    };
     let encryption = match &args.encryption_provider_config {
         Some(path) => Some(EncryptionConfig::from_file(path).exit_with(Exit::Usage)?),
         None => None,
@@ -132,6 +153,15 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
     if start.required.is_empty() {
         return Err(usage("--required-pods must name at least one component"));
     }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let host_etcd = runtime
+        .block_on(args.host_etcd.resolve(
+            args.systemd_bus_address.as_deref(),
+            &args.etcd.config(),
+            start.etcd_revision_bump,
+            start.pivot_timeout,
+        ))
+        .map_err(usage)?;
     let opts = ensure::Options {
         kubeconfig: args.kubeconfig,
         kubelet_healthz: args.kubelet_healthz_url,
@@ -141,6 +171,7 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         etcd_prefix: args.etcd.etcd_prefix,
         encryption,
         backup_dir: args.backup_dir,
+        identity,
         etcd_data_dir,
         policy: Policy {
             boot_grace: args.boot_grace,
@@ -151,16 +182,18 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         poll: start.poll,
         request_timeout: start.request_timeout,
         recovery_root: args.recovery_root,
+        keep_recoveries: args.keep_recoveries,
         render,
         start,
         dry_run: args.dry_run,
         node_name,
         lock_ttl: args.recovery_lock_ttl,
+        host_etcd,
     };
     let _lock = super::take_lock(&args.lock_file, "start or ensure")?;
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut progress = Progress::starting("checking the control plane");
+        progress.phase("check");
         let outcome = until_signal(ensure::run(&opts, &mut progress)).await?;
         match outcome {
             Some(Ok(Outcome::Healthy)) => Ok(()),
@@ -190,12 +223,16 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
                 asset_dir,
                 summary,
             })) => {
-                progress.step(&format!(
-                    "recovered from {} into {}; {}",
-                    describe(&via),
-                    asset_dir.display(),
-                    summary_line(&summary)
-                ));
+                progress.phase("done");
+                progress.step_with(
+                    Fields::outcome("recovered").with_source(via.word()),
+                    &format!(
+                        "recovered from {} into {}; {}",
+                        describe(&via),
+                        asset_dir.display(),
+                        summary_line(&summary)
+                    ),
+                );
                 Ok(())
             }
             Some(Err(e)) => Err(failure(e)),
@@ -209,6 +246,10 @@ fn describe(via: &Via) -> String {
         Via::Apiserver => "the api-server".into(),
         Via::Etcd => "etcd".into(),
         Via::Backup(b) => format!("backup {} (revision {})", b.snapshot.display(), b.revision),
+        Via::Local { dir, revision } => format!(
+            "the local etcd data in {} (revision {revision}, started as it is)",
+            dir.display()
+        ),
     }
 }
 

@@ -57,18 +57,62 @@ impl CompletionShell {
     }
 }
 
-/// Every exit code with what it means (docs/design.md §2), for the EXIT STATUS section.
-pub const EXIT_CODES: [(u8, &str); 5] = [
-    (0, "Done; for a health check, healthy."),
-    (Exit::Failed as u8, "Failed."),
-    (Exit::Usage as u8, "Usage or configuration error."),
-    (Exit::NoSource as u8, "No recovery source could be read."),
-    (
-        Exit::Policy as u8,
-        "Refused by policy: a lock is held, another master is recovering, \
-         or a backup restore is not allowed on this node.",
-    ),
+/// Every exit code with what it means (docs/design.md §2, README), for the EXIT STATUS
+/// section. Built from [`meaning`], whose match is exhaustive, so a new [`Exit`] variant
+/// does not compile until it is described; [`EXITS`] lists them in order.
+pub const EXIT_CODES: [(u8, &str); 9] = {
+    let mut out = [(0, "Done; for a health check, healthy."); 9];
+    let mut i = 0;
+    while i < EXITS.len() {
+        out[i + 1] = (EXITS[i] as u8, meaning(EXITS[i]));
+        i += 1;
+    }
+    out
+};
+
+/// Every [`Exit`] variant, by code.
+const EXITS: [Exit; 8] = [
+    Exit::Failed,
+    Exit::Usage,
+    Exit::NoSource,
+    Exit::Policy,
+    Exit::Changed,
+    Exit::Unhealthy,
+    Exit::LockLost,
+    Exit::Stale,
 ];
+
+/// What a non-zero exit code means, as the README and `kubeboot --help` say it.
+const fn meaning(e: Exit) -> &'static str {
+    match e {
+        Exit::Failed => "Failed.",
+        Exit::Usage => "Usage or configuration error.",
+        Exit::NoSource => {
+            "No recovery source could be read (or the input file of inspect or decode), \
+             or the source holds no control plane."
+        }
+        Exit::Policy => {
+            "Refused by policy: a lock is held, another master is recovering, \
+             a backup restore is not allowed on this node, or recover --strict met a \
+             field the descriptors do not know."
+        }
+        Exit::Changed => {
+            "ensure stopped a backup restore because etcd or the local etcd data \
+             changed after the decision; nothing was moved."
+        }
+        Exit::Unhealthy => {
+            "ensure reported required components that stay un-Ready; it does not \
+             recover them."
+        }
+        Exit::LockLost => {
+            "ensure stopped a recovery whose cluster lock could not be renewed in time."
+        }
+        Exit::Stale => {
+            "backup list --max-age found the newest backup damaged, or no whole backup \
+             that recent."
+        }
+    }
+}
 
 pub fn run(args: GenerateArgs) -> Result<(), Failure> {
     match args.what {
@@ -275,188 +319,5 @@ pub fn completions(shell: CompletionShell) -> Result<Vec<u8>, Failure> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn page_text(pages: &[(String, Vec<u8>)], name: &str) -> String {
-        let (_, bytes) = pages
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no page {name}"));
-        String::from_utf8(bytes.clone()).unwrap()
-    }
-
-    #[test]
-    fn every_visible_subcommand_has_a_page_and_hidden_ones_do_not() {
-        let pages = man_pages().unwrap();
-        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names.first(), Some(&"kubeboot.1"));
-        let cli = Cli::command();
-        let mut visible = 0;
-        for sub in cli.get_subcommands() {
-            let page = format!("kubeboot-{}.1", sub.get_name());
-            if sub.is_hide_set() {
-                assert!(
-                    !names.contains(&page.as_str()),
-                    "{page} is for a hidden command"
-                );
-            } else {
-                visible += 1;
-                assert!(names.contains(&page.as_str()), "no {page} in {names:?}");
-            }
-        }
-        assert!(
-            visible >= 6,
-            "recover, inspect, decode, render, start, backup"
-        );
-        for expected in [
-            "kubeboot-recover.1",
-            "kubeboot-start.1",
-            "kubeboot-backup.1",
-        ] {
-            assert!(names.contains(&expected), "{expected}");
-        }
-        assert!(!names.contains(&"kubeboot-generate.1"));
-        assert!(!names.contains(&"kubeboot-help.1"));
-        let mut unique = names.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(unique.len(), names.len(), "duplicate page names: {names:?}");
-    }
-
-    #[test]
-    fn pages_are_roff_with_synopsis_exit_status_and_links() {
-        let pages = man_pages().unwrap();
-        for (name, bytes) in &pages {
-            let text = String::from_utf8(bytes.clone()).unwrap();
-            let title = name.trim_end_matches(".1");
-            assert!(text.contains(&format!(".TH {title} 1")), "{name}: {text}");
-            assert_eq!(text.matches(".ds Aq").count(), 2, "{name}: one preamble");
-            for section in [
-                ".SH NAME",
-                ".SH SYNOPSIS",
-                ".SH \"EXIT STATUS\"",
-                ".SH \"SEE ALSO\"",
-            ] {
-                assert!(text.contains(section), "{name} lacks {section}");
-            }
-            for (code, _) in EXIT_CODES {
-                assert!(
-                    text.contains(&format!("\\fB{code}\\fR")),
-                    "{name}: exit {code}"
-                );
-            }
-            assert!(text.contains(&format!("kubeboot {}", env!("CARGO_PKG_VERSION"))));
-        }
-        let recover = page_text(&pages, "kubeboot-recover.1");
-        assert!(
-            recover.contains("kubeboot recover"),
-            "synopsis names the command"
-        );
-        assert!(recover.contains("recovery\\-dir"), "options are listed");
-        assert!(
-            recover.contains("\\fBkubeboot\\fR(1)"),
-            "links back to kubeboot(1)"
-        );
-        let root = page_text(&pages, "kubeboot.1");
-        assert!(root.contains("\\fBkubeboot\\-backup\\fR(1)"), "{root}");
-        assert!(
-            !root.contains("generate"),
-            "the hidden command stays hidden"
-        );
-    }
-
-    #[test]
-    fn exit_codes_match_the_cli_summary() {
-        // The root page replaces clap's after-help summary with EXIT STATUS: they must
-        // tell the same story.
-        let cli = Cli::command();
-        let summary = cli
-            .get_after_help()
-            .map(|s| s.to_string())
-            .unwrap_or_default();
-        for (code, _) in EXIT_CODES {
-            assert!(
-                summary.contains(&format!("{code} ")),
-                "{code} missing from {summary}"
-            );
-        }
-        assert_eq!(EXIT_CODES.map(|(c, _)| c), [0, 1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn completions_for_each_shell_know_the_commands() {
-        for shell in CompletionShell::value_variants() {
-            let script = String::from_utf8(completions(*shell).unwrap()).unwrap();
-            assert!(!script.trim().is_empty(), "{shell:?}");
-            assert!(script.contains("recover"), "{shell:?}");
-            assert!(script.contains("backup"), "{shell:?}");
-            assert!(script.contains("kubeboot"), "{shell:?}");
-        }
-        let cli = Cli::command();
-        assert_eq!(completion_command().get_name(), cli.get_name());
-        assert_eq!(completion_command().get_version(), cli.get_version());
-        let completing = completion_command();
-        let offered: Vec<&str> = completing.get_subcommands().map(|s| s.get_name()).collect();
-        for sub in cli.get_subcommands() {
-            assert_eq!(
-                offered.contains(&sub.get_name()),
-                !sub.is_hide_set(),
-                "{}",
-                sub.get_name()
-            );
-        }
-        for shell in CompletionShell::value_variants() {
-            let script = String::from_utf8(completions(*shell).unwrap()).unwrap();
-            // The word, not "generated" in some flag's help.
-            let offered = script.match_indices("generate").any(|(i, w)| {
-                !script[i + w.len()..].starts_with(|c: char| c.is_ascii_alphabetic())
-            });
-            assert!(!offered, "{shell:?} offers the hidden command");
-        }
-        let bash = String::from_utf8(completions(CompletionShell::Bash).unwrap()).unwrap();
-        assert!(bash.contains("complete -F _kubeboot"), "{bash}");
-        let zsh = String::from_utf8(completions(CompletionShell::Zsh).unwrap()).unwrap();
-        assert!(zsh.starts_with("#compdef kubeboot"), "{zsh}");
-        let fish = String::from_utf8(completions(CompletionShell::Fish).unwrap()).unwrap();
-        assert!(fish.contains("complete -c kubeboot"), "{fish}");
-    }
-
-    #[test]
-    fn man_refuses_a_file_as_out_dir_with_a_usage_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("file");
-        std::fs::write(&file, "x").unwrap();
-        let err = write_man_pages(&file).unwrap_err();
-        assert_eq!(err.code, Exit::Usage);
-        assert!(err.to_string().contains("not a directory"), "{err}");
-        assert_eq!(
-            write_man_pages(Path::new("")).unwrap_err().code,
-            Exit::Usage
-        );
-    }
-
-    #[test]
-    fn man_writes_every_page_0644_into_a_new_dir() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("a/man1");
-        write_man_pages(&out).unwrap();
-        let expected: Vec<String> = man_pages().unwrap().into_iter().map(|(n, _)| n).collect();
-        let mut found: Vec<String> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        found.sort();
-        let mut sorted = expected.clone();
-        sorted.sort();
-        assert_eq!(found, sorted, "no temp files left, nothing missing");
-        for name in &expected {
-            let mode = std::fs::metadata(out.join(name))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o7777, 0o644, "{name}");
-        }
-    }
-}
+#[path = "generate_tests.rs"]
+mod tests;

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::{Exit, ExitWith, Failure, Format, Output, render_object, render_report, usage};
+use super::{
+    Exit, ExitWith, Failure, Format, Output, render_object, render_report, unseal_failure, usage,
+};
+use crate::backup::catalog;
+use crate::backup::crypt::{self, Identity};
 use crate::snapshot::{Options, Snapshot, Status};
 use crate::{codec, registry};
 
@@ -40,6 +44,10 @@ pub struct InspectArgs {
     /// Accept a file without a sha256 trailer (a raw data-dir db).
     #[arg(long)]
     pub skip_hash_check: bool,
+    /// An age identity file: FILE may then be an encrypted backup (`backup.tar.age`),
+    /// whose snapshot is decrypted in memory only.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// The api-server's --etcd-prefix, for the per-resource counts.
     #[arg(long, default_value = "/registry", value_name = "PREFIX", value_hint = clap::ValueHint::Other)]
     pub etcd_prefix: String,
@@ -90,7 +98,7 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     let opts = Options {
         skip_hash_check: args.skip_hash_check,
     };
-    let snap = Snapshot::open(&args.file, &opts).exit_with(Exit::NoSource)?;
+    let snap = open_snapshot(&args, &opts)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match mode {
@@ -134,6 +142,25 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     out.flush()
         .with_context(|| "writing to stdout".to_string())?;
     Ok(())
+}
+
+/// The snapshot FILE is, or the one inside it when it is an encrypted backup.
+fn open_snapshot(args: &InspectArgs, opts: &Options) -> Result<Snapshot, Failure> {
+    // A file that cannot be opened is reported by the snapshot reader, as before.
+    if !crypt::is_age_file(&args.file).unwrap_or(false) {
+        return Snapshot::open(&args.file, opts).exit_with(Exit::NoSource);
+    }
+    let file = args.file.display();
+    let Some(path) = &args.identity else {
+        return Err(usage(format!(
+            "{file}: encrypted with age; give --identity FILE"
+        )));
+    };
+    let identity = Identity::load(path).exit_with(Exit::Usage)?;
+    let bytes =
+        crypt::read_member(&args.file, &identity, catalog::SNAPSHOT).map_err(unseal_failure)?;
+    let name = format!("{file}: {}", catalog::SNAPSHOT);
+    Snapshot::from_bytes(&name, bytes, opts).exit_with(Exit::NoSource)
 }
 
 enum Mode {

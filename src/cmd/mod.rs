@@ -3,12 +3,14 @@
 //! layer adds context, and the chain is printed once, on one line, by `main`.
 
 pub mod backup;
+pub mod backup_report;
 pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod ensure;
 pub mod etcd_flags;
 pub mod generate;
+pub mod host_etcd_flags;
 pub mod inspect;
 pub mod recover;
 pub mod render;
@@ -37,6 +39,9 @@ pub enum Exit {
     /// `ensure`: the cluster recovery lock could not be renewed in time; the recovery
     /// was stopped before another master could take the lock.
     LockLost = 7,
+    /// `backup list --max-age`: the newest backup is damaged, or the newest whole one
+    /// is older than the limit (or there is none).
+    Stale = 8,
 }
 
 /// An error on its way to `main`, with the exit code it maps to.
@@ -52,6 +57,19 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             code: Exit::Failed,
             error: e.into(),
         }
+    }
+}
+
+/// A backup archive that will not open for a source: damaged or not an archive is no
+/// source (exit 3); a wrong or unusable identity is the operator's input (exit 2).
+pub(crate) fn unseal_failure(e: crate::backup::crypt::CryptError) -> Failure {
+    let code = match e {
+        crate::backup::crypt::CryptError::Archive { .. } => Exit::NoSource,
+        _ => Exit::Usage,
+    };
+    Failure {
+        code,
+        error: e.into(),
     }
 }
 
@@ -94,12 +112,23 @@ pub fn usage(msg: impl fmt::Display) -> Failure {
                   3 no recovery source could be read (or it holds no control plane), 4 refused by policy, \
                   5 ensure aborted a restore because the evidence changed, \
                   6 ensure reported un-Ready components it does not recover, \
-                  7 ensure stopped a recovery whose cluster lock could not be renewed."
+                  7 ensure stopped a recovery whose cluster lock could not be renewed, \
+                  8 backup list --max-age found no whole backup that recent."
 )]
 pub struct Cli {
-    /// Log line format on stderr.
+    /// Log line format on stderr (journal entries are native, with fields).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Where log lines go: `auto` is the journal's native protocol when systemd connected
+    /// stderr to the journal ($JOURNAL_STREAM), else stderr; `stderr` forces stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "KUBEBOOT_LOG_TARGET",
+        default_value_t = LogTarget::Auto
+    )]
+    pub log_target: LogTarget,
     /// Config file whose [COMMAND] table supplies flags not given on the command line
     /// [default: /etc/kubeboot/config.toml, if it exists].
     #[arg(long, global = true, env = "KUBEBOOT_CONFIG", value_name = "FILE")]
@@ -112,6 +141,23 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogTarget {
+    Auto,
+    Journal,
+    Stderr,
+}
+
+impl From<LogTarget> for crate::systemd::journal::Target {
+    fn from(t: LogTarget) -> Self {
+        match t {
+            LogTarget::Auto => Self::Auto,
+            LogTarget::Journal => Self::Journal,
+            LogTarget::Stderr => Self::Stderr,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +184,24 @@ pub enum Command {
     /// Man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as the journal's `KUBEBOOT_COMMAND`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Recover(_) => "recover",
+            Command::Inspect(_) => "inspect",
+            Command::Decode(_) => "decode",
+            Command::Render(_) => "render",
+            Command::Start(_) => "start",
+            Command::Backup(_) => "backup",
+            Command::Ensure(_) => "ensure",
+            Command::Checkpoint(_) => "checkpoint",
+            Command::Config(_) => "config",
+            Command::Generate(_) => "generate",
+        }
+    }
 }
 
 /// Runs one parsed command.

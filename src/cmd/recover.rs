@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::etcd_flags::EtcdFlags;
-use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use super::{Exit, ExitWith, Failure, parse_duration, unseal_failure, usage};
 use crate::assets;
+use crate::backup::crypt::{self, Identity};
 use crate::encryption::EncryptionConfig;
 use crate::recover::{RecoverError, Request, Source, recover};
 use crate::render::{RenderError, RenderOptions};
@@ -31,6 +32,11 @@ pub struct RecoverArgs {
     /// Read from an `etcdctl snapshot save` file or a data-dir member/snap/db.
     #[arg(long, value_name = "FILE")]
     pub etcd_backup_file: Option<PathBuf>,
+    /// An age identity file: --etcd-backup-file may then be an encrypted backup
+    /// (`backup.tar.age`); its snapshot is decrypted into a private temp dir, removed
+    /// when recover ends.
+    #[arg(long, value_name = "FILE", requires = "etcd_backup_file")]
+    pub identity: Option<PathBuf>,
     /// The api-server's EncryptionConfiguration, to decrypt values encrypted at rest
     /// (etcd and snapshot sources).
     #[arg(long, value_name = "FILE")]
@@ -98,9 +104,46 @@ pub fn exit_code(e: &RecoverError) -> Exit {
     }
 }
 
+/// An encrypted `--etcd-backup-file` becomes a plain snapshot in a private dir (0700,
+/// the file 0600) beside the recovery dir, removed when the returned guard drops; a
+/// plain one is left as it is. A wrong identity or a damaged archive stops here, before
+/// the recovery dir is touched.
+fn decrypt_source(
+    args: &RecoverArgs,
+    source: &mut Source,
+) -> Result<Option<crypt::PlainSnapshot>, Failure> {
+    let Source::Snapshot { file, .. } = source else {
+        return Ok(None);
+    };
+    if !crypt::is_age_file(file).unwrap_or(false) {
+        if args.identity.is_some() {
+            tracing::warn!(file = %file.display(), "--identity given, but the backup is not encrypted");
+        }
+        return Ok(None);
+    }
+    let Some(path) = &args.identity else {
+        return Err(usage(format!(
+            "{}: encrypted with age; give --identity FILE",
+            file.display()
+        )));
+    };
+    let identity = Identity::load(path).exit_with(Exit::Usage)?;
+    let parent = crate::fsutil::parent_of(&args.recovery_dir);
+    let base = if parent.is_dir() {
+        parent.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let plain = crypt::unseal_snapshot(file, &identity, &base).map_err(unseal_failure)?;
+    tracing::info!(archive = %file.display(), "decrypted its snapshot into a private dir, removed when recover ends");
+    *file = plain.path().to_path_buf();
+    Ok(Some(plain))
+}
+
 pub fn run(args: RecoverArgs) -> Result<(), Failure> {
-    let source = choose(&args)?;
+    let mut source = choose(&args)?;
     assets::check_target(&args.recovery_dir, args.force).exit_with(Exit::Usage)?;
+    let _plain = decrypt_source(&args, &mut source)?;
     let kubeconfig = match &args.kubeconfig {
         Some(path) => Some(
             std::fs::read(path)

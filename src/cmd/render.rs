@@ -42,6 +42,11 @@ pub struct RenderArgs {
     /// kube-controller-manager, kube-scheduler, kube-proxy, pod-checkpointer or etcd.
     #[arg(long, value_name = "NAME=IMAGE", value_delimiter = ',')]
     pub images: Vec<String>,
+    /// Masters whose kubelets get their own credential, auth/kubelets/NAME.kubeconfig
+    /// (user system:node:NAME, group system:nodes), as the Node authorizer and
+    /// NodeRestriction expect; each NAME is the node name its kubelet registers.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub node_names: Vec<String>,
     /// Move a non-empty --asset-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
@@ -75,6 +80,7 @@ fn options(args: &RenderArgs) -> Result<NewClusterOptions, newcluster::NewCluste
         },
         self_hosted_etcd: args.self_hosted_etcd,
         images,
+        node_names: args.node_names.clone(),
         render: RenderOptions::under(
             &args.bootstrap_secrets_dir,
             args.bootstrap_kubeconfig.as_deref(),

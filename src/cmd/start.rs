@@ -84,7 +84,8 @@ pub struct StartFlags {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub etcd_revision_bump: u64,
     /// How many earlier bootstrap secrets dirs (moved aside when a different one is
-    /// installed; they hold keys) to keep; older ones are removed.
+    /// installed; they hold keys), and earlier etcd data dirs (moved aside by a restore,
+    /// once it holds; they hold every Secret), to keep; older ones are removed.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub keep_moved_aside: usize,
     /// This node's name as its kubelet registers it: a pivot counts only a self-hosted
@@ -160,6 +161,7 @@ async fn run_async(opts: &StartOptions) -> Result<(), Failure> {
     let outcome = until_signal(start::run(opts, &mut progress)).await?;
     match outcome {
         Some(Ok(summary)) => {
+            progress.phase("done");
             progress.step(&summary_line(&summary));
             Ok(())
         }

@@ -140,3 +140,52 @@ fn leases_are_judged_by_the_apiservers_clock_whatever_this_nodes_says() {
         }
     }
 }
+
+/// A pod of the DaemonSet `owner` on `node` that the kubelet rejected at admission, as
+/// upstream's kubelet leaves it (pkg/kubelet/kubelet.go, `rejectPod`: phase Failed,
+/// the predicate's reason, e.g. `NodePorts`).
+fn rejected(name: &str, owner: &str, node: &str, reason: &str) -> Pod {
+    let mut p = pod(name, owner, node, None);
+    p.status = serde_json::from_value(json!({
+        "phase": "Failed", "reason": reason,
+        "message": "Pod was rejected: node didn't have free ports for the requested pod ports"
+    }))
+    .unwrap();
+    p
+}
+
+/// A pod that is only Failed (rejected with NodePorts) on a live node is reported as
+/// such: not Ready, and not gone either (a recovery would place the same pod on the
+/// same held port).
+#[test]
+fn a_pod_that_is_only_failed_is_reported_not_ready_and_not_gone() {
+    let w = world(vec![rejected(
+        "ckpt-a",
+        "pod-checkpointer",
+        "m1",
+        "NodePorts",
+    )]);
+    let a = run(&w, &["pod-checkpointer"], &["pod-checkpointer"], ts(NOW));
+    assert!(a.gone.is_empty(), "{a:?}");
+    assert_eq!(a.unready.len(), 1, "{a:?}");
+    assert!(
+        a.unready[0].starts_with("kube-system/pod-checkpointer: ckpt-a on m1 is Failed: NodePorts"),
+        "{a:?}"
+    );
+    // Beside a Ready pod on a live node, the Failed one does not matter.
+    let w = world(vec![
+        rejected("ckpt-a", "pod-checkpointer", "m1", "NodePorts"),
+        pod("ckpt-b", "pod-checkpointer", "m1", None),
+    ]);
+    let a = run(&w, &["pod-checkpointer"], &["pod-checkpointer"], ts(NOW));
+    assert_eq!(a, Assessment::default());
+    // Failed on a dead node only: nothing runs it on a live one, so it is gone.
+    let w = world(vec![rejected(
+        "ckpt-a",
+        "pod-checkpointer",
+        "m2",
+        "NodePorts",
+    )]);
+    let a = run(&w, &["pod-checkpointer"], &["pod-checkpointer"], ts(NOW));
+    assert!(a.unready.is_empty() && a.gone.len() == 1, "{a:?}");
+}

@@ -19,12 +19,15 @@
 //! older than it: etcd not answering is not evidence that its data is gone (it may be
 //! stopped, crash-looping on a certificate, or simply not configured here), and an
 //! intact data dir at a revision at least the backup's is the newest past there is.
-//! Then the decision is to wait for etcd to come up on it, never to restore.
+//! It is never restored over: when a static pod on this node runs etcd (a checkpoint
+//! starting late), `ensure` waits for it; when nothing will start it, the node that
+//! policy names starts it itself (`Via::Local`: bootstrap-etcd on the dir as it is).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::evidence::{LocalData, LocalState};
+pub use super::marker::Marker;
 
 /// One round of probes. `None` means "not probed": the caller probes etcd and the
 /// backups only once the api-server is known to be down.
@@ -39,6 +42,8 @@ pub struct Observation {
     pub backup: Result<Backup, String>,
     /// The local etcd data dir; `None` until it was read (read with the backups).
     pub local: Option<LocalData>,
+    /// The last restore this node knows of (see [`super::marker`]).
+    pub marker: Option<Marker>,
 }
 
 /// The kubelet, by its healthz port and (when asked) its systemd unit.
@@ -79,7 +84,8 @@ pub struct Backup {
 pub struct Policy {
     /// How long the control plane may take to come up by itself.
     pub boot_grace: Duration,
-    /// Restoring from a backup is allowed on this node.
+    /// Restoring from a backup, or starting the local etcd data dir, is allowed on
+    /// this node: the two recoveries that run without etcd's cluster lock.
     pub backup_restore_allowed: bool,
 }
 
@@ -89,6 +95,25 @@ pub enum Via {
     Apiserver,
     Etcd,
     Backup(Backup),
+    /// The local etcd data dir, intact and not older than any backup: its db is read
+    /// natively as the source, and bootstrap-etcd starts on the dir as it is.
+    Local {
+        dir: PathBuf,
+        revision: i64,
+    },
+}
+
+impl Via {
+    /// One word for the source: `--dry-run -o json`'s `via` and the journal's
+    /// `KUBEBOOT_SOURCE`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Via::Apiserver => "apiserver",
+            Via::Etcd => "etcd",
+            Via::Backup(_) => "backup",
+            Via::Local { .. } => "local",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +135,23 @@ pub enum Decision {
     Failed(String),
     /// kubeboot's own configuration is wrong (exit 2).
     Misconfigured(String),
+}
+
+impl Decision {
+    /// One word for the decision: `--dry-run -o json`'s `decision` and the journal's
+    /// `KUBEBOOT_DECISION`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Decision::Healthy => "healthy",
+            Decision::Wait(_) => "wait",
+            Decision::Recover { .. } => "recover",
+            Decision::Unhealthy(_) => "unhealthy",
+            Decision::Refused(_) => "refused",
+            Decision::NoSource(_) => "no-source",
+            Decision::Failed(_) => "failed",
+            Decision::Misconfigured(_) => "misconfigured",
+        }
+    }
 }
 
 pub fn decide(o: &Observation, p: &Policy) -> Decision {
@@ -189,47 +231,96 @@ pub fn decide(o: &Observation, p: &Policy) -> Decision {
         Some(Err(e)) => format!("etcd is down too ({e})"),
         None => "no etcd endpoints are configured".to_string(),
     };
-    match &o.backup {
-        Ok(b) if !b.self_hosted_etcd => Decision::NoSource(format!(
+    if let Ok(b) = &o.backup
+        && !b.self_hosted_etcd
+    {
+        return Decision::NoSource(format!(
             "the api-server is down ({down}) and {etcd_why}; backup {} is of an external etcd, which kubeboot cannot restore: bring etcd back (etcdutl snapshot restore), then run kubeboot ensure again",
             b.snapshot.display()
-        )),
-        Ok(b) => {
-            let Some(local) = &o.local else {
-                return Decision::Wait(format!(
-                    "the api-server is down ({down}) and {etcd_why}; reading the local etcd data dir before any restore"
-                ));
-            };
-            let evidence = local.describe();
-            let over = match &local.state {
-                LocalState::Intact { revision } if *revision >= b.revision => {
-                    return Decision::Wait(format!(
-                        "the api-server is down ({down}) and {etcd_why}; {evidence}, not older than the newest backup {} (revision {}): it is not replaced; waiting for etcd to come up on it",
-                        b.snapshot.display(),
-                        b.revision
-                    ));
-                }
-                LocalState::Intact { .. } => format!("{evidence}, older than the backup"),
-                LocalState::Missing | LocalState::Unreadable(_) => evidence,
-            };
-            if !p.backup_restore_allowed {
-                return Decision::Refused(format!(
-                    "the api-server is down ({down}) and {etcd_why}; {over}; backup {} (revision {}) could restore the self-hosted etcd, but this node may not restore backups (--allow-backup-restore or --backup-restore-node)",
-                    b.snapshot.display(),
-                    b.revision
-                ));
-            }
-            Decision::Recover {
-                via: Via::Backup(b.clone()),
-                why: format!(
-                    "the api-server is down ({down}) and {etcd_why}; {over}: restoring backup revision {}",
-                    b.revision
-                ),
-            }
-        }
-        Err(none) => Decision::NoSource(format!(
-            "the api-server is down ({down}), {etcd_why}, and no backup: {none}"
-        )),
+        ));
+    }
+    let Some(local) = &o.local else {
+        return Decision::Wait(format!(
+            "the api-server is down ({down}) and {etcd_why}; reading the local etcd data dir before any restore"
+        ));
+    };
+    let evidence = local.describe();
+    let backup = o.backup.as_ref().ok();
+    if let LocalState::Intact { revision } = local.state
+        && backup.is_none_or(|b| revision >= b.revision)
+    {
+        return on_newest_local(o, p, down, &etcd_why, local, revision);
+    }
+    let Some(b) = backup else {
+        let none = o.backup.as_ref().err().map_or("", String::as_str);
+        return Decision::NoSource(format!(
+            "the api-server is down ({down}), {etcd_why}, {evidence}, and no backup: {none}"
+        ));
+    };
+    let over = match &local.state {
+        LocalState::Intact { .. } => format!("{evidence}, older than the backup"),
+        LocalState::Missing | LocalState::Unreadable(_) => evidence,
+    };
+    if let Some(why) = o.marker.as_ref().and_then(|m| super::marker::forbids(m, b)) {
+        return Decision::Refused(format!(
+            "the api-server is down ({down}) and {etcd_why}; {over}; but {why}; nothing was restored"
+        ));
+    }
+    if !p.backup_restore_allowed {
+        return Decision::Refused(format!(
+            "the api-server is down ({down}) and {etcd_why}; {over}; backup {} (revision {}) could restore the self-hosted etcd, but this node may not restore backups (--allow-backup-restore or --backup-restore-node)",
+            b.snapshot.display(),
+            b.revision
+        ));
+    }
+    Decision::Recover {
+        via: Via::Backup(b.clone()),
+        why: format!(
+            "the api-server is down ({down}) and {etcd_why}; {over}: restoring backup revision {}",
+            b.revision
+        ),
+    }
+}
+
+/// The local data dir is intact and no backup is newer: it is the newest past there
+/// is, so it is never replaced. It is started (`Via::Local`) when nothing else on this
+/// node will start it and policy lets this node recover without etcd's lock; else
+/// `ensure` waits for etcd to come up on it.
+fn on_newest_local(
+    o: &Observation,
+    p: &Policy,
+    down: &str,
+    etcd_why: &str,
+    local: &LocalData,
+    revision: i64,
+) -> Decision {
+    let evidence = local.describe();
+    let newest = match &o.backup {
+        Ok(b) => format!(
+            "{evidence}, not older than the newest backup {} (revision {}): it is not replaced",
+            b.snapshot.display(),
+            b.revision
+        ),
+        Err(_) => format!("{evidence}, and there is no whole backup: it is not replaced"),
+    };
+    if let Some(pod) = &local.etcd_pod {
+        return Decision::Wait(format!(
+            "the api-server is down ({down}) and {etcd_why}; {newest}; the static pod {pod} on this node runs etcd on it: waiting for etcd to come up"
+        ));
+    }
+    if !p.backup_restore_allowed {
+        return Decision::Wait(format!(
+            "the api-server is down ({down}) and {etcd_why}; {newest}; waiting for etcd to come up on it (this node may not start it without etcd's recovery lock: --allow-backup-restore or --backup-restore-node)"
+        ));
+    }
+    Decision::Recover {
+        via: Via::Local {
+            dir: local.dir.clone(),
+            revision,
+        },
+        why: format!(
+            "the api-server is down ({down}) and {etcd_why}; {newest}; no static pod on this node runs etcd: starting etcd on it as it is"
+        ),
     }
 }
 

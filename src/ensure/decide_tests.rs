@@ -26,6 +26,7 @@ fn down_after_grace() -> Observation {
         etcd: None,
         backup: Err("no backup in /var/lib/kubeboot/backups".into()),
         local: Some(local(LocalState::Missing)),
+        marker: None,
     }
 }
 
@@ -33,7 +34,18 @@ fn local(state: LocalState) -> LocalData {
     LocalData {
         dir: PathBuf::from("/var/lib/etcd"),
         state,
+        etcd_pod: None,
     }
+}
+
+fn starts_local(d: &Decision) -> bool {
+    matches!(
+        d,
+        Decision::Recover {
+            via: Via::Local { .. },
+            ..
+        }
+    )
 }
 
 /// After the grace with etcd down and a self-hosted backup at revision 9: what the
@@ -225,15 +237,31 @@ fn an_older_local_data_dir_is_restored_over() {
 #[test]
 fn a_local_data_dir_as_new_as_the_backup_is_never_replaced() {
     for revision in [9, 10, i64::MAX] {
-        for allowed in [true, false] {
-            match with_local(Some(LocalState::Intact { revision }), allowed) {
-                Decision::Wait(why) => assert!(
+        // Where policy lets this node recover without etcd's lock: started as it is.
+        match with_local(Some(LocalState::Intact { revision }), true) {
+            Decision::Recover {
+                via: Via::Local { dir, revision: r },
+                why,
+            } => {
+                assert_eq!((dir, r), (PathBuf::from("/var/lib/etcd"), revision));
+                assert!(
                     why.contains(&format!("intact at revision {revision}, not older than"))
-                        && why.contains("not replaced"),
+                        && why.contains("not replaced")
+                        && why.contains("starting etcd on it as it is"),
                     "{why}"
-                ),
-                d => panic!("{d:?}"),
+                );
             }
+            d => panic!("{d:?}"),
+        }
+        // Elsewhere: waited for.
+        match with_local(Some(LocalState::Intact { revision }), false) {
+            Decision::Wait(why) => assert!(
+                why.contains(&format!("intact at revision {revision}, not older than"))
+                    && why.contains("not replaced")
+                    && why.contains("--backup-restore-node"),
+                "{why}"
+            ),
+            d => panic!("{d:?}"),
         }
     }
 }
@@ -247,19 +275,101 @@ fn no_restore_before_the_local_data_dir_was_read() {
     );
 }
 
+/// data-survives: no etcd configured, no backup, the data dir intact: started on the
+/// node policy names, waited for elsewhere; missing, it is no source.
 #[test]
-fn without_etcd_endpoints_an_intact_local_data_dir_still_wins() {
+fn without_etcd_endpoints_an_intact_local_data_dir_is_started() {
     let mut o = down_after_grace();
     o.etcd = None;
+    o.backup = Err("no backup in /var/lib/kubeboot/backups".into());
+    o.local = Some(local(LocalState::Intact { revision: 4 }));
+    match decide(&o, &policy(true)) {
+        Decision::Recover {
+            via: Via::Local { revision: 4, .. },
+            why,
+        } => assert!(
+            why.contains("no etcd endpoints are configured")
+                && why.contains("intact at revision 4, and there is no whole backup"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+    assert!(matches!(decide(&o, &policy(false)), Decision::Wait(w) if w.contains("not replaced")));
     o.backup = Ok(backup(true));
     o.local = Some(local(LocalState::Intact { revision: 9 }));
-    let d = decide(&o, &policy(true));
-    assert!(
-        matches!(&d, Decision::Wait(w) if w.contains("no etcd endpoints")),
-        "{d:?}"
-    );
+    assert!(starts_local(&decide(&o, &policy(true))));
     o.local = Some(local(LocalState::Missing));
     assert!(restores_backup(&decide(&o, &policy(true))));
+    o.backup = Err("no backup".into());
+    assert!(
+        matches!(decide(&o, &policy(true)), Decision::NoSource(w) if w.contains("has no member/snap/db, and no backup"))
+    );
+}
+
+/// slow-etcd: a static pod on this node runs etcd on the data dir (its checkpoint,
+/// starting late): waited for, never started a second time, never restored over.
+#[test]
+fn a_static_pod_of_etcd_is_waited_for() {
+    for etcd in [None, Some(Err("connection refused".to_string()))] {
+        let mut o = down_after_grace();
+        o.etcd = etcd;
+        o.backup = Ok(backup(true));
+        o.local = Some(LocalData {
+            etcd_pod: Some("kubeboot-checkpoint_kube-system_etcd-a.json".into()),
+            ..local(LocalState::Intact { revision: 12 })
+        });
+        match decide(&o, &policy(true)) {
+            Decision::Wait(why) => assert!(
+                why.contains("the static pod kubeboot-checkpoint_kube-system_etcd-a.json on this node runs etcd on it"),
+                "{why}"
+            ),
+            d => panic!("{d:?}"),
+        }
+    }
+}
+
+/// A backup from before the last restore this node knows of is refused, even where
+/// policy allows restores; one taken after it is restored.
+#[test]
+fn a_backup_from_before_the_restore_marker_is_refused() {
+    let mut o = down_after_grace();
+    o.etcd = Some(Err("connection refused".into()));
+    o.backup = Ok(backup(true));
+    o.marker = Some(Marker {
+        node: "master-2".into(),
+        backup_revision: 5,
+        restored_at: "2026-12-02T13:00:00Z".into(),
+        cluster_revision: 10_005,
+    });
+    match decide(&o, &policy(true)) {
+        Decision::Refused(why) => assert!(
+            why.contains(
+                "(revision 9) is from before the restore of backup revision 5 by master-2"
+            ) && why.contains("nothing was restored"),
+            "{why}"
+        ),
+        d => panic!("{d:?}"),
+    }
+    o.backup = Ok(Backup {
+        revision: 10_006,
+        ..backup(true)
+    });
+    assert!(restores_backup(&decide(&o, &policy(true))));
+}
+
+/// This node's clock 5 minutes off changes nothing in the decision: the components'
+/// states arrive judged by the api-server's clock (components_tests), and a healthy
+/// control plane is healthy.
+#[test]
+fn a_skewed_clock_on_a_healthy_cluster_recovers_nothing() {
+    let mut o = down_after_grace();
+    o.apiserver = Apiserver::Up {
+        unready: vec![],
+        gone: vec![],
+    };
+    o.etcd = Some(Ok(()));
+    o.backup = Ok(backup(true));
+    assert_eq!(decide(&o, &policy(true)), Decision::Healthy);
 }
 
 #[test]
@@ -352,6 +462,7 @@ proptest::proptest! {
                 1 => LocalState::Unreadable("bad".into()),
                 _ => LocalState::Intact { revision: 1 },
             })),
+            marker: None,
         };
         let d = decide(&o, &policy(allowed));
         proptest::prop_assert!(!matches!(d, Decision::Recover { .. }), "{d:?}");
@@ -360,7 +471,9 @@ proptest::proptest! {
 
 proptest::proptest! {
     /// No observation with an intact local data dir at least as new as the newest
-    /// backup ever leads to a restore.
+    /// backup (or with no backup at all) ever leads to a restore, whatever the restore
+    /// marker says; it is started only where policy allows and no static pod of etcd
+    /// will start it.
     #[test]
     fn intact_newer_local_data_is_never_restored_over(
         elapsed in 0u64..600,
@@ -370,6 +483,9 @@ proptest::proptest! {
         self_hosted: bool, allowed: bool,
         backup_revision in 0i64..1_000_000,
         ahead in 0i64..1_000_000,
+        static_pod: bool,
+        has_backup: bool,
+        marker_revision in proptest::option::of(0i64..3_000_000),
     ) {
         let o = Observation {
             elapsed: Duration::from_secs(elapsed),
@@ -385,11 +501,27 @@ proptest::proptest! {
                 _ => Apiserver::Denied("403".into()),
             },
             etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },
-            backup: Ok(Backup { revision: backup_revision, ..backup(self_hosted) }),
-            local: Some(local(LocalState::Intact { revision: backup_revision + ahead })),
+            backup: if has_backup {
+                Ok(Backup { revision: backup_revision, ..backup(self_hosted) })
+            } else {
+                Err("none".into())
+            },
+            local: Some(LocalData {
+                etcd_pod: static_pod.then(|| "etcd.yaml".to_string()),
+                ..local(LocalState::Intact { revision: backup_revision + ahead })
+            }),
+            marker: marker_revision.map(|r| Marker {
+                node: "master-2".into(),
+                backup_revision: 1,
+                restored_at: "2026-12-02T13:00:00Z".into(),
+                cluster_revision: r,
+            }),
         };
         let d = decide(&o, &policy(allowed));
         proptest::prop_assert!(!restores_backup(&d), "{d:?}");
+        if starts_local(&d) {
+            proptest::prop_assert!(allowed && !static_pod, "{d:?}");
+        }
     }
 }
 
@@ -421,6 +553,7 @@ proptest::proptest! {
             etcd: match etcd { 0 => None, 1 => Some(Err("down".into())), _ => Some(Ok(())) },
             backup: if has_backup { Ok(backup(self_hosted)) } else { Err("none".into()) },
             local: Some(local(LocalState::Missing)),
+            marker: None,
         };
         let d = decide(&o, &policy(allowed));
         if Duration::from_secs(elapsed) < GRACE && kubelet_state != 2 {

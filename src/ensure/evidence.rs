@@ -11,6 +11,12 @@
 //! so it is safe while etcd runs. A read that races etcd's writes may fail to
 //! parse; it is then `Unreadable`, and the re-read right before the restore
 //! (which must give the same answer) catches a state that was only passing.
+//!
+//! With the data dir goes one more piece of evidence: whether a static pod on this
+//! node runs etcd (the self-hosted etcd's activated checkpoint, or an etcd static pod
+//! put there by hand). The kubelet will start that etcd on the data dir by itself,
+//! however late; `ensure` must then wait for it, never start a second etcd on the same
+//! data (the `slow-etcd` drill).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,6 +42,9 @@ pub enum LocalState {
 pub struct LocalData {
     pub dir: PathBuf,
     pub state: LocalState,
+    /// A static pod manifest on this node that runs etcd (its file name), which the
+    /// kubelet starts on the data dir by itself.
+    pub etcd_pod: Option<String>,
 }
 
 impl LocalData {
@@ -54,10 +63,62 @@ impl LocalData {
     }
 }
 
-/// Reads `data_dir/member/snap/db`, read-only.
-pub fn read(data_dir: &Path) -> LocalData {
+/// The labels a pod that runs etcd carries: the rendered self-hosted etcd's
+/// `k8s-app` (kept by its checkpoint), kubeadm's static pod's `component`.
+const ETCD_LABELS: [(&str, &str); 2] = [("k8s-app", "etcd"), ("component", "etcd")];
+
+/// The first static pod manifest in `manifest_dir` whose pod runs etcd, by its labels.
+/// Files the kubelet ignores (dotfiles: `write_atomic`'s temp files) are skipped; an
+/// unreadable or unparsable file is not evidence either way.
+pub fn etcd_static_pod(manifest_dir: &Path) -> Option<String> {
+    let mut names: Vec<_> = std::fs::read_dir(manifest_dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names.into_iter().find(|name| {
+        let Ok(bytes) = std::fs::read(manifest_dir.join(name)) else {
+            return false;
+        };
+        // JSON is YAML, so one parser reads both kinds of manifest.
+        let Ok(meta) = serde_yaml_ng::from_slice::<PodMeta>(&bytes) else {
+            return false;
+        };
+        let labels = meta.metadata.labels;
+        ETCD_LABELS
+            .iter()
+            .any(|(k, v)| labels.get(*k).is_some_and(|l| l == v))
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct PodMeta {
+    #[serde(default)]
+    metadata: Meta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Meta {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Reads `data_dir/member/snap/db`, read-only, and looks for a static pod of etcd in
+/// `manifest_dir` (the kubelet's `--pod-manifest-path`).
+pub fn read(data_dir: &Path, manifest_dir: &Path) -> LocalData {
+    LocalData {
+        dir: data_dir.to_path_buf(),
+        state: read_state(data_dir),
+        etcd_pod: etcd_static_pod(manifest_dir),
+    }
+}
+
+/// What `data_dir/member/snap/db` holds, read-only.
+pub fn read_state(data_dir: &Path) -> LocalState {
     let db = data_dir.join(DB);
-    let state = match std::fs::symlink_metadata(&db) {
+    match std::fs::symlink_metadata(&db) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => LocalState::Missing,
         Err(e) => LocalState::Unreadable(format!("{}: {e}", db.display())),
         Ok(_) => {
@@ -71,10 +132,6 @@ pub fn read(data_dir: &Path) -> LocalData {
                 Err(e) => LocalState::Unreadable(e.to_string()),
             }
         }
-    };
-    LocalData {
-        dir: data_dir.to_path_buf(),
-        state,
     }
 }
 
@@ -92,6 +149,11 @@ pub fn changed(
     }
     match decided_on {
         Some(before) if before == now => None,
+        Some(before) if before.state == now.state => Some(format!(
+            "a static pod that runs etcd on this node: before, {}; now, {}",
+            before.etcd_pod.as_deref().unwrap_or("none"),
+            now.etcd_pod.as_deref().unwrap_or("none")
+        )),
         Some(before) => Some(format!(
             "the local etcd data changed: before, {}; now, {}",
             before.describe(),
@@ -126,7 +188,13 @@ mod tests {
         LocalData {
             dir: PathBuf::from("/var/lib/etcd"),
             state,
+            etcd_pod: None,
         }
+    }
+
+    /// Where no static pod is.
+    fn no_manifests() -> PathBuf {
+        PathBuf::from("/nonexistent/kubeboot-test/manifests")
     }
 
     #[test]
@@ -156,6 +224,53 @@ mod tests {
             .is_some()
         );
         assert!(changed(None, &missing, None).is_some());
+        let with_pod = LocalData {
+            etcd_pod: Some("kubeboot-checkpoint_kube-system_etcd-x.json".into()),
+            ..missing.clone()
+        };
+        let why = changed(Some(&missing), &with_pod, None).unwrap();
+        assert!(
+            why.contains("now, kubeboot-checkpoint_kube-system_etcd-x.json"),
+            "{why}"
+        );
+    }
+
+    /// The activated checkpoint of the rendered etcd (JSON, `k8s-app: etcd`) and a
+    /// kubeadm-style static pod (YAML, `component: etcd`) are found; other pods, temp
+    /// files and garbage are not.
+    #[test]
+    fn a_static_pod_that_runs_etcd_is_found_by_its_labels() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path();
+        assert_eq!(etcd_static_pod(&m.join("absent")), None);
+        std::fs::write(
+            m.join("kubeboot-checkpoint_kube-system_kube-apiserver-a.json"),
+            r#"{"metadata":{"name":"kube-apiserver-a","labels":{"k8s-app":"kube-apiserver"}}}"#,
+        )
+        .unwrap();
+        std::fs::write(m.join("garbage.yaml"), b"\x00: [").unwrap();
+        std::fs::write(
+            m.join(".kubeboot-checkpoint_kube-system_etcd-a.json.tmp-1"),
+            r#"{"metadata":{"labels":{"k8s-app":"etcd"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(etcd_static_pod(m), None);
+        std::fs::write(
+            m.join("kubeboot-checkpoint_kube-system_etcd-a.json"),
+            r#"{"metadata":{"name":"etcd-a","labels":{"k8s-app":"etcd","tier":"control-plane"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            etcd_static_pod(m).as_deref(),
+            Some("kubeboot-checkpoint_kube-system_etcd-a.json")
+        );
+        let k = tempfile::tempdir().unwrap();
+        std::fs::write(
+            k.path().join("etcd.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  labels:\n    component: etcd\n",
+        )
+        .unwrap();
+        assert_eq!(etcd_static_pod(k.path()).as_deref(), Some("etcd.yaml"));
     }
 
     /// A real data dir whose db appears between the decision and the restore (etcd
@@ -163,28 +278,31 @@ mod tests {
     #[test]
     fn a_db_that_appears_after_the_decision_stops_the_restore() {
         let t = tempfile::tempdir().unwrap();
-        let before = read(t.path());
+        let before = read(t.path(), &no_manifests());
         assert_eq!(before.state, LocalState::Missing);
         let db = t.path().join(DB);
         std::fs::create_dir_all(db.parent().unwrap()).unwrap();
         std::fs::write(&db, fixture()).unwrap();
-        let why = changed(Some(&before), &read(t.path()), None).unwrap();
+        let why = changed(Some(&before), &read(t.path(), &no_manifests()), None).unwrap();
         assert!(why.contains("intact at revision"), "{why}");
     }
 
     #[test]
     fn no_dir_and_no_db_are_missing() {
         let t = tempfile::tempdir().unwrap();
-        assert_eq!(read(&t.path().join("absent")).state, LocalState::Missing);
+        assert_eq!(
+            read(&t.path().join("absent"), &no_manifests()).state,
+            LocalState::Missing
+        );
         std::fs::create_dir_all(t.path().join("member/wal")).unwrap();
-        assert_eq!(read(t.path()).state, LocalState::Missing);
+        assert_eq!(read(t.path(), &no_manifests()).state, LocalState::Missing);
     }
 
     #[test]
     fn a_real_data_dir_is_intact_at_its_revision_and_left_as_it_was() {
         let bytes = fixture();
         let t = with_db(&bytes);
-        let got = read(t.path());
+        let got = read(t.path(), &no_manifests());
         let LocalState::Intact { revision } = got.state else {
             panic!("{got:?}")
         };
@@ -198,11 +316,14 @@ mod tests {
         let mut bytes = fixture();
         bytes.truncate(4096);
         let t = with_db(&bytes);
-        match read(t.path()).state {
+        match read(t.path(), &no_manifests()).state {
             LocalState::Unreadable(why) => assert!(why.contains("member/snap/db"), "{why}"),
             s => panic!("{s:?}"),
         }
         let t = with_db(b"");
-        assert!(matches!(read(t.path()).state, LocalState::Unreadable(_)));
+        assert!(matches!(
+            read(t.path(), &no_manifests()).state,
+            LocalState::Unreadable(_)
+        ));
     }
 }

@@ -15,25 +15,32 @@ pub mod clock;
 pub mod components;
 pub mod decide;
 pub mod evidence;
+pub mod grace;
+mod host;
 pub mod lock;
+pub mod marker;
+mod recovery;
 pub mod report;
+pub mod retention;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::assets;
+use crate::backup::crypt::Identity;
 use crate::encryption::EncryptionConfig;
-use crate::fsutil::{self, FsError};
+use crate::fsutil::FsError;
 use crate::health;
 use crate::kubeclient::{self, ClientError};
-use crate::recover::{self, RecoverError, Request, Source};
+use crate::recover::RecoverError;
 use crate::render::RenderOptions;
 use crate::source::etcd::EtcdConfig;
 use crate::start::observe::{Required, Rules};
 use crate::start::progress::Progress;
-use crate::start::{self, StartError, StartOptions, Summary};
+use crate::start::{StartError, StartOptions, Summary};
+use crate::systemd::logfields::Fields;
 use components::ReadyTracker;
 use decide::{Apiserver, Decision, Kubelet, Observation, Policy, Via};
+use grace::Grace;
 
 /// etcd's state while the api-server is not (yet) known to be down.
 const NOT_PROBED: &str = "not probed yet";
@@ -53,6 +60,9 @@ pub struct Options {
     pub etcd_prefix: String,
     pub encryption: Option<EncryptionConfig>,
     pub backup_dir: PathBuf,
+    /// Opens encrypted backups (`--identity`): to check one whole before it is chosen,
+    /// and to decrypt its snapshot for the restore.
+    pub identity: Option<Identity>,
     /// The self-hosted etcd's data dir on this host, read (never written) before a
     /// backup may replace it.
     pub etcd_data_dir: PathBuf,
@@ -63,6 +73,9 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Recovered asset dirs go under here, one per recovery, and stay for the record.
     pub recovery_root: PathBuf,
+    /// How many recovered asset dirs (they hold keys) to keep besides the one a run
+    /// writes; older ones are removed ([`retention`]).
+    pub keep_recoveries: usize,
     pub render: RenderOptions,
     /// `start`'s options; `asset_dir` is filled in per recovery.
     pub start: StartOptions,
@@ -72,6 +85,9 @@ pub struct Options {
     pub node_name: String,
     /// How long the recovery lock outlives a holder that died.
     pub lock_ttl: Duration,
+    /// The host-run etcd member on this master (`--etcd-unit`), looked after before
+    /// the control plane is recovered from etcd.
+    pub host_etcd: Option<crate::hostetcd::act::HostEtcd>,
 }
 
 /// What a run ended with.
@@ -127,9 +143,37 @@ pub enum EnsureError {
     Fs(#[from] FsError),
 }
 
+impl EnsureError {
+    /// The decision (in the words of `--dry-run -o json`'s `decision`) that `ensure`
+    /// ended on, for the journal's `KUBEBOOT_DECISION` on its error line: the exit code's
+    /// meaning. A recovery whose source proves unreadable ends on `no-source`.
+    pub fn decision(&self) -> Option<&'static str> {
+        match self {
+            EnsureError::Unhealthy(_) => Some("unhealthy"),
+            EnsureError::Refused(_) => Some("refused"),
+            EnsureError::NoSource(_) => Some("no-source"),
+            EnsureError::Failed(_) => Some("failed"),
+            EnsureError::Config(_) => Some("misconfigured"),
+            _ => None,
+        }
+    }
+}
+
+/// The healthy decision's line (drills and the runbook look for its start).
+const HEALTHY: &str =
+    "control plane healthy: the api-server is ready and every required component is Ready";
+
 /// Probes until the decision is final, then acts on it.
 pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, EnsureError> {
-    let mut began = Instant::now();
+    let run_started = jiff::Timestamp::now();
+    if !opts.dry_run {
+        match retention::tidy(&opts.recovery_root, opts.keep_recoveries) {
+            Ok(removed) => recovery::say_removed(progress, &removed, opts.keep_recoveries),
+            // Refused again, and then fatal, only if a recovery must write there.
+            Err(e) => progress.warn(&format!("the recovery root: {e}")),
+        }
+    }
+    let mut grace = Grace::new(Instant::now());
     let client = match kubeclient::from_kubeconfig(
         &opts.kubeconfig,
         opts.request_timeout,
@@ -160,10 +204,12 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
     let mut skew_said = false;
     let mut clock_offset = None;
     let mut backup = None;
-    let mut local = None;
+    let mut local: Option<evidence::LocalData> = None;
+    let marker_path = marker::local_path(&opts.recovery_root);
+    let mut known_marker = marker::load(&marker_path);
+    let mut marker_read = false;
     let (via, why, lock) = loop {
-        let elapsed = began.elapsed();
-        let past_grace = elapsed >= opts.policy.boot_grace;
+        let now = Instant::now();
         let kubelet_seen =
             health::kubelet_health(&opts.kubelet_healthz, opts.request_timeout, systemd).await;
         // A dry run reports what would be decided on everything else whatever the
@@ -173,6 +219,10 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         } else {
             kubelet_seen.clone()
         };
+        if let Some(line) = grace.kubelet(kubelet == Kubelet::Healthy, now) {
+            progress.step(&line);
+        }
+        let past_grace = grace.elapsed(now) >= opts.policy.boot_grace;
         let apiserver = match &client {
             Some((c, endpoint)) => {
                 let (a, offset) =
@@ -181,6 +231,10 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
                 if let Some(line) = offset.and_then(clock::describe).filter(|_| !skew_said) {
                     skew_said = true;
                     tracing::warn!("{line}");
+                }
+                if matches!(a, Apiserver::Up { .. }) && !marker_read {
+                    marker_read = true;
+                    known_marker = keep_marker(opts, c, known_marker).await;
                 }
                 match a {
                     Apiserver::Down(why) => Apiserver::Down(format!("{endpoint}{why}")),
@@ -196,13 +250,34 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             (Some(_), false) => Some(Err(NOT_PROBED.into())),
             (None, _) => None,
         };
+        let answers = match &etcd {
+            Some(Ok(())) => Some(true),
+            Some(Err(e)) if e != NOT_PROBED => Some(false),
+            _ => None,
+        };
+        if let Some(line) = grace.etcd(answers, now) {
+            progress.step(&line);
+        }
         let etcd_down = !matches!(etcd, Some(Ok(())));
-        if down && past_grace && etcd_down && backup.is_none() {
-            backup = Some(health::newest_backup(&opts.backup_dir));
-            local = Some(evidence::read(&opts.etcd_data_dir));
+        if down && past_grace && etcd_down {
+            match local.as_mut() {
+                None => {
+                    backup = Some(health::newest_backup(
+                        &opts.backup_dir,
+                        opts.identity.as_ref(),
+                    ));
+                    local = Some(evidence::read(
+                        &opts.etcd_data_dir,
+                        &opts.start.pod_manifest_dir,
+                    ));
+                }
+                // The db is read once (and again right before acting); a static pod
+                // of etcd, cheap to look for, may appear any time (a late checkpoint).
+                Some(l) => l.etcd_pod = evidence::etcd_static_pod(&opts.start.pod_manifest_dir),
+            }
         }
         let obs = Observation {
-            elapsed,
+            elapsed: grace.elapsed(now),
             kubelet,
             apiserver,
             etcd,
@@ -210,11 +285,25 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
                 .clone()
                 .unwrap_or_else(|| Err("not looked for yet".into())),
             local: local.clone(),
+            marker: known_marker.clone(),
         };
-        let decision = decide::decide(&obs, &opts.policy);
+        let host = opts
+            .host_etcd
+            .as_ref()
+            .filter(|_| down && past_grace && etcd_down);
+        let decision = match host {
+            Some(h) => match host::step(opts, h, &obs.backup, progress).await? {
+                host::Step::Again => {
+                    tokio::time::sleep(opts.poll).await;
+                    continue;
+                }
+                host::Step::DryRun(d) => d,
+            },
+            None => decide::decide(&obs, &opts.policy),
+        };
         if opts.dry_run && !matches!(decision, Decision::Wait(_)) {
             if decision == Decision::Healthy {
-                progress.step("control plane healthy: the api-server is ready and every required component is Ready");
+                progress.step_with(Fields::decision(decision.word()), HEALTHY);
             }
             let obs = complete(opts, obs).await;
             let report = report::build(&obs, &kubelet_seen, clock_offset, &opts.policy, &decision);
@@ -225,22 +314,23 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         }
         match decision {
             Decision::Healthy => {
-                progress.step("control plane healthy: the api-server is ready and every required component is Ready");
+                progress.step_with(Fields::decision(decision.word()), HEALTHY);
                 return Ok(Outcome::Healthy);
             }
             // The live line carries the elapsed time; the text stays the same while
             // nothing changes, so the log gets one line per change.
-            Decision::Wait(why) => {
-                progress.waiting(&format!("{why} (boot grace {:?})", opts.policy.boot_grace))
-            }
+            Decision::Wait(why) => progress.waiting_with(
+                Fields::decision("wait"),
+                &format!("{why} (boot grace {:?})", opts.policy.boot_grace),
+            ),
             Decision::Recover { via, why } => match cluster_lock(opts, &via).await {
                 Ok(held) => break (via, why, held),
                 Err(busy) => {
                     // Another master is recovering: once it is done, its control plane
                     // gets a whole boot grace to become healthy before this one judges
                     // it, so a result still settling is not recovered a second time.
-                    began = Instant::now();
-                    progress.waiting(&busy);
+                    grace.restart(Instant::now());
+                    progress.waiting_with(Fields::decision("wait"), &busy);
                 }
             },
             Decision::Unhealthy(why) => return Err(EnsureError::Unhealthy(why)),
@@ -251,8 +341,12 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         }
         tokio::time::sleep(opts.poll).await;
     };
-    progress.step(&format!("recovering: {why}"));
-    let work = recover_and_start(opts, &via, local.as_ref(), progress);
+    progress.phase("recover");
+    progress.step_with(
+        Fields::decision("recover").with_source(via.word()),
+        &format!("recovering: {why}"),
+    );
+    let work = recovery::recover_and_start(opts, &via, local.as_ref(), progress);
     let done = match lock {
         // The recovery runs only while this master knows it holds the lock.
         Some(mut held) => {
@@ -266,11 +360,40 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         None => work.await,
     };
     let (asset_dir, summary) = done?;
+    if let Via::Backup(b) = &via {
+        let c = client.as_ref().map(|(c, _)| c);
+        recovery::leave_marker(opts, c, b.revision, run_started, progress).await?;
+    }
     Ok(Outcome::Recovered {
         via,
         asset_dir,
         summary,
     })
+}
+
+/// Reads the restore marker from the api-server and keeps a newer one on this node's
+/// disk; returns the marker known now.
+async fn keep_marker(
+    opts: &Options,
+    client: &kube::Client,
+    known: Option<marker::Marker>,
+) -> Option<marker::Marker> {
+    match marker::read(client).await {
+        Ok(Some(m)) if Some(&m) != known.as_ref() => {
+            tracing::info!("the cluster records {}", m.describe());
+            if !opts.dry_run
+                && let Err(e) = marker::save(&opts.recovery_root, &m)
+            {
+                tracing::warn!("keeping the restore marker on this node: {e}");
+            }
+            Some(m)
+        }
+        Ok(_) => known,
+        Err(e) => {
+            tracing::warn!("{e}");
+            known
+        }
+    }
 }
 
 /// A dry run's evidence made whole: what the decision did not need to probe (etcd,
@@ -282,20 +405,24 @@ async fn complete(opts: &Options, mut obs: Observation) -> Observation {
         obs.etcd = Some(health::etcd(cfg, &opts.etcd_prefix).await);
     }
     if obs.local.is_none() {
-        obs.local = Some(evidence::read(&opts.etcd_data_dir));
-        obs.backup = health::newest_backup(&opts.backup_dir);
+        obs.local = Some(evidence::read(
+            &opts.etcd_data_dir,
+            &opts.start.pod_manifest_dir,
+        ));
+        obs.backup = health::newest_backup(&opts.backup_dir, opts.identity.as_ref());
     }
     obs
 }
 
 /// Takes the cluster-wide recovery lock when etcd is there to hold it (`Ok(None)`
-/// when it is not: a backup restore, which policy limits to one node anyway).
+/// when it is not: a backup restore or the local data dir started, which policy
+/// limits to one node).
 /// `Err` says who holds it.
 async fn cluster_lock(opts: &Options, via: &Via) -> Result<Option<lock::Held>, String> {
     let Some(cfg) = opts
         .etcd
         .as_ref()
-        .filter(|_| !matches!(via, Via::Backup(_)))
+        .filter(|_| matches!(via, Via::Apiserver | Via::Etcd))
     else {
         return Ok(None);
     };
@@ -307,107 +434,4 @@ async fn cluster_lock(opts: &Options, via: &Via) -> Result<Option<lock::Held>, S
         )),
         Err(e) => Err(format!("cannot take the recovery lock: {e}; trying again")),
     }
-}
-
-async fn recover_and_start(
-    opts: &Options,
-    via: &Via,
-    local: Option<&evidence::LocalData>,
-    progress: &mut Progress,
-) -> Result<(PathBuf, Summary), EnsureError> {
-    let asset_dir = recover_into(opts, via).await?;
-    if let Via::Backup(b) = via {
-        // The recovery took time; the evidence must still hold before `start` moves
-        // the data dir aside.
-        recheck(opts, b.revision, local).await?;
-    }
-    progress.step(&format!(
-        "starting the control plane from {}",
-        asset_dir.display()
-    ));
-    let start_opts = StartOptions {
-        asset_dir: asset_dir.clone(),
-        ..opts.start.clone()
-    };
-    let summary = start::run(&start_opts, progress)
-        .await
-        .map_err(|error| EnsureError::Start {
-            dir: asset_dir.display().to_string(),
-            error,
-        })?;
-    Ok((asset_dir, summary))
-}
-
-/// Probes etcd and reads the local data dir again; `Err` when either differs from
-/// what the restore was decided on.
-async fn recheck(
-    opts: &Options,
-    revision: i64,
-    decided_on: Option<&evidence::LocalData>,
-) -> Result<(), EnsureError> {
-    let abort = |what: String| {
-        EnsureError::Changed(format!(
-            "backup restore (revision {revision}) aborted before anything was moved: {what}; run kubeboot ensure again to decide anew"
-        ))
-    };
-    let etcd_answers = match &opts.etcd {
-        Some(cfg) => health::etcd(cfg, &opts.etcd_prefix)
-            .await
-            .is_ok()
-            .then(|| cfg.endpoints.join(",")),
-        None => None,
-    };
-    let now = evidence::read(&opts.etcd_data_dir);
-    match evidence::changed(decided_on, &now, etcd_answers.as_deref()) {
-        Some(what) => Err(abort(what)),
-        None => Ok(()),
-    }
-}
-
-/// Recovers from `via` into a new dir under the recovery root.
-async fn recover_into(opts: &Options, via: &Via) -> Result<PathBuf, EnsureError> {
-    let source = match via {
-        Via::Apiserver => Source::Apiserver {
-            kubeconfig: opts.kubeconfig.clone(),
-            request_timeout: opts.request_timeout,
-        },
-        Via::Etcd => match &opts.etcd {
-            Some(cfg) => Source::Etcd(cfg.clone()),
-            None => return Err(EnsureError::Failed("etcd chosen but not configured".into())),
-        },
-        Via::Backup(b) => Source::Snapshot {
-            file: b.snapshot.clone(),
-            skip_hash_check: false,
-        },
-    };
-    let kind = source.kind();
-    let kubeconfig = std::fs::read(&opts.kubeconfig)
-        .map_err(FsError::io("read kubeconfig", &opts.kubeconfig))?;
-    let req = Request {
-        source,
-        etcd_prefix: opts.etcd_prefix.clone(),
-        kubeconfig: Some(kubeconfig),
-        encryption: opts.encryption.as_ref(),
-        render: opts.render.clone(),
-        // Unattended: a field the descriptors cannot read is a warning in kubeboot.json and the
-        // journal, not a reason to leave the control plane down.
-        strict: false,
-    };
-    let recovered = recover::recover(&req)
-        .await
-        .map_err(|error| EnsureError::Recover { via: kind, error })?;
-    fsutil::create_dir_all_with_mode(&opts.recovery_root, 0o700)?;
-    let dir = opts
-        .recovery_root
-        .join(format!("{}-{kind}", fsutil::timestamp_suffix()));
-    assets::write(&dir, &recovered.assets, false).map_err(|e| {
-        EnsureError::Failed(format!(
-            "writing the recovered assets to {}: {e}",
-            dir.display()
-        ))
-    })?;
-    for line in recovered.summary(&dir) {
-        tracing::info!("{line}");
-    }
-    Ok(dir)
 }

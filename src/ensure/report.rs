@@ -4,13 +4,13 @@
 
 use serde::Serialize;
 
-use super::decide::{Apiserver, Decision, Kubelet, LocalState, Observation, Policy, Via};
+use super::decide::{Apiserver, Decision, Kubelet, LocalState, Observation, Policy};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     /// healthy | wait | recover | unhealthy | refused | no-source | failed | misconfigured
     pub decision: &'static str,
-    /// apiserver | etcd | backup, for `recover`.
+    /// apiserver | etcd | backup | local, for `recover`.
     pub via: Option<&'static str>,
     pub reason: String,
     /// The status a real run would exit with on this decision.
@@ -26,6 +26,8 @@ pub struct Evidence {
     pub etcd: State,
     pub local_data: LocalReport,
     pub backup: BackupReport,
+    /// The last backup restore this node knows of (null: none).
+    pub restore_marker: Option<super::marker::Marker>,
 }
 
 /// A probe's state word and its detail (null when there is nothing to say).
@@ -53,6 +55,8 @@ pub struct LocalReport {
     pub state: &'static str,
     pub revision: Option<i64>,
     pub detail: Option<String>,
+    /// A static pod on this node that runs etcd on the data dir (its file).
+    pub etcd_static_pod: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -81,15 +85,16 @@ pub fn build(
     p: &Policy,
     decision: &Decision,
 ) -> Report {
-    let (word, via, reason, exit_code) = match decision {
-        Decision::Healthy => ("healthy", None, "control plane healthy".to_string(), 0),
-        Decision::Wait(w) => ("wait", None, w.clone(), 0),
-        Decision::Recover { via, why } => ("recover", Some(via_word(via)), why.clone(), 0),
-        Decision::Unhealthy(w) => ("unhealthy", None, w.clone(), 6),
-        Decision::Refused(w) => ("refused", None, w.clone(), 4),
-        Decision::NoSource(w) => ("no-source", None, w.clone(), 3),
-        Decision::Failed(w) => ("failed", None, w.clone(), 1),
-        Decision::Misconfigured(w) => ("misconfigured", None, w.clone(), 2),
+    let word = decision.word();
+    let (via, reason, exit_code) = match decision {
+        Decision::Healthy => (None, "control plane healthy".to_string(), 0),
+        Decision::Wait(w) => (None, w.clone(), 0),
+        Decision::Recover { via, why } => (Some(via.word()), why.clone(), 0),
+        Decision::Unhealthy(w) => (None, w.clone(), 6),
+        Decision::Refused(w) => (None, w.clone(), 4),
+        Decision::NoSource(w) => (None, w.clone(), 3),
+        Decision::Failed(w) => (None, w.clone(), 1),
+        Decision::Misconfigured(w) => (None, w.clone(), 2),
     };
     let some = |s: &str| Some(s.to_string());
     let kubelet = match kubelet {
@@ -131,6 +136,7 @@ pub fn build(
             state: "not-read",
             revision: None,
             detail: None,
+            etcd_static_pod: None,
         },
         Some(l) => {
             let (state, revision, detail) = match &l.state {
@@ -143,6 +149,7 @@ pub fn build(
                 state,
                 revision,
                 detail,
+                etcd_static_pod: l.etcd_pod.clone(),
             }
         }
     };
@@ -179,6 +186,7 @@ pub fn build(
             etcd,
             local_data,
             backup,
+            restore_marker: o.marker.clone(),
         },
         policy: PolicyReport {
             boot_grace_seconds: p.boot_grace.as_secs(),
@@ -188,18 +196,10 @@ pub fn build(
     }
 }
 
-fn via_word(via: &Via) -> &'static str {
-    match via {
-        Via::Apiserver => "apiserver",
-        Via::Etcd => "etcd",
-        Via::Backup(_) => "backup",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ensure::decide::{Backup, LocalData};
+    use crate::ensure::decide::{Backup, LocalData, Via};
     use serde_json::json;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -219,7 +219,9 @@ mod tests {
             local: Some(LocalData {
                 dir: PathBuf::from("/var/lib/etcd"),
                 state: LocalState::Intact { revision: 7 },
+                etcd_pod: None,
             }),
+            marker: None,
         };
         let p = Policy {
             boot_grace: Duration::from_secs(300),
@@ -246,9 +248,11 @@ mod tests {
                     "apiserver": {"state": "down", "detail": "refused", "unready": [], "gone": [],
                                   "clock_offset_seconds": null},
                     "etcd": {"state": "down", "detail": "etcd down"},
-                    "local_data": {"dir": "/var/lib/etcd", "state": "intact", "revision": 7, "detail": null},
+                    "local_data": {"dir": "/var/lib/etcd", "state": "intact", "revision": 7, "detail": null,
+                                   "etcd_static_pod": null},
                     "backup": {"state": "found", "snapshot": "/b/r9/snapshot.db", "revision": 9,
-                               "self_hosted_etcd": true, "detail": null}
+                               "self_hosted_etcd": true, "detail": null},
+                    "restore_marker": null
                 },
                 "policy": {"boot_grace_seconds": 300, "elapsed_seconds": 301, "backup_restore_allowed": true}
             })

@@ -1,8 +1,9 @@
 //! The files a new cluster adds to what `render` writes: `manifests/`, the PKI under
-//! `tls/`, and the `new_cluster` part of `kubeboot.json`.
+//! `tls/`, the kubelets' kubeconfigs under `auth/kubelets/`, and the `new_cluster` part of `kubeboot.json`.
 
 use serde_json::json;
 
+use super::kubeconfig;
 use super::net::Endpoint;
 use super::objects::{Component, Object};
 use super::options::Plan;
@@ -15,6 +16,7 @@ pub(super) fn add_files(
     out: &mut AssetDir,
     components: &[Component],
     pki: &Pki,
+    server: &str,
 ) -> Result<(), NewClusterError> {
     for c in components {
         let (yaml, secret) = manifest(c)?;
@@ -23,6 +25,15 @@ pub(super) fn add_files(
     }
     for (path, pem) in pki_files(pki) {
         insert_new(out, format!("tls/{path}"), pem, MODE_SECRET)?;
+    }
+    for (node, cert) in &pki.kubelets {
+        let kubeconfig = kubeconfig::kubelet(server, &pki.ca.cert_pem, node, cert)?;
+        insert_new(
+            out,
+            format!("auth/kubelets/{node}.kubeconfig"),
+            kubeconfig,
+            MODE_SECRET,
+        )?;
     }
     Ok(())
 }
@@ -112,6 +123,7 @@ pub(super) fn finish_report(
                 "self_hosted_etcd": opts.self_hosted_etcd,
                 "pod_cidr": plan.pod_cidr.to_string(),
                 "service_cidr": plan.service_cidr.to_string(),
+                "node_names": plan.node_names,
                 "images": {
                     "kube-apiserver": i.kube_apiserver,
                     "kube-controller-manager": i.kube_controller_manager,

@@ -1,9 +1,13 @@
-//! The two kubeconfigs of a new cluster.
+//! The kubeconfigs of a new cluster.
 //!
 //! - `auth/kubeconfig`: the admin's, with the CA and the admin client cert embedded so
 //!   the file stands alone (it is a secret: 0600). `start` and the bootstrap
 //!   controller-manager and scheduler use it, so it names the first `--api-servers`
 //!   URL, which must reach the bootstrap api-server.
+//! - `auth/kubelets/<node>.kubeconfig`: a kubelet's, as `system:node:<node>` in
+//!   `system:nodes`, the identity the Node authorizer and NodeRestriction judge: the
+//!   admin's cert would make every kubelet cluster-admin, so one compromised master
+//!   could rewrite the whole cluster. Same server URL as the admin's.
 //! - the `kubeconfig-in-cluster` ConfigMap: for self-hosted pods that authenticate
 //!   with their service-account token. It names the same URL rather than the
 //!   `kubernetes` service IP, because kube-proxy (which makes the service IP work)
@@ -15,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use super::NewClusterError;
-use super::pki::CertKey;
+use super::pki::{CertKey, NODE_USER_PREFIX};
 
 /// Name of the cluster, user and context entries.
 const CLUSTER: &str = "kubeboot";
@@ -33,6 +37,26 @@ fn yaml(value: &serde_json::Value) -> Result<String, NewClusterError> {
 
 /// The admin kubeconfig.
 pub fn admin(server: &str, ca_pem: &str, admin: &CertKey) -> Result<String, NewClusterError> {
+    with_cert(server, ca_pem, ADMIN, admin)
+}
+
+/// A kubelet's kubeconfig, as `system:node:<node>`.
+pub fn kubelet(
+    server: &str,
+    ca_pem: &str,
+    node: &str,
+    cert: &CertKey,
+) -> Result<String, NewClusterError> {
+    with_cert(server, ca_pem, &format!("{NODE_USER_PREFIX}{node}"), cert)
+}
+
+/// A kubeconfig with the CA and a client cert embedded, its user named `user`.
+fn with_cert(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    cert: &CertKey,
+) -> Result<String, NewClusterError> {
     let b64 = |s: &str| STANDARD.encode(s.as_bytes());
     yaml(&json!({
         "apiVersion": "v1",
@@ -42,17 +66,17 @@ pub fn admin(server: &str, ca_pem: &str, admin: &CertKey) -> Result<String, NewC
             "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
         }],
         "users": [{
-            "name": ADMIN,
+            "name": user,
             "user": {
-                "client-certificate-data": b64(&admin.cert_pem),
-                "client-key-data": b64(&admin.key_pem),
+                "client-certificate-data": b64(&cert.cert_pem),
+                "client-key-data": b64(&cert.key_pem),
             },
         }],
         "contexts": [{
-            "name": format!("{ADMIN}@{CLUSTER}"),
-            "context": {"cluster": CLUSTER, "user": ADMIN},
+            "name": format!("{user}@{CLUSTER}"),
+            "context": {"cluster": CLUSTER, "user": user},
         }],
-        "current-context": format!("{ADMIN}@{CLUSTER}"),
+        "current-context": format!("{user}@{CLUSTER}"),
     }))
 }
 

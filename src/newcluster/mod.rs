@@ -11,7 +11,8 @@
 //!   creates once the bootstrap api-server answers (`objects`, `control_plane`,
 //!   `node_agents`, and with `--self-hosted-etcd` [`etcd`]);
 //! - `tls/`: the PKI as files for the operator ([`pki`]);
-//! - `auth/kubeconfig`: the admin kubeconfig (`kubeconfig`);
+//! - `auth/kubeconfig`: the admin kubeconfig, and `auth/kubelets/<node>.kubeconfig`, one
+//!   per `--node-names` kubelet (`kubeconfig`);
 //! - in `kubeboot.json`, source kind `rendered` and the options under `new_cluster`.
 //!
 //! Determinism: keys and certs are random, and the render time is recorded; both live
@@ -102,7 +103,7 @@ pub fn render_with_pki(opts: &NewClusterOptions, pki: &Pki) -> Result<AssetDir, 
     let admin = kubeconfig::admin(&server, &pki.ca.cert_pem, &pki.admin)?;
     let cp = control_plane_of(&components, pki, admin.into_bytes());
     let mut out = render::render(&cp, &opts.render)?;
-    assemble::add_files(&mut out, &components, pki)?;
+    assemble::add_files(&mut out, &components, pki, &server)?;
     assemble::finish_report(&mut out, &plan, opts)?;
     Ok(out)
 }

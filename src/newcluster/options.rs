@@ -103,6 +103,9 @@ pub struct NewClusterOptions {
     /// needs exactly one api-server host, whose address etcd is reached at.
     pub self_hosted_etcd: bool,
     pub images: Images,
+    /// Node names of the masters whose kubelets get a credential of their own
+    /// (`auth/kubelets/<name>.kubeconfig`, as `system:node:<name>`).
+    pub node_names: Vec<String>,
     /// Host paths baked into the bootstrap pods.
     pub render: RenderOptions,
 }
@@ -116,6 +119,7 @@ impl Default for NewClusterOptions {
             etcd_servers: vec![DEFAULT_ETCD_SERVERS.into()],
             self_hosted_etcd: false,
             images: Images::default(),
+            node_names: Vec::new(),
             render: RenderOptions::default(),
         }
     }
@@ -131,6 +135,7 @@ pub(super) struct Plan {
     pub(super) etcd_servers: Vec<Endpoint>,
     pub(super) self_hosted_etcd: bool,
     pub(super) images: Images,
+    pub(super) node_names: Vec<String>,
 }
 
 impl Plan {
@@ -203,6 +208,7 @@ impl Plan {
                 format!("Kubernetes {KUBERNETES_VERSION} needs etcd 3.5 or later"),
             ));
         }
+        let node_names = node_names(&opts.node_names)?;
         let secure_port = api_servers.first().map_or(6443, Endpoint::port_or_default);
         Ok(Plan {
             api_servers,
@@ -212,6 +218,7 @@ impl Plan {
             etcd_servers,
             self_hosted_etcd: opts.self_hosted_etcd,
             images: opts.images.clone(),
+            node_names,
         })
     }
 
@@ -242,8 +249,37 @@ impl Plan {
             etcd_sans: self
                 .etcd_tls()
                 .then(|| pki::etcd_sans(&hosts(&self.etcd_servers))),
+            node_names: self.node_names.clone(),
         }
     }
+}
+
+/// `--node-names`: each a node name (a lowercase RFC 1123 subdomain, as the api-server
+/// validates `metadata.name` of a Node), none twice; it becomes a file name too.
+fn node_names(list: &[String]) -> Result<Vec<String>, NewClusterError> {
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for name in list {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(option(
+                "--node-names",
+                name,
+                "is not a node name (lowercase letters, digits, '-' and '.', as the kubelet registers it)".into(),
+            ));
+        }
+        if out.contains(name) {
+            return Err(option("--node-names", name, "is given twice".into()));
+        }
+        out.push(name.clone());
+    }
+    Ok(out)
 }
 
 /// With `--self-hosted-etcd`: the one etcd member, `https://<api-server host>:2379`.

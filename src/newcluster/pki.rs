@@ -1,7 +1,7 @@
 //! The PKI of a new cluster, made with rcgen.
 //!
-//! One cluster CA signs the api-server's serving cert, its kubelet-client cert and
-//! the admin client cert; the controller-manager signs kubelet and CSR certs with the
+//! One cluster CA signs the api-server's serving cert, its kubelet-client cert, the
+//! admin client cert and one client cert per `--node-names` kubelet; the controller-manager signs kubelet and CSR certs with the
 //! same CA. etcd gets its own CA when it is reached over https, so a cert that etcd
 //! trusts is never also a Kubernetes client identity (and the other way round). The
 //! service-account key pair is a bare key pair: tokens are JWTs, not certs.
@@ -61,6 +61,9 @@ pub struct Pki {
     pub service_account_pub_pem: String,
     /// Present when etcd is reached over https.
     pub etcd: Option<EtcdPki>,
+    /// Each `--node-names` kubelet's client cert, `system:node:<name>` in
+    /// `system:nodes`, in the order given.
+    pub kubelets: Vec<(String, CertKey)>,
 }
 
 /// Subject common names, also the RBAC user names of the client certs.
@@ -71,6 +74,9 @@ pub const ADMIN_CN: &str = "kubeboot-admin";
 pub const ADMIN_GROUP: &str = "system:masters";
 pub const ETCD_CA_CN: &str = "kubeboot-etcd-ca";
 pub const ETCD_CLIENT_CN: &str = "kube-apiserver-etcd-client";
+/// The user and group the Node authorizer and NodeRestriction recognise a kubelet by.
+pub const NODE_USER_PREFIX: &str = "system:node:";
+pub const NODES_GROUP: &str = "system:nodes";
 
 const CA_YEARS: i16 = 10;
 const LEAF_YEARS: i16 = 1;
@@ -82,6 +88,8 @@ pub(super) struct PkiRequest {
     pub(super) apiserver_sans: Vec<Host>,
     /// etcd member names and addresses; `None` when etcd is plain http.
     pub(super) etcd_sans: Option<Vec<Host>>,
+    /// Kubelets that get a client cert of their own.
+    pub(super) node_names: Vec<String>,
 }
 
 fn pki_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> NewClusterError {
@@ -259,6 +267,19 @@ pub(super) fn generate(req: &PkiRequest, now: Timestamp) -> Result<Pki, NewClust
         start,
         leaf_end,
     )?;
+    let mut kubelets = Vec::with_capacity(req.node_names.len());
+    for name in &req.node_names {
+        let cn = format!("{NODE_USER_PREFIX}{name}");
+        let spec = Leaf {
+            cn: &cn,
+            org: Some(NODES_GROUP),
+            sans: &[],
+            server: false,
+            client: true,
+        };
+        let cert = leaf(&issuer, &spec, start, leaf_end)?;
+        kubelets.push((name.clone(), cert));
+    }
     let sa = KeyPair::generate().map_err(pki_err("the service-account key"))?;
     let etcd = match &req.etcd_sans {
         None => None,
@@ -288,6 +309,7 @@ pub(super) fn generate(req: &PkiRequest, now: Timestamp) -> Result<Pki, NewClust
         service_account_key_pem: sa.serialize_pem(),
         service_account_pub_pem: sa.public_key_pem(),
         etcd,
+        kubelets,
     })
 }
 

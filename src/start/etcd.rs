@@ -188,5 +188,16 @@ pub async fn restore(
             "etcd restored; revision moved on by {by} to {rev} and compacted there, so clients relist"
         ));
     }
+    if !restored {
+        // Only once the restore holds: the data dirs moved aside before it are the
+        // fall-back while it might still fail. They hold every Secret of the cluster.
+        for old in fsutil::prune_asides(&data_dir, opts.keep_moved_aside)? {
+            progress.step(&format!(
+                "removed {} (keeping the {} newest earlier copies, --keep-moved-aside)",
+                old.display(),
+                opts.keep_moved_aside
+            ));
+        }
+    }
     Ok(bytes)
 }

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod install;
 pub mod manifests;
+pub mod node_role;
 pub mod observe;
 pub mod pivot;
 pub mod plan;
@@ -154,6 +155,7 @@ pub async fn run(opts: &StartOptions, progress: &mut Progress) -> Result<Summary
     // A start killed mid-write left temp copies of keys; nothing else would remove them.
     // The checkpointer's pod writes the manifest dir too, from another PID namespace.
     let shared = Duration::from_secs(60);
+    progress.phase("install");
     for (dir, min_age) in [
         (fsutil::parent_of(&opts.secrets_dir), Duration::ZERO),
         (opts.pod_manifest_dir.as_path(), shared),
@@ -246,6 +248,7 @@ async fn restore_etcd(
     let Some(r) = plan.etcd_restore.clone() else {
         return Ok(());
     };
+    progress.phase("etcd-restore");
     let Some(b) = plan
         .bootstrap
         .iter_mut()
@@ -276,6 +279,7 @@ fn install_bootstrap(
     opts: &StartOptions,
     progress: &mut Progress,
 ) -> Result<(), StartError> {
+    progress.phase("install");
     for b in &plan.bootstrap {
         let outcome = install::install_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
         report(
@@ -304,6 +308,7 @@ fn remove_bootstrap(
     opts: &StartOptions,
     progress: &mut Progress,
 ) -> Result<(), StartError> {
+    progress.phase("cleanup");
     for b in &plan.bootstrap {
         install::remove_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
     }
@@ -333,16 +338,37 @@ async fn boot(
     progress: &mut Progress,
 ) -> Result<(), StartError> {
     let (client, endpoint) = (api.client, api.endpoint);
+    progress.phase("wait-apiserver");
     progress.step(&format!("waiting for the api-server at {endpoint}"));
     wait_api(client, endpoint, deadline, opts.poll, progress).await?;
     if let Some(phases) = &plan.manifests {
+        progress.phase("create");
         progress.step("creating the self-hosted objects from manifests/");
         let apply_opts = apply::ApplyOptions::until(deadline);
-        let mut say = |line: &str| tracing::info!("{line}");
+        let mut say = |line: &str| progress.note(line);
         let summary = apply::create_all(client, phases, &apply_opts, &mut say).await?;
         progress.step(&format!(
             "self-hosted objects: {} created, {} updated, {} unchanged",
             summary.created, summary.updated, summary.unchanged
+        ));
+    }
+    let namespaces = namespaces(&opts.required);
+    let node = opts.node_name.as_str();
+    progress.phase("label-node");
+    let what = format!("node {node} to register and carry the control plane's node labels");
+    let added = wait_for(&what, deadline, opts.poll, progress, async || {
+        let wanted = node_role::wanted(client, &opts.required, &namespaces).await?;
+        if wanted.is_empty() {
+            return Ok(wanted);
+        }
+        node_role::label(client, node, &wanted).await
+    })
+    .await?;
+    if !added.is_empty() {
+        let list: Vec<String> = added.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        progress.step(&format!(
+            "labelled node {node} {} (the self-hosted control plane selects it; a kubelet may not set it on itself)",
+            list.join(",")
         ));
     }
     let twinned: Vec<&str> = plan
@@ -352,11 +378,11 @@ async fn boot(
         .map(|b| b.component())
         .collect();
     let names: Vec<String> = opts.required.iter().map(ToString::to_string).collect();
+    progress.phase("wait-selfhosted");
     progress.step(&format!(
         "waiting for the self-hosted pods: {}",
         names.join(", ")
     ));
-    let namespaces = namespaces(&opts.required);
     wait_for(
         "the self-hosted control plane",
         deadline,

@@ -179,6 +179,11 @@ pub fn owned_by(pod: &Pod, req: &Required, replicasets: &[ReplicaSet]) -> bool {
     }
 }
 
+/// Whether a pod's controller is a ReplicaSet, as a Deployment's pods' is.
+pub fn owned_by_deployment(pod: &Pod) -> bool {
+    controller(&pod.metadata).is_some_and(|o| o.kind == "ReplicaSet")
+}
+
 fn condition(pod: &Pod, type_: &str) -> Option<(bool, Option<Timestamp>)> {
     let c = pod
         .status

@@ -1,18 +1,20 @@
 //! The pivot, with a way back. Bootstrap and self-hosted pods of a component share host
 //! ports, so the self-hosted one cannot serve until its bootstrap twin is gone. One
 //! component at a time: remove its bootstrap manifest, wait until a self-hosted pod on
-//! *this* node (`--node-name`) is Ready with a status written after the removal, and if
-//! that does not
-//! happen within `--pivot-timeout`, put the bootstrap manifest back and fail. The
+//! this node (`--node-name`, or any live node for a Deployment) is Ready with a status
+//! written after the removal, and if that does not happen within `--pivot-timeout`, put the bootstrap manifest back and fail. The
 //! api-server goes last, so every other pivot is watched through a working API, and
 //! its own pivot also requires `/readyz` through the kubeconfig's address.
 //!
-//! Why this node only: the bootstrap pod that was removed ran here, so only a pod here
-//! shows that this node still runs the component. Another master's pod that was Ready
-//! all along proves nothing about this one. Why "written after the removal": a pod here
-//! that was Ready before (a component without a host port runs beside its twin) is
-//! believed only through the settle rule counted from the removal, so its kubelet has
-//! reported it Ready since the bootstrap pod went.
+//! Where the proof must come from: a DaemonSet component (the api-server, etcd, the
+//! checkpointer) must have a pod on *this* node, since the bootstrap pod that was removed
+//! ran here and another master's pod that was Ready all along proves nothing about this
+//! one. A Deployment component (scheduler, controller-manager) is one service for the
+//! whole cluster, elected by lease: its scheduler may well place every replica on the
+//! other masters, so a Ready replica on any live node is proof enough. Why "written after
+//! the removal": a pod that was Ready before (a component without a host port runs beside
+//! its twin) is believed only through the settle rule counted from the removal, so its
+//! kubelet has reported it Ready since the bootstrap pod went.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -73,6 +75,8 @@ async fn pivot_one(
         name: parent.name.clone(),
     };
     let removed_at = Timestamp::now();
+    progress.phase("pivot");
+    progress.component(Some(&component));
     install::remove_manifest(&opts.pod_manifest_dir, &b.file, &b.bytes)?;
     progress.step(&format!(
         "pivot {component}: bootstrap pod removed; waiting for the self-hosted {component} to become Ready"
@@ -83,7 +87,7 @@ async fn pivot_one(
     let namespaces = vec![req.namespace.clone()];
     let what = format!("the self-hosted {component} to become Ready");
     // Ready runs counted from the removal only (see the module doc).
-    let mut here_since = BTreeMap::new();
+    let mut seen_since = BTreeMap::new();
     let node = opts.node_name.as_str();
     let waited = wait_for(&what, deadline, opts.poll, progress, async || {
         if serves_api {
@@ -101,7 +105,7 @@ async fn pivot_one(
             removed_at,
             now,
             &opts.rules,
-            &mut here_since,
+            &mut seen_since,
         );
         if v.stage == Stage::Ready {
             Ok(())
@@ -140,8 +144,9 @@ async fn pivot_one(
     }
 }
 
-/// The verdict on `req` counting only a pod on `node`, with `here_since` tracking Ready
-/// runs seen since the removal. Pure.
+/// The verdict on `req` counting its DaemonSet pods on `node` only and its Deployment
+/// pods on every live node, with `seen_since` tracking Ready runs seen since the
+/// removal. Pure.
 #[allow(clippy::too_many_arguments)]
 fn assess_here(
     req: &Required,
@@ -151,14 +156,30 @@ fn assess_here(
     removed_at: Timestamp,
     now: Timestamp,
     rules: &observe::Rules,
-    here_since: &mut BTreeMap<String, Timestamp>,
+    seen_since: &mut BTreeMap<String, Timestamp>,
 ) -> observe::Verdict {
-    let here: BTreeSet<String> = live.iter().filter(|n| *n == node).cloned().collect();
-    observe::track_ready(here_since, w, &here, now);
-    let mut v = observe::assess(req, w, &here, removed_at, now, rules, here_since);
-    if here.is_empty() {
+    let on_node = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+    };
+    let scoped = observe::World {
+        pods: w
+            .pods
+            .iter()
+            .filter(|p| on_node(p) || observe::owned_by_deployment(p))
+            .cloned()
+            .collect(),
+        ..w.clone()
+    };
+    observe::track_ready(seen_since, &scoped, live, now);
+    let mut v = observe::assess(req, &scoped, live, removed_at, now, rules, seen_since);
+    if !live.contains(node) {
         v.detail = format!("this node {node:?} is not a live node of the cluster");
-    } else if v.stage == Stage::Missing && v.detail.starts_with("no pod of") {
+    } else if v.stage == Stage::Missing
+        && v.detail.starts_with("no pod of")
+        && w.pods
+            .iter()
+            .any(|p| observe::owned_by(p, req, &w.replicasets) && !observe::owned_by_deployment(p))
+    {
         v.detail = format!("no pod of {req} on this node {node:?}");
     }
     v

@@ -119,3 +119,91 @@ fn a_node_that_is_not_live_says_so() {
         v.detail
     );
 }
+
+/// A kube-controller-manager Deployment pod on `node` (through ReplicaSet kcm-1).
+fn deployment_pod(node: &str, created: &str, ready_at: &str) -> k8s_openapi::api::core::v1::Pod {
+    let mut p = pod(node, created, ready_at);
+    p.metadata.name = Some(format!("kcm-{node}"));
+    let refs = p.metadata.owner_references.as_mut().unwrap();
+    refs[0].kind = "ReplicaSet".into();
+    refs[0].name = "kcm-1".into();
+    p
+}
+
+fn kcm_world(pods: Vec<k8s_openapi::api::core::v1::Pod>, renew: &str) -> World {
+    let mut w = world(pods, renew);
+    w.replicasets = vec![
+        serde_json::from_value(json!({
+            "metadata": {"name": "kcm-1", "namespace": "kube-system",
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "name": "kube-controller-manager", "uid": "d",
+                                              "controller": true}]}
+        }))
+        .unwrap(),
+    ];
+    w
+}
+
+/// CI run of stop 19: with three labelled masters the scheduler placed both
+/// controller-manager replicas on master-2 and master-3, and the pivot on master-1
+/// waited for a pod that would never come there. A Deployment is one service for the
+/// cluster: a replica Ready on another live node pivots it.
+#[test]
+fn a_deployment_replica_on_another_node_pivots_this_one() {
+    let req = Required::parse("kube-system/kube-controller-manager").unwrap();
+    let w = kcm_world(
+        vec![deployment_pod(
+            "m2",
+            "2026-01-01T10:00:05Z",
+            "2026-01-01T10:00:06Z",
+        )],
+        "2026-01-01T10:00:10Z",
+    );
+    let rules = Rules::default();
+    let now = ts("2026-01-01T10:00:10Z");
+    let live = observe::live_nodes(&w, now, rules.node_grace);
+    let v = assess_here(
+        &req,
+        &w,
+        &live,
+        "m1",
+        ts(REMOVED),
+        now,
+        &rules,
+        &mut BTreeMap::new(),
+    );
+    assert_eq!(v.stage, Stage::Ready, "{}", v.detail);
+    // Not with no replica at all: the wait names the Deployment on a live node.
+    let w = kcm_world(vec![], "2026-01-01T10:00:10Z");
+    let v = assess_here(
+        &req,
+        &w,
+        &live,
+        "m1",
+        ts(REMOVED),
+        now,
+        &rules,
+        &mut BTreeMap::new(),
+    );
+    assert_eq!(v.stage, Stage::Missing);
+    assert!(v.detail.contains("on a live node"), "{}", v.detail);
+}
+
+/// A replica on another node still must have been confirmed since the removal: one Ready
+/// from before settles first.
+#[test]
+fn a_deployment_replica_ready_before_the_removal_settles_first() {
+    let req = Required::parse("kube-system/kube-controller-manager").unwrap();
+    let before = deployment_pod("m2", "2026-01-01T09:00:00Z", "2026-01-01T09:00:01Z");
+    let rules = Rules::default();
+    let mut since = BTreeMap::new();
+    let w = kcm_world(vec![before.clone()], "2026-01-01T10:00:01Z");
+    let now = ts("2026-01-01T10:00:01Z");
+    let live = observe::live_nodes(&w, now, rules.node_grace);
+    let v = assess_here(&req, &w, &live, "m1", ts(REMOVED), now, &rules, &mut since);
+    assert_eq!(v.stage, Stage::Unconfirmed, "{}", v.detail);
+    let w = kcm_world(vec![before], "2026-01-01T10:00:12Z");
+    let now = ts("2026-01-01T10:00:12Z");
+    let v = assess_here(&req, &w, &live, "m1", ts(REMOVED), now, &rules, &mut since);
+    assert_eq!(v.stage, Stage::Ready, "{}", v.detail);
+}

@@ -2,9 +2,15 @@
 //! keeps saying what is being waited for; the journal always gets log lines (a step
 //! each, and a waiting line at most every [`WAIT_LOG_EVERY`]); systemd gets
 //! `STATUS=` so `systemctl status kubeboot` shows the same words.
+//!
+//! Every log line carries the step it belongs to (`KUBEBOOT_STEP`, set by
+//! [`Progress::phase`]) and, during a pivot, the component (`KUBEBOOT_COMPONENT`): the
+//! waits inside a step are tagged too, without each caller naming it.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+use crate::systemd::logfields::{self, Fields};
 
 /// How often an unchanged wait is repeated in the log.
 pub const WAIT_LOG_EVERY: Duration = Duration::from_secs(15);
@@ -15,6 +21,10 @@ pub struct Progress {
     live: bool,
     current: String,
     last_wait: Option<(String, Instant)>,
+    /// The journal's `KUBEBOOT_STEP` of every line until the next [`Progress::phase`].
+    phase: Option<&'static str>,
+    /// The journal's `KUBEBOOT_COMPONENT`, while one component is worked on.
+    component: Option<String>,
 }
 
 impl Default for Progress {
@@ -39,6 +49,29 @@ impl Progress {
             live: false,
             current: step.into(),
             last_wait: None,
+            phase: None,
+            component: None,
+        }
+    }
+
+    /// The lines that follow belong to `step` (a word: `install`, `pivot`, …), and to no
+    /// component until [`Progress::component`] names one.
+    pub fn phase(&mut self, step: &'static str) {
+        self.phase = Some(step);
+        self.component = None;
+    }
+
+    /// The lines that follow are about `component` (or no longer about one).
+    pub fn component(&mut self, component: Option<&str>) {
+        self.component = component.map(str::to_string);
+    }
+
+    /// `extra` with the current step and component where it names none.
+    fn fields<'a>(&'a self, extra: Fields<'a>) -> Fields<'a> {
+        Fields {
+            step: extra.step.or(self.phase),
+            component: extra.component.or(self.component.as_deref()),
+            ..extra
         }
     }
 
@@ -57,9 +90,14 @@ impl Progress {
 
     /// A step begins or ends: always logged.
     pub fn step(&mut self, msg: &str) {
+        self.step_with(Fields::default(), msg);
+    }
+
+    /// [`Progress::step`], with more journal fields (a decision, a source, an outcome).
+    pub fn step_with(&mut self, extra: Fields<'_>, msg: &str) {
         self.clear_live();
         self.current = msg.to_string();
-        tracing::info!("{msg}");
+        logfields::info(self.fields(extra), msg);
         crate::systemd::status(msg);
         self.last_wait = None;
     }
@@ -67,12 +105,22 @@ impl Progress {
     /// A warning that does not stop `start`.
     pub fn warn(&mut self, msg: &str) {
         self.clear_live();
-        tracing::warn!("{msg}");
+        logfields::warn(self.fields(Fields::default()), msg);
+    }
+
+    /// A line for the log only (no `STATUS=`, not the current step).
+    pub fn note(&self, msg: &str) {
+        logfields::info(self.fields(Fields::default()), msg);
     }
 
     /// Still waiting: the live line and `STATUS=` follow every call; the log gets the
     /// line when it changes or every [`WAIT_LOG_EVERY`].
     pub fn waiting(&mut self, msg: &str) {
+        self.waiting_with(Fields::default(), msg);
+    }
+
+    /// [`Progress::waiting`], with more journal fields.
+    pub fn waiting_with(&mut self, extra: Fields<'_>, msg: &str) {
         let line = format!("[{:5.1}s] {msg}", self.elapsed().as_secs_f64());
         let changed = self.last_wait.as_ref().is_none_or(|(last, _)| last != msg);
         if changed {
@@ -89,7 +137,7 @@ impl Progress {
             let _ = err.flush();
             self.live = true;
         } else if due {
-            tracing::info!("{msg}");
+            logfields::info(self.fields(extra), msg);
         }
         if due {
             self.last_wait = Some((msg.to_string(), Instant::now()));

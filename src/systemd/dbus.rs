@@ -2,8 +2,11 @@
 //! `ensure` can tell "the kubelet is still starting" from "kubelet.service has failed"
 //! and say which in the journal: the kubelet's healthz port alone cannot.
 //!
-//! Read-only: `GetUnit`, then the unit's `ActiveState` and `SubState`. Nothing is
-//! started or stopped: a failed kubelet is the operator's (or its unit's `Restart=`).
+//! For the kubelet, read-only: `GetUnit`, then the unit's `ActiveState` and `SubState`;
+//! a failed kubelet is the operator's (or its unit's `Restart=`). The one unit kubeboot
+//! stops and starts is a host-run etcd's, around its restore or join
+//! ([`crate::hostetcd`]): `StopUnit`/`StartUnit` in `replace` mode, then the unit's state
+//! is polled until the job's end shows, and `Reload` after a drop-in changed.
 
 use zbus::zvariant::OwnedObjectPath;
 
@@ -15,6 +18,9 @@ use zbus::zvariant::OwnedObjectPath;
 )]
 trait Manager {
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reload(&self) -> zbus::Result<()>;
 }
 
 #[zbus::proxy(
@@ -27,6 +33,18 @@ trait Unit {
     fn active_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn sub_state(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1",
+    gen_blocking = false
+)]
+trait Service {
+    #[zbus(property)]
+    fn environment(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn environment_files(&self) -> zbus::Result<Vec<(String, bool)>>;
 }
 
 /// What systemd says about a unit.
@@ -102,4 +120,83 @@ pub async fn unit_state(conn: &zbus::Connection, unit: &str) -> Result<UnitState
         active: proxy.active_state().await.map_err(err)?,
         sub: proxy.sub_state().await.map_err(err)?,
     })
+}
+
+/// Starts (`start` true) or stops `unit` and waits, polling every `poll`, until its state
+/// shows the job's end: `active` after a start, `inactive` or `failed` after a stop.
+pub async fn start_stop(
+    conn: &zbus::Connection,
+    unit: &str,
+    start: bool,
+    deadline: std::time::Instant,
+    poll: std::time::Duration,
+) -> Result<(), String> {
+    let verb = if start { "start" } else { "stop" };
+    let err = |e: zbus::Error| format!("systemd, {verb} {unit}: {e}");
+    let manager = ManagerProxy::new(conn).await.map_err(err)?;
+    if start {
+        manager.start_unit(unit, "replace").await.map_err(err)?;
+    } else {
+        manager.stop_unit(unit, "replace").await.map_err(err)?;
+    }
+    loop {
+        let state = unit_state(conn, unit).await?;
+        let done = match &state {
+            UnitState::Loaded { active, .. } if start => {
+                if active == "failed" {
+                    return Err(format!("systemd: {unit} failed to start ({state})"));
+                }
+                active == "active"
+            }
+            UnitState::Loaded { active, .. } => active == "inactive" || active == "failed",
+            UnitState::NotLoaded => !start,
+        };
+        if done {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "systemd: {unit} did not {verb} in time; it is {state}"
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// `systemctl daemon-reload`: systemd reads unit files and drop-ins again.
+pub async fn daemon_reload(conn: &zbus::Connection) -> Result<(), String> {
+    let err = |e: zbus::Error| format!("systemd, daemon-reload: {e}");
+    ManagerProxy::new(conn)
+        .await
+        .map_err(err)?
+        .reload()
+        .await
+        .map_err(err)
+}
+
+/// A service's `Environment=` (specifiers already resolved by systemd, as its processes
+/// get them) and its `EnvironmentFile=`s in order, each with whether a missing file is
+/// ignored (`-` prefix).
+pub async fn unit_environment(
+    conn: &zbus::Connection,
+    unit: &str,
+) -> Result<(Vec<String>, Vec<(String, bool)>), String> {
+    let err = |e: zbus::Error| format!("systemd, unit {unit}: {e}");
+    let path = ManagerProxy::new(conn)
+        .await
+        .map_err(err)?
+        .get_unit(unit)
+        .await
+        .map_err(err)?;
+    let proxy = ServiceProxy::builder(conn)
+        .path(path)
+        .map_err(err)?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(err)?;
+    Ok((
+        proxy.environment().await.map_err(err)?,
+        proxy.environment_files().await.map_err(err)?,
+    ))
 }

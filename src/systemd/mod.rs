@@ -7,6 +7,8 @@
 //! queue or a missing socket drops the message, which is what a status line deserves.
 
 pub mod dbus;
+pub mod journal;
+pub mod logfields;
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};

@@ -20,13 +20,34 @@ pub fn kubeboot(args: &[&str]) -> Output {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+            let out = child.wait_with_output().expect("output");
+            keep_log(args, &out);
+            return out;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             panic!("kubeboot {args:?} did not finish within 120 s");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// With `KUBEBOOT_TEST_LOG_DIR` set (by `scripts/test`), appends the run's log (stderr;
+/// stdout is the command's output, e.g. `inspect --get` of a Secret) to a file there, one
+/// per test binary, for the secrets-in-logs scan (docs/testing.md).
+fn keep_log(args: &[&str], out: &Output) {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os("KUBEBOOT_TEST_LOG_DIR") else {
+        return;
+    };
+    let name = format!("kubeboot-cli-{}.log", std::process::id());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::path::Path::new(&dir).join(name));
+    if let Ok(mut f) = file {
+        let _ = writeln!(f, "== kubeboot {args:?}");
+        let _ = f.write_all(&out.stderr);
     }
 }
 
@@ -88,4 +109,44 @@ pub fn mode_of(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
+}
+
+/// The names in `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// An age identity file in `dir`, and its public key.
+pub fn age_key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("# test key\n{}\n", id.to_string().expose_secret()),
+    )
+    .unwrap();
+    (path, id.to_public().to_string())
+}
+
+/// Answers every request with 200 "ok", as the kubelet's healthz port does; returns its URL.
+pub fn healthz() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+            );
+        }
+    });
+    format!("http://{addr}/healthz")
 }

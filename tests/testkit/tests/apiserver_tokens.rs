@@ -193,3 +193,115 @@ async fn faults_answer_with_a_status_a_set_number_of_times() -> Result<()> {
     })
     .await?
 }
+
+/// Node binding as upstream's `TokenREST.Create` does it: the node must exist (404), a
+/// given uid must match (409), the JWT carries `kubernetes.io.node`, the status gives
+/// the lifetime asked (no stretch for a non-pod binding), and the token dies with its
+/// Node. A pod-bound 3607 s token is stretched to a year in the JWT only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_bound_to_a_node_need_that_node_and_die_with_it() -> Result<()> {
+    tokio::time::timeout(TEST_DEADLINE, node_flow()).await?
+}
+
+async fn node_flow() -> Result<()> {
+    let h = Harness::start().await?;
+    let sa = json!({"metadata": {"name": "cp"}});
+    let (code, _) = call(&h, "POST", "/api/v1/namespaces/default/serviceaccounts", sa).await?;
+    assert_eq!(code, 201);
+    let token_path = "/api/v1/namespaces/default/serviceaccounts/cp/token";
+    let bound = |name: &str, uid: Option<&str>| {
+        let mut r = json!({"apiVersion": "v1", "kind": "Node", "name": name});
+        if let Some(uid) = uid {
+            r["uid"] = json!(uid);
+        }
+        json!({"spec": {"boundObjectRef": r, "expirationSeconds": 3607}})
+    };
+    let (code, status) = call(&h, "POST", token_path, bound("m1", None)).await?;
+    assert_eq!(
+        (code, &status["reason"]),
+        (404, &json!("NotFound")),
+        "{status}"
+    );
+    assert_eq!(status["message"], "nodes \"m1\" not found");
+
+    let node = json!({"metadata": {"name": "m1"}});
+    let (code, node) = call(&h, "POST", "/api/v1/nodes", node).await?;
+    assert_eq!(code, 201, "{node}");
+    let uid = node["metadata"]["uid"].as_str().context("uid")?;
+    let (code, status) = call(&h, "POST", token_path, bound("m1", Some("not-its-uid"))).await?;
+    assert_eq!(
+        (code, &status["reason"]),
+        (409, &json!("Conflict")),
+        "{status}"
+    );
+    let kind = json!({"spec": {"boundObjectRef": {"apiVersion": "apps/v1", "kind": "Node", "name": "m1"}}});
+    let (code, status) = call(&h, "POST", token_path, kind).await?;
+    assert_eq!(
+        (code, &status["reason"]),
+        (400, &json!("BadRequest")),
+        "{status}"
+    );
+
+    let before = jiff::Timestamp::now().as_second();
+    let (code, tr) = call(&h, "POST", token_path, bound("m1", Some(uid))).await?;
+    assert_eq!(code, 201, "{tr}");
+    assert_eq!(tr["spec"]["boundObjectRef"]["uid"], uid);
+    let token = tr["status"]["token"].as_str().context("token")?;
+    let c = claims(token)?;
+    assert_eq!(
+        c["kubernetes.io"]["node"],
+        json!({"name": "m1", "uid": uid})
+    );
+    assert!(c["kubernetes.io"]["pod"].is_null());
+    let life = c["exp"].as_i64().zip(c["iat"].as_i64()).map(|(e, i)| e - i);
+    assert_eq!(life, Some(3607), "a Node-bound token is not stretched");
+    let granted = tr["status"]["expirationTimestamp"]
+        .as_str()
+        .context("expirationTimestamp")?
+        .parse::<jiff::Timestamp>()?
+        .as_second();
+    assert!(
+        (before + 3607..=before + 3617).contains(&granted),
+        "{granted}"
+    );
+    assert_eq!(as_token(&h, token, "/api").await?, 200);
+
+    // Replaced by a Node of the same name: the old token no longer authenticates.
+    let (code, _) = h.request("DELETE", "/api/v1/nodes/m1", None).await?;
+    assert_eq!(code, 200);
+    assert_eq!(as_token(&h, token, "/api").await?, 401, "node deleted");
+    let (code, _) = call(
+        &h,
+        "POST",
+        "/api/v1/nodes",
+        json!({"metadata": {"name": "m1"}}),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    assert_eq!(as_token(&h, token, "/api").await?, 401, "node replaced");
+
+    // The kubelet's pod-bound 3607 s token: a year in the JWT, 3607 s in the status.
+    let pod =
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    assert_eq!(
+        call(&h, "POST", "/api/v1/namespaces/default/pods", pod)
+            .await?
+            .0,
+        201
+    );
+    let req = json!({"spec": {"expirationSeconds": 3607,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p"}}});
+    let (code, tr) = call(&h, "POST", token_path, req).await?;
+    assert_eq!(code, 201, "{tr}");
+    let c = claims(tr["status"]["token"].as_str().context("token")?)?;
+    let life = c["exp"].as_i64().zip(c["iat"].as_i64()).map(|(e, i)| e - i);
+    assert_eq!(life, Some(365 * 24 * 3600));
+    assert!(c["kubernetes.io"]["warnafter"].is_i64());
+    let granted = tr["status"]["expirationTimestamp"]
+        .as_str()
+        .context("expirationTimestamp")?
+        .parse::<jiff::Timestamp>()?
+        .as_second();
+    assert!(granted - before <= 3617, "the status says what was asked");
+    Ok(())
+}

@@ -66,7 +66,7 @@ fn phase(p: &Pod) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
-        let (_h, c, k) = kubelet_on_api(Some("node-role.kubernetes.io/control-plane=")).await?;
+        let (_h, c, k) = kubelet_on_api(Some("example.com/pool=masters")).await?;
         let sleeper = "  containers:\n  - {name: s, image: sleeper, command: [sleep, '300']}\n";
         k.write_manifest("s.yaml", &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: s, namespace: kube-system, ownerReferences: [{{apiVersion: v1, kind: Pod, name: s-node9, uid: u9, controller: true}}]}}\nspec:\n{sleeper}"))?;
 
@@ -79,7 +79,7 @@ async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Resul
         .await?;
         let labels = node.metadata.labels.clone().unwrap_or_default();
         assert_eq!(labels.get("kubernetes.io/hostname").map(String::as_str), Some("node1"));
-        assert!(labels.contains_key("node-role.kubernetes.io/control-plane"));
+        assert_eq!(labels.get("example.com/pool").map(String::as_str), Some("masters"));
         let st = node.status.unwrap();
         let ip = st.addresses.unwrap().into_iter().find(|a| a.type_ == "InternalIP").map(|a| a.address);
         assert_eq!(ip.as_deref(), Some("127.0.0.1"));

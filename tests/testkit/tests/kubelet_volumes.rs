@@ -204,7 +204,20 @@ async fn service_account_token_is_mounted_or_the_pod_says_why() -> Result<()> {
         let pod = json!({"metadata": {"name": "robot"}, "spec": {"nodeName": "worker-1", "serviceAccountName": "robot",
             "containers": [ctr], "volumes": [{"name": "out", "emptyDir": {}}]}});
         let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
-        pods.create(&pp, &serde_json::from_value(pod)?).await?;
+        let created = pods.create(&pp, &serde_json::from_value(pod)?).await?;
+        // The api-server's ServiceAccount admission put the token volume into the spec.
+        let vols = created.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+        assert!(vols.iter().any(|v| v.name.starts_with("kube-api-access-")), "{vols:?}");
+        // Its ca.crt comes from kube-root-ca.crt, which the controller-manager publishes;
+        // none runs here, so the pod waits and says what for.
+        until("robot waiting for kube-root-ca.crt", &k, || async {
+            let p = pods.get_opt("robot").await.ok()??;
+            waiting_reason(&p).is_some_and(|(_, m)| m.contains("kube-root-ca.crt")).then_some(())
+        })
+        .await?;
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), "default");
+        let ca = std::fs::read_to_string(&h.pki.ca_cert)?;
+        cms.create(&pp, &serde_json::from_value(json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca}}))?).await?;
         // Until the api-server serves TokenRequest the pod waits and says so.
         let p = until("robot Running, or waiting on TokenRequest", &k, || async {
             let p = pods.get_opt("robot").await.ok()??;

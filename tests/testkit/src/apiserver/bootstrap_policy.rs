@@ -317,6 +317,13 @@ fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
             ],
         ),
         (
+            "root-ca-cert-publisher",
+            vec![
+                rule(&["create", "update"], &[""], &["configmaps"]),
+                events(),
+            ],
+        ),
+        (
             // Since v1.29 the NoExecute eviction runs as its own controller.
             "taint-eviction-controller",
             vec![

@@ -40,6 +40,10 @@ pub struct Config {
     pub service_account_issuers: Vec<String>,
     /// `--api-audiences`; empty means the issuers.
     pub api_audiences: Vec<String>,
+    /// `--service-account-max-token-expiration` (a Go duration; zero: no cap). Checked
+    /// against upstream's bounds when the server signs tokens
+    /// (`serviceaccount::ServiceAccounts::from_config`).
+    pub service_account_max_token_expiration: std::time::Duration,
     pub encryption_provider_config: Option<PathBuf>,
     /// The address served in `/api`'s `serverAddressByClientCIDRs`.
     pub advertise_address: Option<String>,
@@ -67,6 +71,7 @@ impl Default for Config {
             service_account_signing_key_file: None,
             service_account_issuers: Vec::new(),
             api_audiences: Vec::new(),
+            service_account_max_token_expiration: std::time::Duration::ZERO,
             encryption_provider_config: None,
             advertise_address: None,
             verbosity: 0,
@@ -92,6 +97,7 @@ const KNOWN: &[&str] = &[
     "service-account-key-file",
     "service-account-signing-key-file",
     "service-account-issuer",
+    "service-account-max-token-expiration",
     "api-audiences",
     "testkit-fault",
     "encryption-provider-config",
@@ -170,6 +176,11 @@ impl Config {
                 .extend(v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from)),
             "service-account-signing-key-file" => self.service_account_signing_key_file = path(),
             "service-account-issuer" => self.service_account_issuers.push(v.clone()),
+            "service-account-max-token-expiration" => {
+                self.service_account_max_token_expiration =
+                    crate::controllers::config::parse_duration(&v)
+                        .context("--service-account-max-token-expiration")?
+            }
             "api-audiences" => {
                 self.api_audiences = v
                     .split(',')
@@ -243,6 +254,7 @@ mod tests {
             "--service-account-key-file=/a",
             "--service-account-key-file=/b,/c",
             "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-account-max-token-expiration=1h30m",
             "--testkit-fault",
             "GET:/api=503:1",
             "--tls-cert-file=/etc/kubernetes/secrets/apiserver.crt",
@@ -266,6 +278,10 @@ mod tests {
         assert_eq!(c.secure_port, 6444);
         assert_eq!(c.etcd_prefix, "/registry");
         assert_eq!(c.service_account_key_files.len(), 3);
+        assert_eq!(
+            c.service_account_max_token_expiration,
+            std::time::Duration::from_secs(5400)
+        );
         assert_eq!(c.verbosity, 2);
         assert_eq!(c.authorization_modes, [Mode::Node, Mode::Rbac]);
         assert_eq!(
@@ -283,6 +299,13 @@ mod tests {
         assert!(parse(&["--etcd-servers=x", "--secure-port=no"]).is_err());
         assert!(parse(&["--etcd-servers=x", "--tls-cert-file"]).is_err());
         assert!(parse(&["--etcd-servers=x", "--authorization-mode=Webhook"]).is_err());
+        assert!(
+            parse(&[
+                "--etcd-servers=x",
+                "--service-account-max-token-expiration=1d"
+            ])
+            .is_err()
+        );
         let (c, _) = parse(&["--etcd-servers=x", "--authorization-mode=AlwaysAllow"]).unwrap();
         assert_eq!(c.authorization_modes, [Mode::AlwaysAllow]);
     }

@@ -26,12 +26,14 @@ pub mod jwt;
 pub mod kubectl;
 pub mod node;
 pub mod node_authz;
+pub mod noderestriction;
 mod openapi;
 mod patch;
 pub mod rbac;
 mod resources;
 mod rest;
 pub mod review;
+pub mod sa_admission;
 pub mod selectors;
 pub mod serviceaccount;
 pub mod status;
@@ -340,6 +342,7 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
                     accept: &accept,
                     content_type: &content_type,
                     body: body.to_bytes(),
+                    by_node: None,
                 };
                 authorized(state, user, r).await
             }
@@ -359,13 +362,14 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
 
 /// Authorization (`WithAuthorization`), NodeRestriction admission, then the handler;
 /// writes to RBAC objects mark the policy cache stale.
-async fn authorized(state: &State, user: &User, req: rest::Incoming<'_>) -> Reply {
+async fn authorized(state: &State, user: &User, mut req: rest::Incoming<'_>) -> Reply {
     let attrs = authz::request_attributes(user, req.method, req.path, req.query);
+    req.by_node = noderestriction::NodeWrite::of(&attrs);
     let (decision, reason) = state.authz.authorize(&state.store, &attrs).await;
     if decision != authz::Decision::Allow {
         return authz::forbidden(&attrs, &reason).into();
     }
-    if let Err(e) = node_authz::admit(&state.store, &attrs, &req.body).await {
+    if let Err(e) = noderestriction::admit(&state.store, &attrs, &req.body).await {
         return e.into();
     }
     let reply = route(state, req).await;

@@ -9,21 +9,17 @@
 //! `bootstrappolicy.NodeRules()`. Upstream keeps a graph fed by informers; the double
 //! answers the same question by reading the namespace's pods from etcd per request.
 //!
-//! Admission: `plugin/pkg/admission/noderestriction/admission.go` (`Plugin.Admit`): a
-//! node may create and delete only mirror pods bound to itself, update the status only
-//! of pods bound to itself, modify only its own Node and Lease.
+//! NodeRestriction, the admission half, is [`super::noderestriction`].
 
 use serde_json::Value;
 
-use super::authz::{Attributes, Decision, forbidden};
+use super::authz::{Attributes, Decision};
 use super::rbac::{Rule, rule_allows};
-use super::status::ApiError;
 use super::store::Store;
 
 const NODES_GROUP: &str = "system:nodes";
 const NODE_PREFIX: &str = "system:node:";
 const NODE_LEASE_NS: &str = "kube-node-lease";
-const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// `NodeIdentity`: the node name, if the user is a node (`Some("")` for a node user
 /// without a name).
@@ -238,8 +234,24 @@ async fn bound_pods(store: &Store, node: &str, namespace: &str) -> Vec<Value> {
 
 /// Whether a pod references the object (the graph's pod → secret/configmap/SA edges).
 pub fn references(pod: &Value, kind: &str, name: &str) -> bool {
+    match kind {
+        "pods" => pod["metadata"]["name"].as_str() == Some(name),
+        "serviceaccounts" => match pod["spec"]["serviceAccountName"].as_str() {
+            Some(sa) if !sa.is_empty() => sa == name,
+            _ => name == "default",
+        },
+        _ => references_where(pod, kind, |v| v.as_str() == Some(name)),
+    }
+}
+
+/// Whether a pod references any secret or configmap (`VisitPodSecretNames`,
+/// `VisitPodConfigmapNames`).
+pub fn references_any(pod: &Value, kind: &str) -> bool {
+    references_where(pod, kind, |v| v.as_str().is_some_and(|s| !s.is_empty()))
+}
+
+fn references_where(pod: &Value, kind: &str, is: impl Fn(&Value) -> bool) -> bool {
     let spec = &pod["spec"];
-    let is = |v: &Value| v.as_str() == Some(name);
     let containers = ["containers", "initContainers", "ephemeralContainers"]
         .iter()
         .filter_map(|k| spec[*k].as_array())
@@ -249,12 +261,15 @@ pub fn references(pod: &Value, kind: &str, name: &str) -> bool {
         .clone()
         .filter_map(|v| v["projected"]["sources"].as_array())
         .flatten();
+    let env_refs = |key_ref: &str, from_ref: &str| {
+        containers.clone().any(|c| {
+            let env = c["env"].as_array().into_iter().flatten();
+            let mut from = c["envFrom"].as_array().into_iter().flatten();
+            env.clone().any(|e| is(&e["valueFrom"][key_ref]["name"]))
+                || from.any(|e| is(&e[from_ref]["name"]))
+        })
+    };
     match kind {
-        "pods" => is(&pod["metadata"]["name"]),
-        "serviceaccounts" => match spec["serviceAccountName"].as_str() {
-            Some(sa) if !sa.is_empty() => sa == name,
-            _ => name == "default",
-        },
         "secrets" => {
             spec["imagePullSecrets"]
                 .as_array()
@@ -263,110 +278,15 @@ pub fn references(pod: &Value, kind: &str, name: &str) -> bool {
                 .any(|s| is(&s["name"]))
                 || volumes.clone().any(|v| is(&v["secret"]["secretName"]))
                 || projected.clone().any(|s| is(&s["secret"]["name"]))
-                || containers
-                    .clone()
-                    .any(|c| env_refs(c, "secretKeyRef", "secretRef", name))
+                || env_refs("secretKeyRef", "secretRef")
         }
         "configmaps" => {
             volumes.clone().any(|v| is(&v["configMap"]["name"]))
                 || projected.clone().any(|s| is(&s["configMap"]["name"]))
-                || containers
-                    .clone()
-                    .any(|c| env_refs(c, "configMapKeyRef", "configMapRef", name))
+                || env_refs("configMapKeyRef", "configMapRef")
         }
         _ => false,
     }
-}
-
-fn env_refs(c: &Value, key_ref: &str, from_ref: &str, name: &str) -> bool {
-    let env = c["env"].as_array().into_iter().flatten();
-    let from = c["envFrom"].as_array().into_iter().flatten();
-    env.clone()
-        .any(|e| e["valueFrom"][key_ref]["name"].as_str() == Some(name))
-        || from
-            .clone()
-            .any(|e| e[from_ref]["name"].as_str() == Some(name))
-}
-
-/// NodeRestriction (`admission.go`): what a node may write, judged on the request body
-/// and, for deletes and status writes, the stored pod. `Ok` for non-node users.
-pub async fn admit(store: &Store, a: &Attributes, body: &[u8]) -> Result<(), ApiError> {
-    let Some(node) = node_identity(a).filter(|n| !n.is_empty()) else {
-        return Ok(());
-    };
-    let refuse = |why: String| {
-        let mut e = forbidden(a, "");
-        e.message = match a.name.as_str() {
-            "" => format!("{} is forbidden: {why}", a.resource),
-            n => format!("{} {n:?} is forbidden: {why}", a.resource),
-        };
-        Err(e)
-    };
-    let object: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    match (
-        a.api_group.as_str(),
-        a.resource.as_str(),
-        a.subresource.as_str(),
-        a.verb.as_str(),
-    ) {
-        ("", "pods", "", "create") => {
-            if object["metadata"]["annotations"][MIRROR_ANNOTATION].is_null() {
-                return refuse(format!(
-                    "pod does not have {MIRROR_ANNOTATION:?} annotation, node {node:?} can only create mirror pods"
-                ));
-            }
-            if object["spec"]["nodeName"].as_str() != Some(node) {
-                return refuse(format!(
-                    "node {node:?} can only create pods with spec.nodeName set to itself"
-                ));
-            }
-        }
-        ("", "pods", sub @ ("" | "status"), verb @ ("delete" | "update" | "patch")) => {
-            if sub.is_empty() && verb != "delete" {
-                return Ok(());
-            }
-            let key = format!(
-                "{}{}",
-                kubeboot::registry::namespace_prefix(&store.prefix, "pods", &a.namespace),
-                a.name
-            );
-            let bound = match store.get(&key).await? {
-                Some(s) => s.object["spec"]["nodeName"].as_str() == Some(node),
-                None => return Ok(()),
-            };
-            if !bound {
-                let what = if verb == "delete" {
-                    "delete pods"
-                } else {
-                    "update pod status for pods"
-                };
-                return refuse(format!(
-                    "node {node:?} can only {what} with spec.nodeName set to itself"
-                ));
-            }
-        }
-        ("", "nodes", _, "create" | "update" | "patch") => {
-            let name = if a.name.is_empty() {
-                object["metadata"]["name"].as_str().unwrap_or_default()
-            } else {
-                &a.name
-            };
-            if name != node {
-                return refuse(format!(
-                    "node {node:?} is not allowed to modify node {name:?}"
-                ));
-            }
-        }
-        ("coordination.k8s.io", "leases", _, "create")
-            if object["metadata"]["name"].as_str() != Some(node) =>
-        {
-            return refuse(
-                "can only access node lease with the same name as the requesting node".into(),
-            );
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

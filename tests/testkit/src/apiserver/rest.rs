@@ -32,6 +32,8 @@ pub struct Incoming<'a> {
     pub accept: &'a str,
     pub content_type: &'a str,
     pub body: Bytes,
+    /// Set when a node makes the request: NodeRestriction's checks on updates and patches.
+    pub by_node: Option<super::noderestriction::NodeWrite>,
 }
 
 /// What a resource path names.

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::Reply;
 use super::crd;
 use super::defaults;
+use super::noderestriction::admit_update;
 use super::patch;
 use super::rest::{Incoming, Target, key};
 use super::status::{self, ApiError, ApiResult};
@@ -196,6 +197,10 @@ pub async fn create(
     }
     let mut obj = defaults::on_create(t.res, obj)?;
     super::admission::admit_create(t.res.kind, &mut obj);
+    if t.res.kind == "Pod" {
+        let ns = t.namespace.as_deref().unwrap_or("default");
+        super::sa_admission::admit(store, ns, &mut obj).await?;
+    }
     if t.res.kind == "Service" {
         defaults::allocate_cluster_ip(store, &mut obj).await?;
     }
@@ -277,6 +282,7 @@ pub async fn update(
     check(t, &mut obj)?;
     let want = resource_version(&obj)?;
     let s = guaranteed_update(store, t, dry_run(q), |cur| {
+        admit_update(req.by_node.as_ref(), &cur.object, &obj)?;
         updated(t, cur, obj.clone(), want)
     })
     .await?;
@@ -309,6 +315,7 @@ pub async fn patch(
         }
         check(t, &mut obj)?;
         let want = resource_version(&obj)?;
+        admit_update(req.by_node.as_ref(), &cur.object, &obj)?;
         updated(t, cur, obj, want)
     })
     .await?;

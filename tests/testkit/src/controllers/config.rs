@@ -31,7 +31,6 @@ pub const CONTROLLER_MANAGER: Profile = Profile {
         ("cluster-cidr", false),
         ("cluster-signing-cert-file", false),
         ("cluster-signing-key-file", false),
-        ("root-ca-file", false),
         ("service-account-private-key-file", false),
         ("service-cluster-ip-range", false),
     ],
@@ -108,6 +107,9 @@ pub struct Config {
     /// `--use-service-account-credentials` (controller-manager): each controller writes
     /// as its own service account (`credentials.rs`).
     pub use_service_account_credentials: bool,
+    /// `--root-ca-file` (controller-manager): what the root CA publisher puts into every
+    /// namespace's `kube-root-ca.crt` (`rootca.rs`); unset, nothing is published.
+    pub root_ca_file: Option<PathBuf>,
 }
 
 pub fn usage(p: &Profile) -> String {
@@ -120,7 +122,7 @@ pub fn usage(p: &Profile) -> String {
         p.name,
         p.default_port,
         if p.name == CONTROLLER_MANAGER.name {
-            "\n  [--node-monitor-period 5s] [--node-monitor-grace-period 50s] [--node-startup-grace-period 1m]"
+            "\n  [--node-monitor-period 5s] [--node-monitor-grace-period 50s] [--node-startup-grace-period 1m]\n  [--root-ca-file FILE] [--use-service-account-credentials]"
         } else {
             ""
         },
@@ -153,6 +155,7 @@ impl Config {
             permit_port_sharing: false,
             node: NodeFlags::default(),
             use_service_account_credentials: false,
+            root_ca_file: None,
         };
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -212,6 +215,9 @@ impl Config {
             }
             "use-service-account-credentials" if p.name == CONTROLLER_MANAGER.name => {
                 self.use_service_account_credentials = parse_bool(v)?
+            }
+            "root-ca-file" if p.name == CONTROLLER_MANAGER.name => {
+                self.root_ca_file = Some(v.into());
             }
             n if p.ignored.iter().any(|(i, _)| *i == n) => {}
             _ => bail!("unknown flag"),

@@ -15,7 +15,9 @@
 //!   nodes whose kubelet stopped renewing its Lease for `--node-monitor-grace-period`
 //!   become `Ready=Unknown`, get the `unreachable` taints, and their pods lose Ready;
 //! - the taint eviction controller (`tainteviction.rs`): pods not tolerating a node's
-//!   `NoExecute` taints are deleted (at once, or after their `tolerationSeconds`).
+//!   `NoExecute` taints are deleted (at once, or after their `tolerationSeconds`);
+//! - with `--root-ca-file`, the root CA publisher (`rootca.rs`): `kube-root-ca.crt` in
+//!   every namespace, which the pods' token volumes read.
 //!
 //! The controllers are pure functions from one consistent listing ([`world::World`]) to
 //! writes ([`world::Action`]); [`run`] is the thin executor. It is level-triggered: every
@@ -43,6 +45,7 @@ pub mod nodelifecycle;
 pub mod nodetaints;
 pub mod pods;
 pub mod replicaset;
+pub mod rootca;
 pub mod selectors;
 pub mod tainteviction;
 pub mod world;
@@ -50,7 +53,7 @@ pub mod world;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 
@@ -165,8 +168,10 @@ async fn control_loop(
     client: Client,
     creds: Credentials,
     node_flags: config::NodeFlags,
+    root_ca: Option<String>,
 ) -> Result<()> {
     let mut log = client::ErrorLog::new(COMPONENT);
+    let mut ca_log = client::ErrorLog::new(COMPONENT);
     let mut lc_log = client::ErrorLog::new(COMPONENT);
     let mut lifecycle = nodelifecycle::Lifecycle::new(node_flags);
     let mut evictions = tainteviction::Evictions::default();
@@ -191,12 +196,27 @@ async fn control_loop(
         }
         .await;
         log.record("sync", &r);
+        if let Some(ca) = &root_ca {
+            let r = async {
+                let writer = creds.client("root-ca-cert-publisher").await?;
+                rootca::sync(&client, &writer, ca).await
+            }
+            .await;
+            ca_log.record("root CA publisher", &r);
+        }
     }
 }
 
 /// Runs until `shutdown` resolves (then `Ok`), or until the lease is lost (`Err`).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let node_flags = cfg.node;
+    let root_ca = match &cfg.root_ca_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading --root-ca-file {}", p.display()))?,
+        ),
+        None => None,
+    };
     let base = if cfg.use_service_account_credentials {
         Some(client::config(cfg.kubeconfig.as_deref()).await?)
     } else {
@@ -208,7 +228,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         "kube-controller-manager",
         move |client: Client| {
             let creds = Credentials::new(client.clone(), base.clone());
-            control_loop(client, creds, node_flags)
+            control_loop(client, creds, node_flags, root_ca.clone())
         },
         shutdown,
     )

@@ -1,6 +1,5 @@
 //! The API objects behind a pod's volumes, read through the api-server with the kubelet's
-//! own kubeconfig: secrets, configMaps, the pod's ServiceAccount (for its
-//! `automountServiceAccountToken`) and service-account tokens from the TokenRequest API
+//! own kubeconfig: secrets, configMaps and service-account tokens from the TokenRequest API
 //! (`POST /api/v1/namespaces/{ns}/serviceaccounts/{sa}/token`, bound to the pod). Tokens
 //! are cached and requested again at 80 % of their life, like the kubelet's token manager.
 //! Failures become [`Fetched::Failed`] with a message for the container's waiting state;
@@ -19,28 +18,6 @@ use super::projection::{Fetched, Objects, Ref};
 /// The kubelet's api-server access, set once the kubeconfig is loaded.
 pub struct ApiHandle {
     pub client: kube::Client,
-    /// The CA bundle (PEM) from the kubelet's kubeconfig: `ca.crt` of automounted tokens.
-    pub ca_pem: Option<Vec<u8>>,
-}
-
-/// Reads the cluster CA of the kubeconfig's current context (file or inline data).
-pub fn kubeconfig_ca(kc: &kube::config::Kubeconfig) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let ctx_name = kc.current_context.as_deref()?;
-    let ctx = kc
-        .contexts
-        .iter()
-        .find(|c| c.name == ctx_name)?
-        .context
-        .as_ref()?;
-    let cluster = kc.clusters.iter().find(|c| c.name == ctx.cluster)?;
-    let cluster = cluster.cluster.as_ref()?;
-    if let Some(d) = &cluster.certificate_authority_data {
-        return base64::engine::general_purpose::STANDARD
-            .decode(d.trim())
-            .ok();
-    }
-    std::fs::read(cluster.certificate_authority.as_ref()?).ok()
 }
 
 /// The pod's service account (`default` when unset).
@@ -50,40 +27,6 @@ pub fn sa_name(pod: &Pod) -> String {
         .or_else(|| spec.and_then(|s| s.service_account.clone()))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "default".into())
-}
-
-/// The pod's `automountServiceAccountToken` wins over the ServiceAccount's; unset on
-/// both means mount.
-#[must_use]
-pub fn automount(pod: Option<bool>, sa: Option<bool>) -> bool {
-    pod.unwrap_or(sa != Some(false))
-}
-
-/// Whether an api-server pod gets the service-account token volume. `Ok(false)` also
-/// when the ServiceAccount does not exist: a real api-server would have refused the pod
-/// (ServiceAccount admission), so there is nothing a kubelet could mount.
-pub async fn wants_token(api: Option<&ApiHandle>, pod: &Pod) -> Result<bool, String> {
-    let flag = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.automount_service_account_token);
-    if flag.is_some() {
-        return Ok(automount(flag, None));
-    }
-    let Some(api) = api else {
-        return Ok(false);
-    };
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let name = sa_name(pod);
-    let sas: Api<ServiceAccount> = Api::namespaced(api.client.clone(), ns);
-    match sas.get_opt(&name).await {
-        Ok(Some(sa)) => Ok(automount(None, sa.automount_service_account_token)),
-        Ok(None) => {
-            eprintln!("fake-kubelet: serviceaccount {ns}/{name} not found; no token mounted");
-            Ok(false)
-        }
-        Err(e) => Err(format!("reading serviceaccount {ns}/{name}: {e}")),
-    }
 }
 
 /// A token and when to request a new one.
@@ -225,17 +168,4 @@ async fn request_token(
         .filter(|d| !d.is_zero())
         .unwrap_or(Duration::from_secs(seconds.max(60) as u64));
     Ok((status.token.into_bytes(), life))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn automount_precedence() {
-        assert!(automount(None, None));
-        assert!(!automount(None, Some(false)));
-        assert!(automount(Some(true), Some(false)));
-        assert!(!automount(Some(false), Some(true)));
-    }
 }

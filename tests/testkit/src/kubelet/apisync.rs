@@ -57,12 +57,10 @@ impl ApiSync {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(kubeconfig)
             .with_context(|| format!("reading --kubeconfig {}", kubeconfig.display()))?;
-        let ca_pem = super::apiobjects::kubeconfig_ca(&kc);
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = Client::try_from(config)?;
         let _ = shared.api.set(super::apiobjects::ApiHandle {
             client: client.clone(),
-            ca_pem,
         });
         let pods: Api<Pod> = Api::all(client.clone());
         let wc =
@@ -152,6 +150,10 @@ async fn heartbeat(ctx: &Ctx, registered: &mut bool) -> Result<()> {
                 .replace("aarch64", "arm64"),
         ),
     ]);
+    // `--node-labels` only on registration; an existing Node gets back only the default
+    // labels (upstream `tryRegisterWithAPIServer` → `updateDefaultLabels`), so a label an
+    // administrator set, such as the control-plane role, stays.
+    let defaults = labels.clone();
     labels.extend(cfg.node_labels.clone());
     if !*registered {
         let node: Node = serde_json::from_value(
@@ -164,7 +166,7 @@ async fn heartbeat(ctx: &Ctx, registered: &mut bool) -> Result<()> {
                     .patch(
                         name,
                         &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"labels": labels}})),
+                        &Patch::Merge(json!({"metadata": {"labels": defaults}})),
                     )
                     .await?;
             }

@@ -110,6 +110,8 @@ impl Config {
             cfg.set(&name, &value)
                 .with_context(|| format!("--{name}={value}"))?;
         }
+        crate::nodelabels::validate_flag_labels(&cfg.node_labels)
+            .map_err(|e| anyhow::anyhow!("failed to validate kubelet flags: {e}"))?;
         Ok(Some(cfg))
     }
 
@@ -289,5 +291,17 @@ mod tests {
         assert_eq!(Config::default().root_fs, PathBuf::from("/"));
         assert!(Config::from_args(["--nope=1".to_string()]).is_err());
         assert!(Config::from_args(["--help".to_string()]).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_role_label_on_the_command_line_is_refused_as_upstream_does() {
+        let args = ["--node-labels=node-role.kubernetes.io/control-plane=".to_string()];
+        let e = format!("{:#}", Config::from_args(args).unwrap_err());
+        assert!(
+            e.starts_with(
+                "failed to validate kubelet flags: unknown 'kubernetes.io' or 'k8s.io' labels"
+            ),
+            "{e}"
+        );
     }
 }

@@ -39,7 +39,6 @@ struct Ctx {
     shared: Arc<Shared>,
     key: String,
     pod: Pod,
-    source: Source,
     live: Arc<Mutex<Live>>,
     stop: watch::Receiver<bool>,
 }
@@ -80,7 +79,6 @@ pub fn start(
         shared,
         key,
         pod: pod.clone(),
-        source,
         live: live.clone(),
         stop,
     });
@@ -185,7 +183,7 @@ async fn supervise(ctx: Arc<Ctx>, after: Option<Done>) {
 /// Sets the pod's volumes up, retrying while the containers wait; `None` if stopped.
 async fn setup_volumes(ctx: &Arc<Ctx>) -> Option<PodVolumes> {
     loop {
-        match volumes::setup(&ctx.shared, &ctx.pod, ctx.source).await {
+        match volumes::setup(&ctx.shared, &ctx.pod).await {
             Ok(v) => return Some(v),
             Err(e) => {
                 eprintln!("fake-kubelet: {}: {}: {}", ctx.key, e.reason, e.message);

@@ -2,9 +2,9 @@
 //! resolve under `--root-fs` (the node's filesystem); emptyDir, secret, configMap,
 //! downwardAPI and projected volumes live in `<root-dir>/pods/<uid>/volumes/<name>/`,
 //! written by the atomic writer and refreshed by [`PodVolumes::sync`] every few seconds.
-//! api-server pods whose service account automounts get `kube-api-access` at
-//! `/var/run/secrets/kubernetes.io/serviceaccount` (token, `ca.crt` from the kubelet's
-//! kubeconfig, namespace), as the ServiceAccount admission plugin would have added it.
+//! The service-account token volume is an ordinary projected volume the api-server's
+//! ServiceAccount admission put into the pod: the kubelet never reads a ServiceAccount
+//! (its Node authorizer identity may not).
 //!
 //! *Expected flow:* [`setup`] is retried by the pod's supervisor until it succeeds (the
 //! containers wait with `CreateContainerConfigError` meanwhile), then `sync` runs on a
@@ -19,17 +19,12 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
+use super::Shared;
 use super::apiobjects::{self, TokenCache};
-use super::atomic::{self, File};
+use super::atomic;
 use super::mounts::MountTable;
 use super::process::{StartError, expand};
 use super::projection::{self, Ref};
-use super::{Shared, Source};
-
-pub const SA_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-const SA_VOLUME: &str = "kube-api-access";
-/// The lifetime the ServiceAccount admission plugin asks for (1 h + 7 s).
-const SA_SECONDS: i64 = 3607;
 
 fn config_error(message: String) -> StartError {
     StartError {
@@ -90,15 +85,6 @@ pub fn check_host_path(p: &Path, ty: &str) -> Result<(), String> {
     }
 }
 
-/// The volume the ServiceAccount admission plugin adds (without `ca.crt`, which comes
-/// from the kubelet's kubeconfig here instead of the `kube-root-ca.crt` ConfigMap).
-fn sa_volume() -> Volume {
-    serde_json::from_value(serde_json::json!({"name": SA_VOLUME, "projected": {"defaultMode": 420, "sources": [
-        {"serviceAccountToken": {"path": "token", "expirationSeconds": SA_SECONDS}},
-        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}))
-    .unwrap_or_default()
-}
-
 /// A pod's volumes as set up on this node.
 pub struct PodVolumes {
     pub dir: PathBuf,
@@ -110,7 +96,7 @@ pub struct PodVolumes {
 }
 
 /// Prepares every volume and mount table, and writes the API-backed volumes once.
-pub async fn setup(shared: &Shared, pod: &Pod, source: Source) -> Result<PodVolumes, StartError> {
+pub async fn setup(shared: &Shared, pod: &Pod) -> Result<PodVolumes, StartError> {
     let cfg = &shared.cfg;
     let spec = pod.spec.clone().unwrap_or_default();
     let dir = pod_dir(&cfg.root_dir, pod);
@@ -145,18 +131,6 @@ pub async fn setup(shared: &Shared, pod: &Pod, source: Source) -> Result<PodVolu
             return Err(err(msg.into()));
         };
         paths.insert(vol.name.clone(), path);
-    }
-    let api = shared.api.get();
-    let token = source == Source::Api
-        && apiobjects::wants_token(api, pod)
-            .await
-            .map_err(config_error)?;
-    if token {
-        let vol = sa_volume();
-        let own = dir.join("volumes").join(SA_VOLUME);
-        v.refs.extend(projection::refs(&vol));
-        v.api.push((vol, own.clone()));
-        paths.insert(SA_VOLUME.into(), own);
     }
     let env = |c: &k8s_openapi::api::core::v1::Container| {
         super::process::env(c, pod, &cfg.node_ip.to_string())
@@ -194,14 +168,6 @@ pub async fn setup(shared: &Shared, pod: &Pod, source: Source) -> Result<PodVolu
                 },
             );
         }
-        let has_sa = c
-            .volume_mounts
-            .iter()
-            .flatten()
-            .any(|m| m.mount_path.trim_end_matches('/') == SA_MOUNT);
-        if token && !has_sa {
-            t.insert(SA_MOUNT, &dir.join("volumes").join(SA_VOLUME));
-        }
         v.tables.insert(c.name.clone(), t);
     }
     v.sync(shared, pod).await.map_err(config_error)?;
@@ -218,18 +184,9 @@ impl PodVolumes {
         let objs = apiobjects::fetch(api, pod, &self.refs, &self.tokens).await;
         for (vol, dir) in &self.api {
             let err = |e: String| format!("volume {:?}: {e}", vol.name);
-            let mut files = projection::render(vol, &objs, pod)
+            let files = projection::render(vol, &objs, pod)
                 .map_err(err)?
                 .unwrap_or_default();
-            if vol.name == SA_VOLUME
-                && let Some(ca) = api.and_then(|a| a.ca_pem.clone())
-            {
-                files.push(File {
-                    path: "ca.crt".into(),
-                    data: ca,
-                    mode: 0o644,
-                });
-            }
             atomic::write(dir, &files).map_err(|e| err(e.to_string()))?;
         }
         Ok(())
@@ -287,6 +244,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pod_dir(Path::new("/r"), &p), PathBuf::from("/r/pods/n_a"));
-        assert!(sa_volume().projected.is_some());
     }
 }

@@ -1,0 +1,280 @@
+//! Off-node copies of backups, in an object store (S3 and S3-compatible stores, or a
+//! local path such as a mounted NFS share) through the `object_store` crate: a master's
+//! own disk dies with it, and so would every backup kept only there.
+//!
+//! Layout: `<url>/<backup name>/<file>`, the same names as in the backup dir. A backup is
+//! uploaded file by file, its `backup.json` last: a remote backup without `backup.json`
+//! is an upload that did not finish, never listed as whole, and the next run resumes it
+//! (a file already there with the size the manifest gives is not sent again; big files
+//! go in multipart uploads, which the store shows under their name only once complete).
+//! Remote retention applies the local policy to the whole remote backups.
+//!
+//! Credentials come from where the crate's builders read them: `AWS_*` variables (and
+//! instance metadata) for S3, or `--remote-option` keys. They are never logged: errors
+//! name the URL and the object, which hold none.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use url::Url;
+
+use super::catalog::{self, Manifest};
+use super::retention;
+
+/// Files bigger than this go in a multipart upload, in parts of this size.
+const PART: usize = 8 * 1024 * 1024;
+
+/// One object store and the prefix backups go under.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    /// The URL as given, for messages.
+    pub url: String,
+}
+
+/// A backup in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBackup {
+    pub name: String,
+    /// Its `backup.json` is there: the upload finished.
+    pub whole: bool,
+}
+
+impl Remote {
+    /// Opens `url` (`s3://bucket/prefix`, `file:///dir`) with `options` (the crate's
+    /// config keys, e.g. `aws_endpoint`, `aws_allow_http`, `aws_region`). `Err` is one
+    /// line naming the URL.
+    pub fn open(url: &str, options: &[(String, String)]) -> Result<Remote, String> {
+        // reqwest's rustls takes the process's provider: the project's, ring. Already
+        // installed (a second open) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let parsed = Url::parse(url).map_err(|e| format!("--remote {url}: {e}"))?;
+        let (store, prefix): (Box<dyn ObjectStore>, ObjectPath) = if parsed.scheme() == "s3" {
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+            for (k, v) in options {
+                let key = k.to_ascii_lowercase().parse().map_err(|_| {
+                    format!("--remote-option {k}: not an S3 option of the object_store crate")
+                })?;
+                b = b.with_config(key, v);
+            }
+            let prefix = ObjectPath::from_url_path(parsed.path())
+                .map_err(|e| format!("--remote {url}: {e}"))?;
+            (
+                Box::new(b.build().map_err(|e| format!("--remote {url}: {e}"))?),
+                prefix,
+            )
+        } else {
+            object_store::parse_url_opts(&parsed, options.iter().map(|(k, v)| (k, v.clone())))
+                .map_err(|e| format!("--remote {url}: {e}"))?
+        };
+        Ok(Remote {
+            store: Arc::from(store),
+            prefix,
+            url: url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn object(&self, backup: &str, file: &str) -> ObjectPath {
+        let mut p = self.prefix.clone().join(backup);
+        for part in file.split('/') {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// Where a backup's file is, for messages.
+    pub fn address(&self, backup: &str, file: &str) -> String {
+        format!("{}/{backup}/{file}", self.url)
+    }
+
+    /// Uploads the backup in `dir` (named `name`, described by `manifest`), resuming an
+    /// earlier upload of it; returns how many files were sent.
+    pub async fn upload(
+        &self,
+        dir: &Path,
+        name: &str,
+        manifest: &Manifest,
+    ) -> Result<usize, String> {
+        let mut files: Vec<(String, u64)> = match &manifest.archive {
+            Some(a) => vec![(a.path.clone(), a.size)],
+            None => {
+                let mut f = vec![(manifest.snapshot.path.clone(), manifest.snapshot.size)];
+                f.extend(manifest.pki.iter().map(|r| (r.path.clone(), r.size)));
+                f
+            }
+        };
+        let json = std::fs::metadata(dir.join(catalog::MANIFEST))
+            .map_err(|e| format!("{}: {e}", dir.join(catalog::MANIFEST).display()))?
+            .len();
+        // Last: its presence is what makes the remote copy whole.
+        files.push((catalog::MANIFEST.to_string(), json));
+        // First a listing: a missing bucket or a refused credential is one clear error
+        // here, whatever a given store does with a write to a bucket that is not there.
+        self.list().await?;
+        let mut sent = 0;
+        for (file, size) in files {
+            let at = self.object(name, &file);
+            let there = self.store.head(&at).await.ok().map(|m| m.size);
+            if there == Some(size) && file != catalog::MANIFEST {
+                continue;
+            }
+            self.put_file(&dir.join(&file), &at)
+                .await
+                .map_err(|e| format!("uploading {}: {e}", self.address(name, &file)))?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    async fn put_file(&self, path: &Path, at: &ObjectPath) -> Result<(), String> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if bytes.len() <= PART {
+            self.store
+                .put(at, PutPayload::from(bytes))
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        let upload = self
+            .store
+            .put_multipart(at)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+        for chunk in bytes.chunks(PART) {
+            w.wait_for_capacity(4).await.map_err(|e| e.to_string())?;
+            w.write(chunk);
+        }
+        w.finish().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The backups in the store, newest name last.
+    pub async fn list(&self) -> Result<Vec<RemoteBackup>, String> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(|e| format!("listing {}: {e}", self.url))?;
+        let mut out = Vec::new();
+        for p in listed.common_prefixes {
+            let Some(name) = p.filename().map(str::to_string) else {
+                continue;
+            };
+            if catalog::parse_dir_name(&name).is_none() {
+                continue;
+            }
+            let whole = self
+                .store
+                .head(&self.object(&name, catalog::MANIFEST))
+                .await
+                .is_ok();
+            out.push(RemoteBackup { name, whole });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Applies `policy` to the whole remote backups; returns the names removed. An
+    /// unfinished upload is left for the next run to resume.
+    pub async fn prune(&self, policy: &retention::Policy) -> Result<Vec<String>, String> {
+        let entries: Vec<retention::Entry> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|b| b.whole)
+            .filter_map(|b| {
+                let (taken_at, revision) = catalog::parse_dir_name(&b.name)?;
+                Some(retention::Entry {
+                    name: b.name,
+                    taken_at,
+                    revision,
+                })
+            })
+            .collect();
+        let plan = retention::plan(&entries, policy);
+        for name in &plan.delete {
+            self.remove(name).await?;
+        }
+        Ok(plan.delete)
+    }
+
+    /// Deletes every object of backup `name`, its `backup.json` first, so a half-removed
+    /// backup is never listed as whole.
+    async fn remove(&self, name: &str) -> Result<(), String> {
+        let manifest = self.object(name, catalog::MANIFEST);
+        self.store
+            .delete(&manifest)
+            .await
+            .map_err(|e| format!("removing {}: {e}", self.address(name, catalog::MANIFEST)))?;
+        let dir = self.prefix.clone().join(name);
+        let mut objects = self.store.list(Some(&dir));
+        while let Some(meta) = objects.next().await {
+            let meta = meta.map_err(|e| format!("listing {}/{name}: {e}", self.url))?;
+            self.store
+                .delete(&meta.location)
+                .await
+                .map_err(|e| format!("removing {}/{}: {e}", self.url, meta.location))?;
+        }
+        Ok(())
+    }
+
+    /// Downloads whole backup `name` into `into` (a new dir), each file checked against
+    /// the sizes and sha256 sums its `backup.json` gives.
+    pub async fn download(&self, name: &str, into: &Path) -> Result<Manifest, String> {
+        let get = |file: String| async move {
+            let at = self.object(name, &file);
+            let r = self
+                .store
+                .get(&at)
+                .await
+                .map_err(|e| format!("{}: {e}", self.address(name, &file)))?;
+            r.bytes()
+                .await
+                .map_err(|e| format!("{}: {e}", self.address(name, &file)))
+        };
+        let json = get(catalog::MANIFEST.to_string()).await?;
+        let manifest: Manifest = serde_json::from_slice(&json)
+            .map_err(|e| format!("{}: {e}", self.address(name, catalog::MANIFEST)))?;
+        let mut files: Vec<(String, u64, String)> = match &manifest.archive {
+            Some(a) => vec![(a.path.clone(), a.size, a.sha256.clone())],
+            None => {
+                let s = &manifest.snapshot;
+                let mut f = vec![(s.path.clone(), s.size, s.sha256.clone())];
+                f.extend(
+                    manifest
+                        .pki
+                        .iter()
+                        .map(|r| (r.path.clone(), r.size, r.sha256.clone())),
+                );
+                f
+            }
+        };
+        files.retain(|(p, _, _)| catalog::safe_relative(p));
+        crate::fsutil::create_dir_all_with_mode(into, 0o700).map_err(|e| e.to_string())?;
+        for (file, size, sha) in files {
+            let bytes = get(file.clone()).await?;
+            let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            if bytes.len() as u64 != size || got != sha {
+                return Err(format!(
+                    "{}: {} bytes with sha256 {got}, but backup.json says {size} bytes with sha256 {sha}",
+                    self.address(name, &file),
+                    bytes.len()
+                ));
+            }
+            let path = into.join(&file);
+            crate::fsutil::create_dir_all_with_mode(crate::fsutil::parent_of(&path), 0o700)
+                .map_err(|e| e.to_string())?;
+            crate::fsutil::write_atomic(&path, &bytes, 0o600).map_err(|e| e.to_string())?;
+        }
+        crate::fsutil::write_atomic(&into.join(catalog::MANIFEST), &json, 0o600)
+            .map_err(|e| e.to_string())?;
+        Ok(manifest)
+    }
+}

@@ -1,0 +1,291 @@
+//! Backups copied off the node to a real S3 server on loopback: `s3s-fs` (an S3
+//! protocol server over a directory, from the s3s project; `scripts/setup-tools`
+//! installs it, pinned, and exports `KUBEBOOT_S3S_FS`), against real etcd (TLS, so the
+//! backup carries the etcd client key).
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_fails, kubeboot, stderr};
+use kubeboot::backup::catalog;
+use kubeboot::backup::remote::Remote;
+use kubeboot_testkit::cluster;
+use kubeboot_testkit::etcd::{Etcd, EtcdOptions};
+
+const ACCESS: &str = "kubeboot-test-access";
+const SECRET: &str = "kubeboot-test-secret-0123456789";
+const BUCKET: &str = "backups";
+
+/// A running s3s-fs; killed on drop.
+struct S3 {
+    child: Child,
+    endpoint: String,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server, or `None` (said on stderr) when it is not installed outside CI.
+fn s3() -> Option<S3> {
+    let bin = match std::env::var("KUBEBOOT_S3S_FS")
+        .ok()
+        .filter(|b| !b.is_empty())
+    {
+        Some(b) => b,
+        None if std::env::var_os("CI").is_some() => {
+            panic!("KUBEBOOT_S3S_FS is not set under CI; run scripts/setup-tools")
+        }
+        None => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: s3s-fs not found (run scripts/setup-tools)"
+            );
+            return None;
+        }
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(bin)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            ACCESS,
+            "--secret-key",
+            SECRET,
+        ])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(S3 {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _root: root,
+    })
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn options(endpoint: &str, secret: &str) -> Vec<(String, String)> {
+    [
+        ("aws_endpoint", endpoint),
+        ("aws_allow_http", "true"),
+        ("aws_region", "us-east-1"),
+        ("aws_access_key_id", ACCESS),
+        ("aws_secret_access_key", secret),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// `kubeboot backup` of `etcd` into `dir`, with `extra`.
+fn backup(etcd: &Etcd, dir: &Path, extra: &[String]) -> std::process::Output {
+    let tls = etcd.tls().unwrap();
+    let endpoint = etcd.endpoint();
+    let lock = dir.with_extension("lock");
+    let mut args: Vec<String> = [
+        "backup",
+        "--backup-dir",
+        s(dir),
+        "--lock-file",
+        s(&lock),
+        "--etcd-servers",
+        &endpoint,
+        "--etcd-cafile",
+        s(&tls.ca_cert),
+        "--etcd-certfile",
+        s(&tls.client_cert),
+        "--etcd-keyfile",
+        s(&tls.client_key),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend_from_slice(extra);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    kubeboot(&refs)
+}
+
+fn remote_args(url: &str, opts: &[(String, String)]) -> Vec<String> {
+    let mut a = vec!["--remote".to_string(), url.to_string()];
+    for (k, v) in opts {
+        a.push("--remote-option".into());
+        a.push(format!("{k}={v}"));
+    }
+    a
+}
+
+fn metric(file: &Path, name: &str) -> f64 {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn an_encrypted_backup_goes_off_the_node_and_comes_back_byte_identical() {
+    let Some(server) = s3() else { return };
+    let etcd = Etcd::start(EtcdOptions {
+        tls: true,
+        ..EtcdOptions::default()
+    })
+    .unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
+    let dir = work.path().join("backups");
+    let metrics = work.path().join("backup.prom");
+    let url = format!("s3://{BUCKET}/cluster-a");
+    let opts = options(&server.endpoint, SECRET);
+    let mut extra = remote_args(&url, &opts);
+    extra.extend([
+        "--recipient".into(),
+        recipient,
+        "--metrics-file".into(),
+        s(&metrics).into(),
+    ]);
+    let out = backup(&etcd, &dir, &extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("backup copied off the node"), "{err}");
+    assert!(!err.contains(SECRET), "the secret key is logged: {err}");
+    assert!(
+        metric(
+            &metrics,
+            "kubeboot_backup_last_upload_success_timestamp_seconds"
+        ) > 0.0
+    );
+    assert_eq!(
+        metric(&metrics, "kubeboot_backup_upload_failures_total"),
+        0.0
+    );
+
+    let local = catalog::scan(&dir).unwrap();
+    assert_eq!(local.len(), 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let remote = Remote::open(&url, &opts).unwrap();
+    let listed = rt.block_on(remote.list()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].whole && listed[0].name == local[0].name,
+        "{listed:?}"
+    );
+    let back = work.path().join("downloaded");
+    rt.block_on(remote.download(&listed[0].name, &back))
+        .unwrap();
+    for file in ["backup.json", "backup.tar.age"] {
+        assert_eq!(
+            std::fs::read(back.join(file)).unwrap(),
+            std::fs::read(local[0].dir.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    // A second run: the first copy is still there (retention keeps both), a second added.
+    let out = backup(&etcd, &dir, &extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        rt.block_on(remote.list())
+            .unwrap()
+            .iter()
+            .filter(|b| b.whole)
+            .count()
+            >= 1
+    );
+}
+
+#[test]
+fn a_plain_backup_is_not_uploaded_without_consent() {
+    let etcd = Etcd::start(EtcdOptions {
+        tls: true,
+        ..EtcdOptions::default()
+    })
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("backups");
+    let out = backup(&etcd, &dir, &remote_args("s3://b/p", &[]));
+    assert_fails(
+        &out,
+        2,
+        "--remote s3://b/p: a plain backup holds private keys",
+    );
+    assert!(!dir.exists(), "nothing written");
+}
+
+#[test]
+fn a_wrong_key_or_bucket_keeps_the_local_copy_and_counts_the_failure() {
+    let Some(server) = s3() else { return };
+    let etcd = Etcd::start(EtcdOptions {
+        tls: true,
+        ..EtcdOptions::default()
+    })
+    .unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("backups");
+    let metrics = work.path().join("backup.prom");
+    let wrong_secret = "not-the-secret-9876543210";
+    for (i, (url, secret)) in [
+        (format!("s3://{BUCKET}/p"), wrong_secret),
+        ("s3://no-such-bucket/p".to_string(), SECRET),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut extra = remote_args(&url, &options(&server.endpoint, secret));
+        extra.extend([
+            "--allow-plaintext-upload".into(),
+            "--metrics-file".into(),
+            s(&metrics).into(),
+        ]);
+        let out = backup(&etcd, &dir, &extra);
+        assert!(
+            out.status.success(),
+            "the backup itself is kept: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(err.contains(&format!("was not copied to {url}")), "{err}");
+        assert!(
+            !err.contains(wrong_secret) && !err.contains(SECRET),
+            "a secret is logged: {err}"
+        );
+        assert_eq!(
+            metric(&metrics, "kubeboot_backup_upload_failures_total"),
+            (i + 1) as f64
+        );
+        assert!(
+            !catalog::scan(&dir).unwrap().is_empty(),
+            "the local copy is kept"
+        );
+    }
+    let _ = PathBuf::new();
+}
