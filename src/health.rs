@@ -35,14 +35,8 @@ pub async fn kubelet(url: &str, timeout: Duration) -> Result<(), String> {
         _ => return Err(format!("{url}: not an absolute http URL")),
     };
     let base: http::Uri = base.parse().map_err(|e| format!("{url}: {e}"))?;
-    let plain_http = uri.scheme_str() == Some("http");
-    let mut config = kube::Config::new(base);
-    // Plain http (the kubelet's healthz port is): no TLS, so no trust store. Without a
-    // CA of its own kube-rs loads the system's, and fails on a host that has none (no
-    // ca-certificates), which would make a healthy kubelet look down for ever.
-    if plain_http {
-        config.root_cert = Some(Vec::new());
-    }
+    // The kubelet's healthz port is plain http: no trust store needed, none loaded.
+    let mut config = crate::kubeclient::anonymous_config(base);
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     let client = kube::Client::try_from(config).map_err(|e| format!("{url}: {e}"))?;

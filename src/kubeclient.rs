@@ -37,6 +37,7 @@ pub async fn from_kubeconfig(
         .to_string()
         .trim_end_matches('/')
         .to_string();
+    skip_unused_trust_store(&mut config);
     config.connect_timeout = Some(connect_timeout);
     config.read_timeout = Some(request_timeout);
     config.write_timeout = Some(request_timeout);
@@ -45,6 +46,26 @@ pub async fn from_kubeconfig(
         reason: error_chain(&e),
     })?;
     Ok((client, endpoint))
+}
+
+/// A config without credentials for `base` (scheme://host:port). For plain http it
+/// carries an empty trust store: without a CA of its own kube-rs loads the system's, and
+/// on a host that has none (no ca-certificates; a minbase Debian) building the client
+/// fails, so a kubelet that answers would look down for ever.
+pub fn anonymous_config(base: http::Uri) -> kube::Config {
+    let mut config = kube::Config::new(base);
+    skip_unused_trust_store(&mut config);
+    config
+}
+
+/// Where no certificate will be verified (plain http, or a kubeconfig's
+/// `insecure-skip-tls-verify`) and no CA is given, an empty trust store instead of the
+/// system's, which kube-rs would otherwise load and fail on when there is none.
+fn skip_unused_trust_store(config: &mut kube::Config) {
+    let unverified = config.cluster_url.scheme_str() == Some("http") || config.accept_invalid_certs;
+    if unverified && config.root_cert.is_none() {
+        config.root_cert = Some(Vec::new());
+    }
 }
 
 /// kube-rs reads the files a kubeconfig names only when the first connection is made,
@@ -98,4 +119,31 @@ pub fn referenced_files(kc: &Kubeconfig) -> Vec<(&'static str, &str)> {
     .into_iter()
     .filter_map(|(field, path)| Some((field, path?)))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, insecure: bool, ca: Option<Vec<Vec<u8>>>) -> kube::Config {
+        let mut c = kube::Config::new(url.parse().unwrap());
+        c.accept_invalid_certs = insecure;
+        c.root_cert = ca;
+        skip_unused_trust_store(&mut c);
+        c
+    }
+
+    #[test]
+    fn the_system_trust_store_is_loaded_only_where_a_certificate_is_verified() {
+        assert_eq!(
+            config("http://k:10255", false, None).root_cert,
+            Some(vec![])
+        );
+        assert_eq!(config("https://k:6443", true, None).root_cert, Some(vec![]));
+        // Verified https with no CA of its own: the system's, as kube-rs loads it.
+        assert_eq!(config("https://k:6443", false, None).root_cert, None);
+        // A CA the kubeconfig gives is never dropped.
+        let ca = Some(vec![b"ca".to_vec()]);
+        assert_eq!(config("https://k:6443", true, ca.clone()).root_cert, ca);
+    }
 }

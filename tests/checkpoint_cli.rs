@@ -166,6 +166,10 @@ fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm(
         .arg("--request-timeout=1s")
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "10000000")
+        // A host without ca-certificates (a minbase Debian master): the plain-http
+        // read-only client once loaded the system's trust store and failed at start.
+        .env("SSL_CERT_FILE", t.path().join("no-ca-bundle.pem"))
+        .env("SSL_CERT_DIR", t.path().join("no-ca-dir"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
