@@ -37,9 +37,12 @@ fn main() -> ExitCode {
 
 /// The one error line. In the journal it is an entry at error priority, with `ensure`'s
 /// decision when the error is one (refused, no-source, …) and the exit code as
-/// `KUBEBOOT_EXIT`; on stderr it is the plain line scripts read.
+/// `KUBEBOOT_EXIT`; on stderr it is the plain line scripts read. Under systemd it is
+/// also the last `STATUS=`, so `systemctl status` shows why the unit failed rather than
+/// the step it was on.
 fn report(failure: &Failure, sink: Sink) {
     let line = format!("kubeboot: error: {failure}");
+    kubeboot::systemd::status(&line);
     match sink {
         Sink::Stderr => eprintln!("{line}"),
         Sink::Journal => {

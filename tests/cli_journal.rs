@@ -392,3 +392,35 @@ fn stderr_unless_stderr_is_the_journal_stream() {
         stderr(&out)
     );
 }
+
+/// Under systemd the error line is also the last `STATUS=`, so `systemctl status` of a
+/// failed unit says why it failed, not which step it was on (the `kubelet-unit-failed`
+/// machine drill reads it from a real systemd).
+#[test]
+fn the_error_line_is_the_last_status_sent_to_systemd() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let missing = tmp.path().join("gone.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .args(["inspect", missing.to_str().unwrap()])
+        .env("KUBEBOOT_CONFIG", "/dev/null")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let mut last = None;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        last = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let last = last.expect("nothing was sent to NOTIFY_SOCKET");
+    assert!(
+        last.starts_with("STATUS=kubeboot: error: ") && last.contains("gone.db"),
+        "{last}"
+    );
+    assert!(!last.contains('\n'), "{last:?}");
+}

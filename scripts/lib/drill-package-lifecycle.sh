@@ -2,12 +2,9 @@
 # an operator runs them (docs/packaging.md, docs/provisioning.md). Sourced by
 # machine-drill.
 
-target=${CARGO_TARGET_DIR:-$root/target}
-bin=$target/debug
 say "building kubeboot and kubeboot-testkit (debug), and two versions of each package"
-(cd "$root" && cargo build -q --bin kubeboot && cargo build -q -p kubeboot-testkit --bin kubeboot-testkit)
-v1=$(awk '/^\[/ { s = $0 } s == "[package]" && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' \
-  "$root/Cargo.toml"); v1=${v1//-/\~}
+build_kubeboot
+v1=$version
 # A later version, built an hour later: the unit files' mtimes change, so a unit left
 # unreloaded after the upgrade would show NeedDaemonReload=yes.
 v2=$v1.1
@@ -41,15 +38,6 @@ EOF
   ok "$name: Debian's etcd.service on $ip:2379 holds the test cluster"
 }
 
-# kubeconfig_on NAME: the admin kubeconfig of a rendered cluster whose api-server
-# (base.10, nothing listens there) is down, where the units look for it.
-kubeconfig_on() {
-  [ -f "$dir/assets/auth/kubeconfig" ] || KUBEBOOT_CONFIG=/dev/null "$bin/kubeboot" render \
-    --asset-dir "$dir/assets" --api-servers "https://$base.10:6443" >/dev/null
-  "$machines" put "$dir" "$1" "$dir/assets/auth/kubeconfig" /etc/kubernetes/kubeconfig
-  on "$1" chmod 0600 /etc/kubernetes/kubeconfig
-}
-
 # configure NAME IP ENVDIR: the operator's configuration before enabling the units:
 # etcd, the kubeconfig, the flags of ensure and backup (the edited config files).
 configure() {
@@ -58,9 +46,6 @@ configure() {
   set_flags "$1" "$3/kubeboot-backup" KUBEBOOT_BACKUP_ARGS "--etcd-servers http://$2:2379"
   set_flags "$1" "$3/kubeboot" KUBEBOOT_ENSURE_ARGS "--etcd-servers http://$2:2379"
 }
-
-# set_flags NAME FILE VAR VALUE: the operator's one-line edit of a flags file.
-set_flags() { on "$1" sed -i "s|^$3=.*|$3=\"$4\"|" "$2"; }
 
 # nothing_started NAME: no kubeboot unit enabled, started or logged; no state dir.
 nothing_started() {

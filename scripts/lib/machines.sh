@@ -56,3 +56,46 @@ wait_until() {
     sleep 0.2
   done
 }
+
+# build_kubeboot: the debug binaries the drills install or run (kubeboot,
+# kubeboot-testkit); sets $bin, and $version (Cargo.toml's, as the packages spell it).
+build_kubeboot() {
+  bin=${CARGO_TARGET_DIR:-$root/target}/debug
+  (cd "$root" && cargo build -q --bin kubeboot && cargo build -q -p kubeboot-testkit --bin kubeboot-testkit)
+  version=$(awk '/^\[/ { s = $0 } s == "[package]" && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' \
+    "$root/Cargo.toml")
+  version=${version//-/\~}
+}
+
+# install_deb NAME: the .deb of $bin/kubeboot (built once per drill, into $dir/pkgs),
+# installed with `dpkg -i`, as an operator installs it.
+install_deb() {
+  local deb
+  deb=$dir/pkgs/kubeboot_${version}_$(dpkg --print-architecture).deb
+  [ -f "$deb" ] || "$root/scripts/package" deb --binary "$bin/kubeboot" --fast --no-install \
+    --out "$dir/pkgs" >/dev/null
+  "$machines" put "$dir" "$1" "$deb" /root/kubeboot.deb
+  on "$1" dpkg -i /root/kubeboot.deb >/dev/null
+  ok "$1: kubeboot $version installed (dpkg -i)"
+}
+
+# kubeconfig_on NAME: the admin kubeconfig of a rendered cluster whose api-server
+# ($base.10, nothing listens there) is down, where the units look for it.
+kubeconfig_on() {
+  [ -f "$dir/assets/auth/kubeconfig" ] || KUBEBOOT_CONFIG=/dev/null "$bin/kubeboot" render \
+    --asset-dir "$dir/assets" --api-servers "https://$base.10:6443" >/dev/null
+  "$machines" put "$dir" "$1" "$dir/assets/auth/kubeconfig" /etc/kubernetes/kubeconfig
+  on "$1" chmod 0600 /etc/kubernetes/kubeconfig
+}
+
+# set_flags NAME FILE VAR VALUE: the operator's one-line edit of a flags file.
+set_flags() { on "$1" sed -i "s|^$3=.*|$3=\"$4\"|" "$2"; }
+
+# unit_on NAME UNIT: installs the unit file read from stdin as /etc/systemd/system/UNIT.
+unit_on() {
+  local f
+  f=$(mktemp)
+  cat > "$f"
+  "$machines" put "$dir" "$1" "$f" "/etc/systemd/system/$2"
+  rm -f "$f"
+}
