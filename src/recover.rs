@@ -46,6 +46,9 @@ impl Source {
 #[derive(Debug)]
 pub struct Request<'a> {
     pub source: Source,
+    /// What the record of the recovery names as its source when the file read is a
+    /// private copy of it (a downloaded or decrypted backup); `None`: the source itself.
+    pub origin: Option<String>,
     pub etcd_prefix: String,
     /// Copied to `auth/kubeconfig`.
     pub kubeconfig: Option<Vec<u8>>,
@@ -128,7 +131,10 @@ pub enum RecoverError {
 
 /// Reads the source and renders the asset dir.
 pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
-    let cp = read(req).await?;
+    let mut cp = read(req).await?;
+    if let Some(origin) = &req.origin {
+        cp.source.location = origin.clone();
+    }
     for warning in &cp.warnings {
         tracing::warn!("{warning}");
     }

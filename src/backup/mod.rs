@@ -16,6 +16,7 @@
 
 pub mod catalog;
 pub mod crypt;
+pub mod fetch;
 pub mod inventory;
 pub mod location;
 pub mod metrics;

@@ -15,7 +15,7 @@ use super::etcd_flags::EtcdFlags;
 use super::{Exit, ExitWith, Failure, Format, parse_duration, usage};
 use crate::backup::crypt::{self, CryptError, Identity};
 use crate::backup::remote::Remote;
-use crate::backup::{self, BackupError, metrics, retention::Policy, space};
+use crate::backup::{self, BackupError, fetch, metrics, retention::Policy, space};
 use crate::encryption::EncryptionConfig;
 use crate::source::SourceError;
 
@@ -122,8 +122,9 @@ pub enum ListFormat {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// A backup's ID (its directory name in --backup-dir), a backup dir, a file in
-    /// one, or a lone snapshot or age archive.
-    #[arg(value_name = "ID|FILE")]
+    /// one, or a lone snapshot or age archive; or a backup in object storage, by URL:
+    /// s3://bucket/prefix/NAME, or …/latest for the newest whole one.
+    #[arg(value_name = "ID|FILE|URL")]
     pub target: String,
     /// Overrides `backup --backup-dir`.
     #[arg(long, value_name = "DIR")]
@@ -131,6 +132,8 @@ pub struct VerifyArgs {
     /// The age identity file an encrypted backup is opened with.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: super::remote_read::RemoteRead,
 }
 
 #[derive(Debug, Args)]
@@ -265,13 +268,7 @@ fn open_remote(args: &BackupArgs, encrypted: bool) -> Result<Option<Remote>, Fai
             "--remote {url}: a plain backup holds private keys (the etcd client key, the encryption config); encrypt it before it leaves the node (--recipient, --recipients-file) or pass --allow-plaintext-upload"
         )));
     }
-    let mut options = Vec::new();
-    for kv in &args.remote_option {
-        let Some((k, v)) = kv.split_once('=') else {
-            return Err(usage(format!("--remote-option {kv:?}: not KEY=VALUE")));
-        };
-        options.push((k.to_string(), v.to_string()));
-    }
+    let options = fetch::parse_options(&args.remote_option).map_err(usage)?;
     Remote::open(url, &options).map(Some).map_err(usage)
 }
 

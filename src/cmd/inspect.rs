@@ -4,22 +4,26 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 
+use super::remote_read::RemoteRead;
 use super::{
     Exit, ExitWith, Failure, Format, Output, render_object, render_report, unseal_failure, usage,
 };
 use crate::backup::catalog;
 use crate::backup::crypt::{self, Identity};
+use crate::backup::fetch::Fetched;
 use crate::snapshot::{Options, Snapshot, Status};
 use crate::{codec, registry};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An `etcdctl snapshot save` file or a data-dir member/snap/db.
+    /// An `etcdctl snapshot save` file or a data-dir member/snap/db; or a backup in
+    /// object storage, by URL: s3://bucket/prefix/NAME, or …/latest for the newest whole
+    /// one (downloaded and checked first; see --remote-option).
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub file: PathBuf,
     /// List the live keys, one per line, sorted.
@@ -51,6 +55,8 @@ pub struct InspectArgs {
     /// The api-server's --etcd-prefix, for the per-resource counts.
     #[arg(long, default_value = "/registry", value_name = "PREFIX", value_hint = clap::ValueHint::Other)]
     pub etcd_prefix: String,
+    #[command(flatten)]
+    pub remote: RemoteRead,
 }
 
 /// Every format `inspect` knows; which ones apply depends on the mode ([`format_for`]).
@@ -98,7 +104,13 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     let opts = Options {
         skip_hash_check: args.skip_hash_check,
     };
-    let snap = open_snapshot(&args, &opts)?;
+    let fetched = args
+        .remote
+        .fetch_if_url(&args.file, &std::env::temp_dir(), Exit::NoSource)?;
+    let path = fetched
+        .as_ref()
+        .map_or_else(|| args.file.clone(), Fetched::file);
+    let snap = open_snapshot(&path, &args, &opts)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match mode {
@@ -144,21 +156,21 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The snapshot FILE is, or the one inside it when it is an encrypted backup.
-fn open_snapshot(args: &InspectArgs, opts: &Options) -> Result<Snapshot, Failure> {
+/// The snapshot at `path` (FILE, or its download), or the one inside it when it is an
+/// encrypted backup. Messages name FILE as the operator gave it.
+fn open_snapshot(path: &Path, args: &InspectArgs, opts: &Options) -> Result<Snapshot, Failure> {
     // A file that cannot be opened is reported by the snapshot reader, as before.
-    if !crypt::is_age_file(&args.file).unwrap_or(false) {
-        return Snapshot::open(&args.file, opts).exit_with(Exit::NoSource);
+    if !crypt::is_age_file(path).unwrap_or(false) {
+        return Snapshot::open(path, opts).exit_with(Exit::NoSource);
     }
     let file = args.file.display();
-    let Some(path) = &args.identity else {
+    let Some(identity) = &args.identity else {
         return Err(usage(format!(
             "{file}: encrypted with age; give --identity FILE"
         )));
     };
-    let identity = Identity::load(path).exit_with(Exit::Usage)?;
-    let bytes =
-        crypt::read_member(&args.file, &identity, catalog::SNAPSHOT).map_err(unseal_failure)?;
+    let identity = Identity::load(identity).exit_with(Exit::Usage)?;
+    let bytes = crypt::read_member(path, &identity, catalog::SNAPSHOT).map_err(unseal_failure)?;
     let name = format!("{file}: {}", catalog::SNAPSHOT);
     Snapshot::from_bytes(&name, bytes, opts).exit_with(Exit::NoSource)
 }

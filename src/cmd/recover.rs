@@ -9,9 +9,11 @@ use anyhow::Context;
 use clap::Args;
 
 use super::etcd_flags::EtcdFlags;
+use super::remote_read::RemoteRead;
 use super::{Exit, ExitWith, Failure, parse_duration, unseal_failure, usage};
 use crate::assets;
 use crate::backup::crypt::{self, Identity};
+use crate::backup::fetch::Fetched;
 use crate::encryption::EncryptionConfig;
 use crate::recover::{RecoverError, Request, Source, recover};
 use crate::render::{RenderError, RenderOptions};
@@ -29,8 +31,10 @@ pub struct RecoverArgs {
     pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     pub etcd: EtcdFlags,
-    /// Read from an `etcdctl snapshot save` file or a data-dir member/snap/db.
-    #[arg(long, value_name = "FILE")]
+    /// Read from an `etcdctl snapshot save` file or a data-dir member/snap/db; or from
+    /// a backup in object storage, by URL: s3://bucket/prefix/NAME, or …/latest for the
+    /// newest whole one (downloaded and checked first; see --remote-option).
+    #[arg(long, value_name = "FILE|URL")]
     pub etcd_backup_file: Option<PathBuf>,
     /// An age identity file: --etcd-backup-file may then be an encrypted backup
     /// (`backup.tar.age`); its snapshot is decrypted into a private temp dir, removed
@@ -48,6 +52,8 @@ pub struct RecoverArgs {
     /// kubeboot's descriptors do not know, instead of warning that its value is lost.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub remote: RemoteRead,
     /// Move a non-empty --recovery-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
@@ -128,21 +134,49 @@ fn decrypt_source(
         )));
     };
     let identity = Identity::load(path).exit_with(Exit::Usage)?;
-    let parent = crate::fsutil::parent_of(&args.recovery_dir);
-    let base = if parent.is_dir() {
-        parent.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let plain = crypt::unseal_snapshot(file, &identity, &base).map_err(unseal_failure)?;
+    let plain =
+        crypt::unseal_snapshot(file, &identity, &private_base(args)).map_err(unseal_failure)?;
     tracing::info!(archive = %file.display(), "decrypted its snapshot into a private dir, removed when recover ends");
     *file = plain.path().to_path_buf();
     Ok(Some(plain))
 }
 
+/// Where a downloaded or decrypted backup goes for the length of the run: beside the
+/// recovery dir (the same disk, which must hold the recovery anyway), else the temp dir.
+fn private_base(args: &RecoverArgs) -> PathBuf {
+    let parent = crate::fsutil::parent_of(&args.recovery_dir);
+    if parent.is_dir() {
+        parent.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// A `--etcd-backup-file` URL becomes its downloaded backup's file (the snapshot, or the
+/// archive `decrypt_source` then opens), removed when the returned guard drops.
+fn fetch_source(args: &RecoverArgs, source: &mut Source) -> Result<Option<Fetched>, Failure> {
+    let Source::Snapshot { file, .. } = source else {
+        return Ok(None);
+    };
+    let fetched = args
+        .remote
+        .fetch_if_url(file, &private_base(args), Exit::NoSource)?;
+    if let Some(f) = &fetched {
+        *file = f.file();
+    }
+    Ok(fetched)
+}
+
 pub fn run(args: RecoverArgs) -> Result<(), Failure> {
     let mut source = choose(&args)?;
     assets::check_target(&args.recovery_dir, args.force).exit_with(Exit::Usage)?;
+    // What kubeboot.json records as the source: what the operator named, not the
+    // private copy read in its place.
+    let origin = args
+        .etcd_backup_file
+        .as_ref()
+        .map(|f| f.display().to_string());
+    let _fetched = fetch_source(&args, &mut source)?;
     let _plain = decrypt_source(&args, &mut source)?;
     let kubeconfig = match &args.kubeconfig {
         Some(path) => Some(
@@ -158,6 +192,7 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
     };
     let req = Request {
         source,
+        origin,
         etcd_prefix: args.etcd.etcd_prefix.clone(),
         kubeconfig,
         encryption: encryption.as_ref(),

@@ -147,6 +147,11 @@ async fn recover_into(opts: &Options, via: &Via) -> Result<PathBuf, EnsureError>
         .map_err(FsError::io("read kubeconfig", &opts.kubeconfig))?;
     let req = Request {
         source,
+        // A decrypted backup is read from a private copy; the record names the backup.
+        origin: match via {
+            Via::Backup(b) => Some(b.snapshot.display().to_string()),
+            _ => None,
+        },
         etcd_prefix: opts.etcd_prefix.clone(),
         kubeconfig: Some(kubeconfig),
         encryption: opts.encryption.as_ref(),
