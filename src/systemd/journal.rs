@@ -107,12 +107,49 @@ fn filter() -> EnvFilter {
 
 /// The journal layer: every event field is prefixed `KUBEBOOT_` and upper-cased by
 /// tracing-journald (`decision` → `KUBEBOOT_DECISION`); `message` is `MESSAGE`.
+///
+/// Each entry also names the unit kubeboot runs in as `OBJECT_SYSTEMD_UNIT`. journald
+/// learns a native entry's `_SYSTEMD_UNIT` by reading `/proc/PID/cgroup` when the entry
+/// arrives; the error line is sent just before `ensure` exits, and when the process is
+/// gone by then the entry has no unit (seen on a booted master: `journalctl -u
+/// kubeboot` lacked the one line that said why the unit failed). `journalctl -u UNIT`
+/// also matches `OBJECT_SYSTEMD_UNIT=UNIT` from root's processes (systemd's
+/// `add_matches_for_unit`, src/shared/logs-show.c), and `_UID` comes from the socket's
+/// credentials, so it never misses.
 fn journal_layer(command: &str) -> std::io::Result<tracing_journald::Layer> {
+    let mut fields = vec![("KUBEBOOT_COMMAND", command.to_string())];
+    if let Some(unit) = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .as_deref()
+        .and_then(unit_of_cgroup)
+    {
+        fields.push(("OBJECT_SYSTEMD_UNIT", unit));
+    }
     Ok(tracing_journald::layer()?
         .with_field_prefix(Some("KUBEBOOT".into()))
         .with_priority_mappings(priorities())
         .with_syslog_identifier("kubeboot".into())
-        .with_custom_fields([("KUBEBOOT_COMMAND", command)]))
+        .with_custom_fields(fields))
+}
+
+/// The service a process runs in, from its `/proc/PID/cgroup`: the unified hierarchy's
+/// line (`0::/system.slice/kubeboot.service`) or, on cgroup v1, systemd's own
+/// (`1:name=systemd:/system.slice/kubeboot.service`); the deepest `.service` on the
+/// path. `None` outside a service (a shell, a scope).
+pub fn unit_of_cgroup(text: &str) -> Option<String> {
+    let path = text.lines().find_map(|line| {
+        let (_, rest) = line.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        (controllers.is_empty() || controllers == "name=systemd").then_some(path)
+    })?;
+    path.rsplit('/')
+        .find(|c| {
+            c.len() > ".service".len()
+                && c.ends_with(".service")
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":_.\\@-".contains(&b))
+        })
+        .map(str::to_string)
 }
 
 /// Sets the global subscriber once, for the whole process. Returns where lines go.
@@ -156,6 +193,37 @@ fn init_stderr(json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unit_is_read_from_the_cgroup_path() {
+        let v2 = "0::/system.slice/kubeboot.service\n";
+        assert_eq!(unit_of_cgroup(v2).as_deref(), Some("kubeboot.service"));
+        let v1 = "12:pids:/system.slice/kubeboot.service\n\
+                  1:name=systemd:/system.slice/kubeboot-backup.service\n\
+                  0::/\n";
+        assert_eq!(
+            unit_of_cgroup(v1).as_deref(),
+            Some("kubeboot-backup.service")
+        );
+        // A delegated service's own sub-cgroup; a template instance.
+        let deep = "0::/system.slice/kubeboot.service/init.scope\n";
+        assert_eq!(unit_of_cgroup(deep).as_deref(), Some("kubeboot.service"));
+        let inst = "0::/system.slice/system-kubeboot.slice/kubeboot@a\\x2db.service\n";
+        assert_eq!(
+            unit_of_cgroup(inst).as_deref(),
+            Some("kubeboot@a\\x2db.service")
+        );
+        for outside in [
+            "0::/user.slice/user-0.slice/session-3.scope\n",
+            "0::/\n",
+            "",
+            "garbage",
+            "0::/system.slice/.service\n",
+            "0::/system.slice/a b.service\n",
+        ] {
+            assert_eq!(unit_of_cgroup(outside), None, "{outside:?}");
+        }
+    }
 
     #[test]
     fn journal_stream_is_two_decimals() {
