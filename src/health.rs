@@ -230,6 +230,12 @@ pub async fn etcd(cfg: &EtcdConfig, etcd_prefix: &str) -> Result<(), String> {
 /// nothing — stops the search: passing it over for an older plain one would restore
 /// an older past than the operator kept.
 pub fn newest_backup(dir: &Path, identity: Option<&Identity>) -> Result<Backup, String> {
+    find_backup(dir, identity)?.ok_or_else(|| format!("no whole backup in {}", dir.display()))
+}
+
+/// [`newest_backup`], with `Ok(None)` when `dir` holds no whole backup at all (only
+/// then may `ensure` look further, in the object store).
+pub fn find_backup(dir: &Path, identity: Option<&Identity>) -> Result<Option<Backup>, String> {
     let found = catalog::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for f in &found {
         let m = match &f.manifest {
@@ -242,11 +248,12 @@ pub fn newest_backup(dir: &Path, identity: Option<&Identity>) -> Result<Backup, 
         match inventory::open(&f.dir, m, identity, false) {
             Ok(_) => {
                 let file = m.archive.as_ref().map_or(&m.snapshot.path, |a| &a.path);
-                return Ok(Backup {
+                return Ok(Some(Backup {
                     snapshot: f.dir.join(file),
                     revision: m.revision,
                     self_hosted_etcd: m.self_hosted_etcd,
-                });
+                    from: None,
+                }));
             }
             Err(Problem::Damaged(why)) => {
                 tracing::warn!(backup = %f.dir.display(), "passed over: {why}")
@@ -254,7 +261,7 @@ pub fn newest_backup(dir: &Path, identity: Option<&Identity>) -> Result<Backup, 
             Err(Problem::Locked(why)) => return Err(locked(&f.dir, identity, &why)),
         }
     }
-    Err(format!("no whole backup in {}", dir.display()))
+    Ok(None)
 }
 
 /// Why an encrypted newest backup stops `ensure`, in one line naming the identity file

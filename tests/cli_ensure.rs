@@ -599,3 +599,100 @@ fn old_recoveries_and_a_killed_runs_temps_are_removed_at_the_next_run() {
     }
     assert!(!said.contains("secret data"), "{said}");
 }
+
+/// Issue 14: the master's disk was replaced and its backups went with it; the copy
+/// `backup --remote` kept in the store is the fall-back, only with
+/// `--allow-remote-backup`, and only where policy lets this node restore.
+#[test]
+fn with_no_local_backup_the_store_s_newest_is_the_fall_back_when_allowed() {
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let node = Node::new();
+    let store = node.path("share");
+    fs::create_dir_all(&store).unwrap();
+    let url = format!("file://{}", store.display());
+    // Taken on the master that was replaced: its own backup dir is gone with it.
+    for _ in 0..2 {
+        let out = kubeboot(&[
+            "backup",
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--backup-dir",
+            node.path("lost-disk/backups").to_str().unwrap(),
+            "--lock-file",
+            node.path("backup.lock").to_str().unwrap(),
+            "--remote",
+            &url,
+            "--allow-plaintext-upload",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        cluster::load_into(&etcd).unwrap();
+    }
+    let endpoint = etcd.endpoint();
+    drop(etcd);
+    fs::remove_dir_all(node.path("lost-disk")).unwrap();
+    // Both copies are of a self-hosted etcd (the sums cover the files, not backup.json).
+    let mut names: Vec<String> = fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort_by_key(|n| kubeboot::backup::catalog::parse_dir_name(n).unwrap().1);
+    for n in &names {
+        let path = store.join(n).join("backup.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        m["self_hosted_etcd"] = true.into();
+        fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+    let newest = names.last().unwrap();
+    let args = [
+        "--etcd-servers",
+        &endpoint,
+        "--boot-grace",
+        "0s",
+        "--dry-run",
+        "--allow-backup-restore",
+        "--backup-remote",
+        &url,
+    ];
+    // Not without the policy's switch.
+    let out = node.ensure(&args);
+    assert_fails(&out, 3, "no whole backup");
+    let out = node.ensure(&[&args[..], &["--allow-remote-backup", "-o", "json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["via"], "backup", "{v}");
+    let backup = &v["evidence"]["backup"];
+    let revision = kubeboot::backup::catalog::parse_dir_name(newest).unwrap().1;
+    assert_eq!(backup["revision"], revision, "{v}");
+    assert_eq!(
+        backup["detail"],
+        format!("downloaded from {url}/{newest}"),
+        "{v}"
+    );
+    assert!(stderr(&out).contains("from the store, checked against its backup.json"));
+    node.assert_untouched();
+    // Policy still decides whether this node may restore it.
+    let without: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--allow-backup-restore")
+        .collect();
+    let out = node.ensure(&[&without[..], &["--allow-remote-backup"]].concat());
+    assert_fails(&out, 4, "may not restore backups");
+    // A flipped byte in the store's newest copy: refused by name, never restored.
+    let snap = store.join(newest).join("snapshot.db");
+    let mut bytes = fs::read(&snap).unwrap();
+    bytes[100] ^= 1;
+    fs::write(&snap, bytes).unwrap();
+    let out = node.ensure(&[&args[..], &["--allow-remote-backup"]].concat());
+    assert_fails(&out, 3, &format!("{url}/{newest}/snapshot.db: "));
+    node.assert_untouched();
+    // The switch needs the store.
+    let out = node.ensure(&["--allow-remote-backup"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--backup-remote <URL>"),
+        "{}",
+        stderr(&out)
+    );
+}

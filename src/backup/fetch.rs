@@ -10,7 +10,8 @@
 //! `latest`, and naming one is an error.
 //!
 //! The backup is downloaded into a private dir (0700, its files 0600) under the base the
-//! caller gives, every file checked against the size and sha256 that its `backup.json`
+//! caller gives, as `<private dir>/<backup name>/` so the private dir reads as a backup
+//! dir holding that one backup, every file checked against the size and sha256 that its `backup.json`
 //! records, and used as a local backup dir from there; the dir is removed when the
 //! [`Fetched`] is dropped, on an error too.
 
@@ -78,8 +79,13 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    /// The local backup dir.
-    pub fn dir(&self) -> &Path {
+    /// The local copy of the backup.
+    pub fn dir(&self) -> PathBuf {
+        self.tmp.path().join(&self.name)
+    }
+
+    /// A backup dir (as `backup --backup-dir`) that holds only this backup.
+    pub fn backup_dir(&self) -> &Path {
         self.tmp.path()
     }
 
@@ -115,12 +121,14 @@ pub async fn fetch(
     };
     let tmp = tempfile::Builder::new()
         .prefix(".kubeboot-fetched-")
+        // A killed run's download is then removed by the next one (`fsutil::remove_stale_temps`).
+        .suffix(&format!(".kubeboot-tmp-{}", std::process::id()))
         .tempdir_in(base)
         .map_err(|e| {
             FetchError::Unreadable(format!("{}: a private dir for {url}: {e}", base.display()))
         })?;
     let manifest = remote
-        .download(&name, tmp.path())
+        .download(&name, &tmp.path().join(&name))
         .await
         .map_err(FetchError::Unreadable)?;
     Ok(Fetched {

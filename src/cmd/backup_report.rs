@@ -199,7 +199,7 @@ pub fn verify(args: &BackupArgs, verify: &VerifyArgs) -> Result<(), Failure> {
         Exit::Failed,
     )?;
     let target = match &fetched {
-        Some(f) => Target::Backup(f.dir().to_path_buf()),
+        Some(f) => Target::Backup(f.dir()),
         None => inventory::resolve(dir, &verify.target).map_err(usage)?,
     };
     let (name, bytes, expect_revision) = match &target {

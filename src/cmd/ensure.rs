@@ -10,6 +10,7 @@ use super::etcd_flags::EtcdFlags;
 use super::start::{StartFlags, interrupted, summary_line, until_signal};
 use super::{Exit, ExitWith, Failure, parse_duration, usage};
 use crate::backup::crypt::Identity;
+use crate::backup::fetch;
 use crate::encryption::EncryptionConfig;
 use crate::ensure::decide::{Decision, Policy, Via};
 use crate::ensure::{self, EnsureError, Outcome};
@@ -58,6 +59,17 @@ pub struct EnsureArgs {
     /// Where `kubeboot backup` keeps its backups.
     #[arg(long, default_value = "/var/lib/kubeboot/backups", value_name = "DIR")]
     pub backup_dir: PathBuf,
+    /// The object store `kubeboot backup --remote` copies backups to (s3://bucket/prefix,
+    /// file:///dir). With --allow-remote-backup, when no backup in --backup-dir is
+    /// whole, the newest whole one there is downloaded, checked, and restored as a
+    /// local one would be (policy still decides whether this node may).
+    #[arg(long, value_name = "URL")]
+    pub backup_remote: Option<String>,
+    /// Fall back to --backup-remote when no local backup is whole (off by default).
+    #[arg(long, requires = "backup_remote")]
+    pub allow_remote_backup: bool,
+    #[command(flatten)]
+    pub remote: super::remote_read::RemoteRead,
     /// An age identity file (`age-keygen`'s output) that opens encrypted backups
     /// (`backup.tar.age`). Without it an encrypted newest backup stops the fall-back
     /// (exit 3) rather than being passed over for an older plain one.
@@ -162,6 +174,17 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
             start.pivot_timeout,
         ))
         .map_err(usage)?;
+    let remote_backups = match (&args.backup_remote, args.allow_remote_backup) {
+        (Some(url), true) => Some(ensure::remote::RemoteBackups {
+            url: url.clone(),
+            options: fetch::parse_options(&args.remote.remote_option).map_err(usage)?,
+        }),
+        (Some(url), false) => {
+            tracing::info!("--backup-remote {url} is not used: --allow-remote-backup is not given");
+            None
+        }
+        _ => None,
+    };
     let opts = ensure::Options {
         kubeconfig: args.kubeconfig,
         kubelet_healthz: args.kubelet_healthz_url,
@@ -171,6 +194,7 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         etcd_prefix: args.etcd.etcd_prefix,
         encryption,
         backup_dir: args.backup_dir,
+        remote_backups,
         identity,
         etcd_data_dir,
         policy: Policy {

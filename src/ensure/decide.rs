@@ -78,6 +78,9 @@ pub struct Backup {
     pub snapshot: PathBuf,
     pub revision: i64,
     pub self_hosted_etcd: bool,
+    /// The object store URL it was downloaded from (`--backup-remote`), when no backup
+    /// on this node was whole; `snapshot` is then its private copy.
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

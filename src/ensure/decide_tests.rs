@@ -14,6 +14,7 @@ fn backup(self_hosted: bool) -> Backup {
         snapshot: PathBuf::from("/var/lib/kubeboot/backups/20261126T000000Z-r9/snapshot.db"),
         revision: 9,
         self_hosted_etcd: self_hosted,
+        from: None,
     }
 }
 

@@ -211,6 +211,7 @@ mod tests {
             snapshot: PathBuf::from(format!("/b/r{revision}/snapshot.db")),
             revision,
             self_hosted_etcd: true,
+            from: None,
         }
     }
 

@@ -20,6 +20,7 @@ mod host;
 pub mod lock;
 pub mod marker;
 mod recovery;
+pub mod remote;
 pub mod report;
 pub mod retention;
 
@@ -60,6 +61,9 @@ pub struct Options {
     pub etcd_prefix: String,
     pub encryption: Option<EncryptionConfig>,
     pub backup_dir: PathBuf,
+    /// The object store to restore from when no backup here is whole
+    /// (`--backup-remote` with `--allow-remote-backup`; [`remote`]).
+    pub remote_backups: Option<remote::RemoteBackups>,
     /// Opens encrypted backups (`--identity`): to check one whole before it is chosen,
     /// and to decrypt its snapshot for the restore.
     pub identity: Option<Identity>,
@@ -204,6 +208,8 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
     let mut skew_said = false;
     let mut clock_offset = None;
     let mut backup = None;
+    // A backup downloaded from the store, kept until the run ends.
+    let mut fetched = None;
     let mut local: Option<evidence::LocalData> = None;
     let marker_path = marker::local_path(&opts.recovery_root);
     let mut known_marker = marker::load(&marker_path);
@@ -262,10 +268,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         if down && past_grace && etcd_down {
             match local.as_mut() {
                 None => {
-                    backup = Some(health::newest_backup(
-                        &opts.backup_dir,
-                        opts.identity.as_ref(),
-                    ));
+                    backup = Some(remote::newest_backup(opts, &mut fetched, progress).await);
                     local = Some(evidence::read(
                         &opts.etcd_data_dir,
                         &opts.start.pod_manifest_dir,

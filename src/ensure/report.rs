@@ -159,7 +159,7 @@ pub fn build(
             snapshot: Some(b.snapshot.display().to_string()),
             revision: Some(b.revision),
             self_hosted_etcd: Some(b.self_hosted_etcd),
-            detail: None,
+            detail: b.from.as_ref().map(|url| format!("downloaded from {url}")),
         },
         Err(w) => BackupReport {
             state: "none",
@@ -215,6 +215,7 @@ mod tests {
                 snapshot: PathBuf::from("/b/r9/snapshot.db"),
                 revision: 9,
                 self_hosted_etcd: true,
+                from: None,
             }),
             local: Some(LocalData {
                 dir: PathBuf::from("/var/lib/etcd"),
@@ -232,6 +233,7 @@ mod tests {
                 snapshot: PathBuf::from("/b/r9/snapshot.db"),
                 revision: 9,
                 self_hosted_etcd: true,
+                from: None,
             }),
             why: "restoring backup revision 9".into(),
         };
