@@ -332,6 +332,18 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
     let (newest, oldest) = (&local[0], &local[1]);
     let newest_rev = newest.manifest.as_ref().unwrap().revision;
     assert!(newest_rev > oldest.manifest.as_ref().unwrap().revision);
+    // What the local copy recovers, to compare with the store's.
+    let from_local = work.path().join("from-local");
+    let out = kubeboot(&[
+        "recover",
+        "--recovery-dir",
+        s(&from_local),
+        "--etcd-backup-file",
+        s(&newest.dir.join("backup.tar.age")),
+        "--identity",
+        s(&key),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
     // The master is gone: only the store is left.
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -373,6 +385,13 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
         serde_json::from_slice(&std::fs::read(rec.join("kubeboot.json")).unwrap()).unwrap();
     assert_eq!(record["source"]["location"], latest.as_str(), "{record}");
     assert_eq!(record["source"]["revision"], newest_rev);
+    // Byte for byte what the local copy recovers, but for the record of where it came
+    // from and when.
+    let (mut a, mut b) = (common::tree(&rec), common::tree(&from_local));
+    a.remove("kubeboot.json");
+    b.remove("kubeboot.json");
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert!(a == b, "the asset dirs differ");
     let left: Vec<String> = std::fs::read_dir(rec.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
