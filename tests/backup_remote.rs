@@ -344,8 +344,41 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
         s(&key),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // `backup list` with the store: each backup here and there.
+    let listing = |dir: &Path| -> serde_json::Value {
+        let mut args = vec!["backup".to_string(), "--backup-dir".into(), s(dir).into()];
+        args.extend(remote_args(&url, &opts));
+        args.extend(["list".into(), "-o".into(), "json".into()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = kubeboot(&refs);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = listing(&dir);
+    assert_eq!(v["remote"], url.as_str());
+    for b in v["backups"].as_array().unwrap() {
+        let kinds: Vec<&str> = b["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["local", "remote"], "{b}");
+        assert_eq!(b["locations"][1]["state"], "uploaded", "{b}");
+    }
     // The master is gone: only the store is left.
     std::fs::remove_dir_all(&dir).unwrap();
+    let v = listing(&dir);
+    let ids: Vec<&str> = v["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [newest.name.as_str(), oldest.name.as_str()], "{v}");
+    assert_eq!(v["backups"][0]["state"], "uploaded");
+    assert_eq!(v["backups"][0]["revision"], newest_rev);
+    assert_eq!(v["backups"][0]["encrypted"], true);
 
     let latest = format!("{url}/latest");
     let out = kubeboot_remote(

@@ -6,6 +6,9 @@
 //! unreadable or changed), `encrypted-unverified` (the archive's ciphertext matches its
 //! sha256, but no identity opened it in this run). The ciphertext check already proves
 //! the bytes are the ones written; only opening it proves someone still holds a key.
+//! A copy in the object store is `uploaded` (its `backup.json` is there: the upload
+//! finished; its bytes are checked when it is downloaded, `backup verify URL`) or
+//! `incomplete` (an upload that did not finish, which the next run resumes).
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,8 @@ pub enum State {
     Whole,
     Damaged,
     EncryptedUnverified,
+    Uploaded,
+    Incomplete,
 }
 
 impl State {
@@ -33,12 +38,15 @@ impl State {
             State::Whole => "whole",
             State::Damaged => "damaged",
             State::EncryptedUnverified => "encrypted-unverified",
+            State::Uploaded => "uploaded",
+            State::Incomplete => "incomplete",
         }
     }
 
-    /// Whether a restore can count on it (`--max-age`): its bytes are the ones written.
+    /// Whether a restore can count on it (`--max-age`): its bytes are the ones written
+    /// (an uploaded copy's are checked on the way down, and refused if they are not).
     pub fn usable(self) -> bool {
-        self != State::Damaged
+        !matches!(self, State::Damaged | State::Incomplete)
     }
 }
 
@@ -106,6 +114,63 @@ fn entry(f: &Found, identity: Option<&Identity>, now: Timestamp) -> Entry {
             state,
         }],
     }
+}
+
+/// A backup in the object store, as `backup list` merges it: its name, whether the
+/// upload finished, and its `backup.json` when one was read.
+#[derive(Debug, Clone)]
+pub struct RemoteCopy {
+    pub name: String,
+    pub url: String,
+    pub whole: bool,
+    pub manifest: Option<Manifest>,
+}
+
+/// `entries` (this node's, newest first) with the store's copies added: a copy of a
+/// local backup is one more location; a backup only in the store is an entry of its own,
+/// described by its `backup.json` (or its name, for an unfinished upload). Newest (highest
+/// revision, then latest taken) first. Pure.
+pub fn with_remote(mut entries: Vec<Entry>, remote: &[RemoteCopy], now: Timestamp) -> Vec<Entry> {
+    for r in remote {
+        let state = if r.whole {
+            State::Uploaded
+        } else {
+            State::Incomplete
+        };
+        let copy = Copy {
+            location: Location::Remote { url: r.url.clone() },
+            state,
+        };
+        if let Some(e) = entries.iter_mut().find(|e| e.id == r.name) {
+            e.locations.push(copy);
+            continue;
+        }
+        let Some((named_at, named_rev)) = catalog::parse_dir_name(&r.name) else {
+            continue;
+        };
+        let m = r.manifest.as_ref();
+        let taken_at = m
+            .and_then(|m| m.taken_at.parse::<Timestamp>().ok())
+            .unwrap_or(named_at);
+        entries.push(Entry {
+            id: r.name.clone(),
+            taken_at: taken_at.to_string(),
+            age_seconds: now.duration_since(taken_at).as_secs(),
+            revision: m.map_or(named_rev, |m| m.revision),
+            keys: m.map(|m| m.keys),
+            size: m.map_or(0, Manifest::size_on_disk),
+            encrypted: m.is_some_and(|m| m.archive.is_some()),
+            state,
+            reason: (!r.whole).then(|| "the upload did not finish (no backup.json)".into()),
+            locations: vec![copy],
+        });
+    }
+    entries.sort_by(|a, b| {
+        (b.revision, &b.taken_at)
+            .cmp(&(a.revision, &a.taken_at))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    entries
 }
 
 /// The state of the backup in `dir`, and why when it is not whole.

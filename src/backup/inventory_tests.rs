@@ -187,3 +187,71 @@ fn verify_targets_resolve_by_id_dir_or_file() {
     );
     assert!(resolve(t.path(), "/nonexistent/x").is_err());
 }
+
+#[test]
+fn store_copies_join_their_local_backup_or_stand_alone_newest_first() {
+    let now: Timestamp = "2026-12-03T12:00:00Z".parse().unwrap();
+    let mut here = entry("20261203T100000Z-r20", 7200, State::Whole);
+    here.revision = 20;
+    here.locations = vec![Copy {
+        location: Location::Local {
+            path: "/b/20261203T100000Z-r20".into(),
+        },
+        state: State::Whole,
+    }];
+    let copy = |name: &str, whole: bool| RemoteCopy {
+        name: name.into(),
+        url: format!("s3://b/p/{name}"),
+        whole,
+        manifest: None,
+    };
+    let merged = with_remote(
+        vec![here],
+        &[
+            copy("20261203T100000Z-r20", true),
+            // Only in the store: the master that took it is gone.
+            copy("20261203T110000Z-r30", true),
+            // An upload that did not finish.
+            copy("20261203T113000Z-r35", false),
+            copy("not-a-backup", true),
+        ],
+        now,
+    );
+    let got: Vec<(&str, i64, State, Vec<&str>)> = merged
+        .iter()
+        .map(|e| {
+            (
+                e.id.as_str(),
+                e.revision,
+                e.state,
+                e.locations.iter().map(|c| c.location.kind()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "20261203T113000Z-r35",
+                35,
+                State::Incomplete,
+                vec!["remote"]
+            ),
+            ("20261203T110000Z-r30", 30, State::Uploaded, vec!["remote"]),
+            (
+                "20261203T100000Z-r20",
+                20,
+                State::Whole,
+                vec!["local", "remote"]
+            ),
+        ]
+    );
+    assert_eq!(merged[1].age_seconds, 3600);
+    assert_eq!(merged[2].locations[1].state, State::Uploaded);
+    // Freshness: an unfinished upload is not a backup to count on, nor a damaged one.
+    assert!(
+        freshness(&merged, Duration::from_secs(2 * 3600))
+            .unwrap()
+            .contains("-r30")
+    );
+}

@@ -1,6 +1,6 @@
-//! Where a copy of a backup is. Today only the backup dir on this node ("local");
-//! object storage (issue 14's next slice) adds a variant, and every report that says
-//! where a backup is (`backup list`'s `locations`) already lists copies, not a path.
+//! Where a copy of a backup is: the backup dir on this node ("local"), or the object
+//! store `backup --remote` copies to ("remote"). Every report that says where a backup
+//! is (`backup list`'s `locations`) lists copies, not a path.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,8 @@ use serde::Serialize;
 pub enum Location {
     /// A directory on this node: the backup's own dir under `--backup-dir`.
     Local { path: PathBuf },
+    /// In the object store: `<store URL>/<backup name>`.
+    Remote { url: String },
 }
 
 impl Location {
@@ -19,13 +21,15 @@ impl Location {
     pub fn kind(&self) -> &'static str {
         match self {
             Location::Local { .. } => "local",
+            Location::Remote { .. } => "remote",
         }
     }
 
-    /// Where, for people: the path (a URL once there are remote copies).
+    /// Where, for people: the path, or the URL.
     pub fn address(&self) -> String {
         match self {
             Location::Local { path } => path.display().to_string(),
+            Location::Remote { url } => url.clone(),
         }
     }
 }
@@ -43,6 +47,17 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&l).unwrap(),
             serde_json::json!({"kind": "local", "path": "/var/lib/kubeboot/backups/20261126T023000Z-r9"})
+        );
+        let r = Location::Remote {
+            url: "s3://b/p/20261126T023000Z-r9".into(),
+        };
+        assert_eq!(
+            (r.kind(), r.address().as_str()),
+            ("remote", "s3://b/p/20261126T023000Z-r9")
+        );
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"kind": "remote", "url": "s3://b/p/20261126T023000Z-r9"})
         );
     }
 }

@@ -181,6 +181,26 @@ impl Remote {
         Ok(out)
     }
 
+    /// One file of backup `name`, whole, in memory; `Err` names the object.
+    async fn get(&self, name: &str, file: &str) -> Result<impl AsRef<[u8]> + use<>, String> {
+        let at = self.object(name, file);
+        let said = |e: object_store::Error| format!("{}: {e}", self.address(name, file));
+        self.store
+            .get(&at)
+            .await
+            .map_err(said)?
+            .bytes()
+            .await
+            .map_err(said)
+    }
+
+    /// The `backup.json` of backup `name`, not checked against anything (for listing).
+    pub async fn manifest(&self, name: &str) -> Result<Manifest, String> {
+        let bytes = self.get(name, catalog::MANIFEST).await?;
+        serde_json::from_slice(bytes.as_ref())
+            .map_err(|e| format!("{}: {e}", self.address(name, catalog::MANIFEST)))
+    }
+
     /// Applies `policy` to the whole remote backups; returns the names removed. An
     /// unfinished upload is left for the next run to resume.
     pub async fn prune(&self, policy: &retention::Policy) -> Result<Vec<String>, String> {
@@ -228,19 +248,9 @@ impl Remote {
     /// Downloads whole backup `name` into `into` (a new dir), each file checked against
     /// the sizes and sha256 sums its `backup.json` gives.
     pub async fn download(&self, name: &str, into: &Path) -> Result<Manifest, String> {
-        let get = |file: String| async move {
-            let at = self.object(name, &file);
-            let r = self
-                .store
-                .get(&at)
-                .await
-                .map_err(|e| format!("{}: {e}", self.address(name, &file)))?;
-            r.bytes()
-                .await
-                .map_err(|e| format!("{}: {e}", self.address(name, &file)))
-        };
-        let json = get(catalog::MANIFEST.to_string()).await?;
-        let manifest: Manifest = serde_json::from_slice(&json)
+        let json = self.get(name, catalog::MANIFEST).await?;
+        let json = json.as_ref();
+        let manifest: Manifest = serde_json::from_slice(json)
             .map_err(|e| format!("{}: {e}", self.address(name, catalog::MANIFEST)))?;
         let mut files: Vec<(String, u64, String)> = match &manifest.archive {
             Some(a) => vec![(a.path.clone(), a.size, a.sha256.clone())],
@@ -259,8 +269,9 @@ impl Remote {
         files.retain(|(p, _, _)| catalog::safe_relative(p));
         crate::fsutil::create_dir_all_with_mode(into, 0o700).map_err(|e| e.to_string())?;
         for (file, size, sha) in files {
-            let bytes = get(file.clone()).await?;
-            let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            let got = self.get(name, &file).await?;
+            let bytes = got.as_ref();
+            let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
             if bytes.len() as u64 != size || got != sha {
                 return Err(format!(
                     "{}: {} bytes with sha256 {got}, but backup.json says {size} bytes with sha256 {sha}",
@@ -271,9 +282,9 @@ impl Remote {
             let path = into.join(&file);
             crate::fsutil::create_dir_all_with_mode(crate::fsutil::parent_of(&path), 0o700)
                 .map_err(|e| e.to_string())?;
-            crate::fsutil::write_atomic(&path, &bytes, 0o600).map_err(|e| e.to_string())?;
+            crate::fsutil::write_atomic(&path, bytes, 0o600).map_err(|e| e.to_string())?;
         }
-        crate::fsutil::write_atomic(&into.join(catalog::MANIFEST), &json, 0o600)
+        crate::fsutil::write_atomic(&into.join(catalog::MANIFEST), json, 0o600)
             .map_err(|e| e.to_string())?;
         Ok(manifest)
     }

@@ -22,6 +22,9 @@ use crate::encryption::EncryptionConfig;
 #[serde(rename_all = "camelCase")]
 struct Listing<'a> {
     backup_dir: &'a Path,
+    /// The store whose copies are listed too (`--remote`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<&'a str>,
     backups: &'a [Entry],
     /// With `--max-age`: whether the backups are fresh, and why not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,7 +36,10 @@ struct Listing<'a> {
 pub fn list(args: &BackupArgs, list: &ListArgs) -> Result<(), Failure> {
     let dir = list.backup_dir.as_ref().unwrap_or(&args.backup_dir);
     let identity = load_identity(list.identity.as_ref().or(args.identity.as_ref()))?;
-    let entries = scan(dir, identity.as_ref())?;
+    let mut entries = scan(dir, identity.as_ref())?;
+    if let Some(url) = &args.remote {
+        entries = with_remote(args, url, entries)?;
+    }
     let verdict = list.max_age.map(|max| inventory::freshness(&entries, max));
     let mut out = std::io::stdout().lock();
     match list.output {
@@ -41,6 +47,7 @@ pub fn list(args: &BackupArgs, list: &ListArgs) -> Result<(), Failure> {
         ListFormat::Json => {
             let doc = Listing {
                 backup_dir: dir,
+                remote: args.remote.as_deref(),
                 backups: &entries,
                 fresh: verdict.as_ref().map(Result::is_ok),
                 freshness: verdict.as_ref().map(|v| match v {
@@ -103,6 +110,45 @@ pub fn old_list(args: &BackupArgs) -> Result<(), Failure> {
         return Err(anyhow::anyhow!("{}: no whole backup", args.backup_dir.display()).into());
     }
     Ok(())
+}
+
+/// The store's copies (`--remote`) added to this node's list. A store that cannot be
+/// listed is a warning: the local list still stands, and says nothing about the store.
+fn with_remote(args: &BackupArgs, url: &str, entries: Vec<Entry>) -> Result<Vec<Entry>, Failure> {
+    let options = bk::fetch::parse_options(&args.remote_option).map_err(usage)?;
+    let remote = bk::remote::Remote::open(url, &options).map_err(usage)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let copies = runtime.block_on(async {
+        let listed = remote.list().await?;
+        let mut copies = Vec::new();
+        for b in listed {
+            // Only a backup that is not also here needs its backup.json read.
+            let manifest = match b.whole && !entries.iter().any(|e| e.id == b.name) {
+                true => Some(remote.manifest(&b.name).await?),
+                false => None,
+            };
+            copies.push(inventory::RemoteCopy {
+                url: format!("{}/{}", remote.url, b.name),
+                name: b.name,
+                whole: b.whole,
+                manifest,
+            });
+        }
+        Ok::<_, String>(copies)
+    });
+    match copies {
+        Ok(copies) => Ok(inventory::with_remote(
+            entries,
+            &copies,
+            jiff::Timestamp::now(),
+        )),
+        Err(e) => {
+            tracing::warn!("the store's copies are not listed: {e}");
+            Ok(entries)
+        }
+    }
 }
 
 fn scan(dir: &Path, identity: Option<&Identity>) -> Result<Vec<Entry>, Failure> {
