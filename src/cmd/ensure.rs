@@ -269,7 +269,14 @@ fn describe(via: &Via) -> String {
     match via {
         Via::Apiserver => "the api-server".into(),
         Via::Etcd => "etcd".into(),
-        Via::Backup(b) => format!("backup {} (revision {})", b.snapshot.display(), b.revision),
+        // A backup from the store is named by its URL, not its private copy.
+        Via::Backup(b) => format!(
+            "backup {} (revision {})",
+            b.from
+                .clone()
+                .unwrap_or_else(|| b.snapshot.display().to_string()),
+            b.revision
+        ),
         Via::Local { dir, revision } => format!(
             "the local etcd data in {} (revision {revision}, started as it is)",
             dir.display()
