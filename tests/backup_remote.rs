@@ -333,16 +333,21 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
     let newest_rev = newest.manifest.as_ref().unwrap().revision;
     assert!(newest_rev > oldest.manifest.as_ref().unwrap().revision);
     // What the local copy recovers, to compare with the store's.
+    // `recover` of FILE|URL into DIR, opened with the key.
+    let recover = |dir: &Path, from: &str| {
+        let args = [
+            "recover",
+            "--recovery-dir",
+            s(dir),
+            "--etcd-backup-file",
+            from,
+            "--identity",
+            s(&key),
+        ];
+        kubeboot_remote(&args, &opts)
+    };
     let from_local = work.path().join("from-local");
-    let out = kubeboot(&[
-        "recover",
-        "--recovery-dir",
-        s(&from_local),
-        "--etcd-backup-file",
-        s(&newest.dir.join("backup.tar.age")),
-        "--identity",
-        s(&key),
-    ]);
+    let out = recover(&from_local, s(&newest.dir.join("backup.tar.age")));
     assert!(out.status.success(), "{}", stderr(&out));
     // `backup list` with the store: each backup here and there.
     let listing = |dir: &Path| -> serde_json::Value {
@@ -401,18 +406,7 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
 
     let rec = work.path().join("recovery/assets");
     std::fs::create_dir_all(rec.parent().unwrap()).unwrap();
-    let out = kubeboot_remote(
-        &[
-            "recover",
-            "--recovery-dir",
-            s(&rec),
-            "--etcd-backup-file",
-            &latest,
-            "--identity",
-            s(&key),
-        ],
-        &opts,
-    );
+    let out = recover(&rec, &latest);
     assert!(out.status.success(), "{}", stderr(&out));
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(rec.join("kubeboot.json")).unwrap()).unwrap();
@@ -447,18 +441,7 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
     let out = kubeboot_remote(&["backup", "verify", &latest, "--identity", s(&key)], &opts);
     assert_fails(&out, 1, &format!("{url}/{}/backup.tar.age: ", newest.name));
     let rec2 = work.path().join("recovery/again");
-    let out = kubeboot_remote(
-        &[
-            "recover",
-            "--recovery-dir",
-            s(&rec2),
-            "--etcd-backup-file",
-            &latest,
-            "--identity",
-            s(&key),
-        ],
-        &opts,
-    );
+    let out = recover(&rec2, &latest);
     assert_fails(&out, 3, "but backup.json says");
     assert!(!rec2.exists(), "nothing written");
 }

@@ -93,12 +93,30 @@ fn entry(f: &Found, identity: Option<&Identity>, now: Timestamp) -> Entry {
         Ok(m) => check(&f.dir, m, identity),
         Err(why) => (State::Damaged, Some(why.clone())),
     };
-    let m = f.manifest.as_ref().ok();
+    let copy = Copy {
+        location: Location::Local {
+            path: f.dir.clone(),
+        },
+        state,
+    };
+    let named = (f.name.as_str(), named_at, named_rev);
+    described(named, f.manifest.as_ref().ok(), (state, reason), copy, now)
+}
+
+/// An entry for backup `name` (its time and revision as named), described by its
+/// manifest where there is one, with its first copy.
+fn described(
+    (name, named_at, named_rev): (&str, Timestamp, i64),
+    m: Option<&Manifest>,
+    (state, reason): (State, Option<String>),
+    copy: Copy,
+    now: Timestamp,
+) -> Entry {
     let taken_at = m
         .and_then(|m| m.taken_at.parse::<Timestamp>().ok())
         .unwrap_or(named_at);
     Entry {
-        id: f.name.clone(),
+        id: name.to_string(),
         taken_at: taken_at.to_string(),
         age_seconds: now.duration_since(taken_at).as_secs(),
         revision: m.map_or(named_rev, |m| m.revision),
@@ -107,12 +125,7 @@ fn entry(f: &Found, identity: Option<&Identity>, now: Timestamp) -> Entry {
         encrypted: m.is_some_and(|m| m.archive.is_some()),
         state,
         reason,
-        locations: vec![Copy {
-            location: Location::Local {
-                path: f.dir.clone(),
-            },
-            state,
-        }],
+        locations: vec![copy],
     }
 }
 
@@ -148,22 +161,15 @@ pub fn with_remote(mut entries: Vec<Entry>, remote: &[RemoteCopy], now: Timestam
         let Some((named_at, named_rev)) = catalog::parse_dir_name(&r.name) else {
             continue;
         };
-        let m = r.manifest.as_ref();
-        let taken_at = m
-            .and_then(|m| m.taken_at.parse::<Timestamp>().ok())
-            .unwrap_or(named_at);
-        entries.push(Entry {
-            id: r.name.clone(),
-            taken_at: taken_at.to_string(),
-            age_seconds: now.duration_since(taken_at).as_secs(),
-            revision: m.map_or(named_rev, |m| m.revision),
-            keys: m.map(|m| m.keys),
-            size: m.map_or(0, Manifest::size_on_disk),
-            encrypted: m.is_some_and(|m| m.archive.is_some()),
-            state,
-            reason: (!r.whole).then(|| "the upload did not finish (no backup.json)".into()),
-            locations: vec![copy],
-        });
+        let reason = (!r.whole).then(|| "the upload did not finish (no backup.json)".into());
+        let named = (r.name.as_str(), named_at, named_rev);
+        entries.push(described(
+            named,
+            r.manifest.as_ref(),
+            (state, reason),
+            copy,
+            now,
+        ));
     }
     entries.sort_by(|a, b| {
         (b.revision, &b.taken_at)
