@@ -20,11 +20,12 @@ const ACCESS: &str = "kubeboot-test-access";
 const SECRET: &str = "kubeboot-test-secret-0123456789";
 const BUCKET: &str = "backups";
 
-/// A running s3s-fs; killed on drop.
+/// A running s3s-fs over its own root dir; killed on drop.
 struct S3 {
     child: Child,
     endpoint: String,
-    _root: tempfile::TempDir,
+    root: std::sync::Arc<tempfile::TempDir>,
+    bin: String,
 }
 
 impl Drop for S3 {
@@ -55,12 +56,17 @@ fn s3() -> Option<S3> {
     };
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+    Some(serve(bin, std::sync::Arc::new(root)))
+}
+
+/// s3s-fs on a free port over `root`.
+fn serve(bin: String, root: std::sync::Arc<tempfile::TempDir>) -> S3 {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(bin)
+    let child = Command::new(&bin)
         .args([
             "--host",
             "127.0.0.1",
@@ -81,11 +87,19 @@ fn s3() -> Option<S3> {
         assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(S3 {
+    S3 {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
-        _root: root,
-    })
+        root,
+        bin,
+    }
+}
+
+impl S3 {
+    /// The same store served again, by a new process on a new port.
+    fn restart(&self) -> S3 {
+        serve(self.bin.clone(), self.root.clone())
+    }
 }
 
 fn s(p: &Path) -> &str {
@@ -428,7 +442,7 @@ fn recover_inspect_and_verify_take_a_backup_by_url() {
 
     // One flipped byte in the newest archive, in the store's own files.
     let archive = server
-        ._root
+        .root
         .path()
         .join(BUCKET)
         .join("cluster-b")
@@ -496,4 +510,161 @@ fn a_file_store_by_url_and_urls_that_name_no_backup() {
         2,
         "--remote-option no_such_option",
     );
+}
+
+/// A TCP proxy on loopback to `upstream` that, once `cut_after` bytes went from clients
+/// to the server, SIGKILLs the server process (`pid`) and drops every connection: the
+/// server dies in the middle of an upload, at a byte count, not at a moment.
+fn cutting_proxy(upstream: u16, cut_after: usize, pid: u32) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(Shutdown::Both);
+            });
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64 * 1024];
+                while let Ok(n) = client.read(&mut buf) {
+                    if n == 0 || server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if sent.fetch_add(n, Ordering::SeqCst) + n > cut_after {
+                        kubeboot_testkit::kubelet::process::signal_pid(pid, 9);
+                        break;
+                    }
+                }
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+/// Issue 14: the store dies in the middle of a multipart upload. The backup is kept
+/// here and the run succeeds with a warning, the failure is counted; nothing shows in
+/// the store under the backup's name; the next run, with the store back, sends it whole
+/// beside its own.
+#[test]
+fn a_store_killed_mid_upload_shows_nothing_and_the_next_run_resumes() {
+    let Some(server) = s3() else { return };
+    let etcd = Etcd::start(EtcdOptions {
+        tls: true,
+        ..EtcdOptions::default()
+    })
+    .unwrap();
+    cluster::load_into(&etcd).unwrap();
+    // 10 MiB of values: the archive goes in a multipart upload (parts of 8 MiB).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = etcd.client().await.unwrap();
+        for i in 0..10 {
+            c.put(format!("/bulk/{i}"), vec![b'x'; 1 << 20], None)
+                .await
+                .unwrap();
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
+    let dir = work.path().join("backups");
+    let metrics = work.path().join("backup.prom");
+    let url = format!("s3://{BUCKET}/cut");
+    let port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = cutting_proxy(port, 3 << 20, server.child.id());
+    let via_proxy = options(&format!("http://127.0.0.1:{proxy}"), SECRET);
+    let mut extra = remote_args(&url, &via_proxy);
+    extra.extend([
+        "--recipient".into(),
+        recipient.clone(),
+        "--metrics-file".into(),
+        s(&metrics).into(),
+    ]);
+    let out = backup(&etcd, &dir, &extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was not copied to"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        metric(&metrics, "kubeboot_backup_upload_failures_total"),
+        1.0
+    );
+    let first = catalog::scan(&dir).unwrap();
+    assert_eq!(first.len(), 1, "the local copy is kept");
+
+    // The store comes back: nothing under the backup's name, no backup.json.
+    let again = server.restart();
+    let opts = options(&again.endpoint, SECRET);
+    let remote = Remote::open(&url, &opts).unwrap();
+    let listed = rt.block_on(remote.list()).unwrap();
+    assert!(listed.iter().all(|b| !b.whole), "{listed:?}");
+    let store_files: Vec<String> = walk(&again.root.path().join(BUCKET).join("cut"));
+    assert!(
+        !store_files
+            .iter()
+            .any(|f| f.ends_with("backup.tar.age") || f.ends_with("backup.json")),
+        "an object under its final name: {store_files:?}"
+    );
+
+    // The next run sends its own backup and the one whose copy never finished.
+    let mut extra = remote_args(&url, &opts);
+    extra.extend(["--recipient".into(), recipient]);
+    cluster::load_into(&etcd).unwrap();
+    let out = backup(&etcd, &dir, &extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("an earlier backup whose copy never finished was copied off the node"),
+        "{}",
+        stderr(&out)
+    );
+    let listed = rt.block_on(remote.list()).unwrap();
+    let whole: Vec<&str> = listed
+        .iter()
+        .filter(|b| b.whole)
+        .map(|b| b.name.as_str())
+        .collect();
+    assert_eq!(whole.len(), 2, "{listed:?}");
+    assert!(whole.contains(&first[0].name.as_str()), "{listed:?}");
+    let back = work.path().join("resumed");
+    rt.block_on(remote.download(&first[0].name, &back)).unwrap();
+    assert_eq!(
+        std::fs::read(back.join("backup.tar.age")).unwrap(),
+        std::fs::read(first[0].dir.join("backup.tar.age")).unwrap()
+    );
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }

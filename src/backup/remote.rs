@@ -7,6 +7,8 @@
 //! is an upload that did not finish, never listed as whole, and the next run resumes it
 //! (a file already there with the size the manifest gives is not sent again; big files
 //! go in multipart uploads, which the store shows under their name only once complete).
+//! "The next run" is any later `backup`: besides its own backup, it sends the earlier
+//! ones this node kept whose copy never finished ([`to_resume`]).
 //! Remote retention applies the local policy to the whole remote backups.
 //!
 //! Credentials come from where the crate's builders read them: `AWS_*` variables (and
@@ -23,6 +25,52 @@ use url::Url;
 
 use super::catalog::{self, Manifest};
 use super::retention;
+
+/// A backup kept on this node, as [`to_resume`] weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub name: String,
+    /// Sealed with age: it may leave the node without `--allow-plaintext-upload`.
+    pub encrypted: bool,
+}
+
+/// Which earlier backups kept here (newest first) to send again: those not whole in
+/// the store, allowed to leave the node (sealed, or plain with consent), and that the
+/// store's retention (`policy`, as [`Remote::prune`] applies it) would keep beside its
+/// whole copies; sending one it would delete at once is wasted. Pure.
+pub fn to_resume(
+    kept: &[Kept],
+    remote: &[RemoteBackup],
+    plaintext_ok: bool,
+    policy: &retention::Policy,
+) -> Vec<String> {
+    let candidates: Vec<&Kept> = kept
+        .iter()
+        .filter(|k| !remote.iter().any(|b| b.whole && b.name == k.name))
+        .filter(|k| k.encrypted || plaintext_ok)
+        .collect();
+    let entry = |name: &str| {
+        let (taken_at, revision) = catalog::parse_dir_name(name)?;
+        Some(retention::Entry {
+            name: name.to_string(),
+            taken_at,
+            revision,
+        })
+    };
+    let union: Vec<retention::Entry> = remote
+        .iter()
+        .filter(|b| b.whole)
+        .map(|b| b.name.as_str())
+        .chain(candidates.iter().map(|k| k.name.as_str()))
+        .filter_map(entry)
+        .collect();
+    let plan = retention::plan(&union, policy);
+    candidates
+        .into_iter()
+        .filter(|k| plan.keep.iter().any(|(name, _)| *name == k.name))
+        .map(|k| k.name.clone())
+        .collect()
+}
 
 /// Files bigger than this go in a multipart upload, in parts of this size.
 const PART: usize = 8 * 1024 * 1024;
@@ -287,5 +335,55 @@ impl Remote {
         crate::fsutil::write_atomic(&into.join(catalog::MANIFEST), json, 0o600)
             .map_err(|e| e.to_string())?;
         Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfinished_copies_the_store_would_keep_are_resumed() {
+        let kept = |name: &str, encrypted| Kept {
+            name: name.into(),
+            encrypted,
+        };
+        let remote = |name: &str, whole| RemoteBackup {
+            name: name.into(),
+            whole,
+        };
+        let here = [
+            kept("20261203T030000Z-r50", true),
+            kept("20261203T020000Z-r40", false),
+            kept("20261203T010000Z-r30", true),
+            kept("20261203T000000Z-r20", true),
+        ];
+        let store = [
+            // A killed upload of r50; r30 is whole there; r20 never went.
+            remote("20261203T030000Z-r50", false),
+            remote("20261203T010000Z-r30", true),
+        ];
+        let last = |n| retention::Policy {
+            keep_last: n,
+            keep_daily: 0,
+            keep_weekly: 0,
+        };
+        assert_eq!(
+            to_resume(&here, &store, false, &last(4)),
+            ["20261203T030000Z-r50", "20261203T000000Z-r20"]
+        );
+        // Only what the store keeps: the newest.
+        assert_eq!(
+            to_resume(&here, &store, false, &last(1)),
+            ["20261203T030000Z-r50"]
+        );
+        // A plain backup goes only with consent.
+        assert_eq!(to_resume(&here, &store, true, &last(4)).len(), 3);
+        // A store with newer whole copies than all of them, keeping 2: nothing.
+        let ahead = [
+            remote("20261203T050000Z-r70", true),
+            remote("20261203T040000Z-r60", true),
+        ];
+        assert!(to_resume(&here, &ahead, true, &last(2)).is_empty());
     }
 }

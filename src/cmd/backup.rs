@@ -207,7 +207,7 @@ pub fn run(args: BackupArgs) -> Result<(), Failure> {
     });
     let duration = started.elapsed().as_secs_f64();
     let uploaded = match (&result, &remote) {
-        (Ok(o), Some(r)) => Some(runtime.block_on(upload(r, o, &opts.policy))),
+        (Ok(o), Some(r)) => Some(runtime.block_on(upload(r, o, &opts.policy, &args))),
         _ => None,
     };
     let run = match &result {
@@ -274,7 +274,7 @@ fn open_remote(args: &BackupArgs, encrypted: bool) -> Result<Option<Remote>, Fai
 
 /// Copies the kept backup to the store and applies retention there; whether it worked.
 /// A failure is a warning: the local copy is what was promised first.
-async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy) -> bool {
+async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy, args: &BackupArgs) -> bool {
     let name = o
         .dir
         .file_name()
@@ -282,12 +282,16 @@ async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy) -> bool {
         .unwrap_or_default();
     let done = async {
         let sent = r.upload(&o.dir, &name, &o.manifest).await?;
+        let resumed = resume(r, &args.backup_dir, args.allow_plaintext_upload, policy).await?;
         let pruned = r.prune(policy).await?;
-        Ok::<_, String>((sent, pruned))
+        Ok::<_, String>((sent, resumed, pruned))
     };
     match done.await {
-        Ok((sent, pruned)) => {
-            tracing::info!(remote = %r.address(&name, ""), files = sent, pruned = pruned.len(), "backup copied off the node");
+        Ok((sent, resumed, pruned)) => {
+            for earlier in &resumed {
+                tracing::info!(remote = %r.address(earlier, ""), "an earlier backup whose copy never finished was copied off the node");
+            }
+            tracing::info!(remote = %r.address(&name, ""), files = sent, resumed = resumed.len(), pruned = pruned.len(), "backup copied off the node");
             true
         }
         Err(e) => {
@@ -298,6 +302,41 @@ async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy) -> bool {
             false
         }
     }
+}
+
+/// Sends the earlier backups kept here whose copy never finished (a failed or killed
+/// upload; [`crate::backup::remote::to_resume`]), each checked whole here first; returns
+/// their names.
+async fn resume(
+    r: &Remote,
+    dir: &std::path::Path,
+    plaintext_ok: bool,
+    policy: &Policy,
+) -> Result<Vec<String>, String> {
+    let found = backup::catalog::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let intact = |f: &&backup::catalog::Found| match &f.manifest {
+        Ok(m) => backup::inventory::check(&f.dir, m, None).0.usable(),
+        Err(_) => false,
+    };
+    let kept: Vec<_> = found
+        .iter()
+        .filter(intact)
+        .filter_map(|f| {
+            let m = f.manifest.as_ref().ok()?;
+            Some(backup::remote::Kept {
+                name: f.name.clone(),
+                encrypted: m.archive.is_some(),
+            })
+        })
+        .collect();
+    let names = backup::remote::to_resume(&kept, &r.list().await?, plaintext_ok, policy);
+    for name in &names {
+        let f = found.iter().find(|f| &f.name == name);
+        if let Some((f, Ok(m))) = f.map(|f| (f, &f.manifest)) {
+            r.upload(&f.dir, name, m).await?;
+        }
+    }
+    Ok(names)
 }
 
 fn exit_code(e: &BackupError) -> Exit {
