@@ -133,6 +133,26 @@ fn services_are_sandboxed() {
 /// `ensure` judges components by their node's Lease renewals against the local clock,
 /// and backups are named by it: both units wait for time-sync.target (ordered after
 /// it only, since it is a passive target).
+/// Issue 14: the backup dir (and every path) set in /etc/kubeboot/config.toml is the one
+/// used: a unit's command line would override it (the command line wins), so the units
+/// pass only the operator's own `$KUBEBOOT_*_ARGS`.
+#[test]
+fn units_pass_no_flag_that_would_override_config_toml() {
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+    for name in SERVICES {
+        let text = fs::read_to_string(units.join(name)).unwrap();
+        let exec: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("ExecStart="))
+            .collect();
+        assert_eq!(exec.len(), 1, "{name}");
+        let words: Vec<&str> = exec[0].split_whitespace().collect();
+        assert_eq!(words.len(), 3, "{name}: {exec:?}");
+        assert_eq!(words[0], "/usr/bin/kubeboot", "{name}");
+        assert!(words[2].starts_with("$KUBEBOOT_"), "{name}: {exec:?}");
+    }
+}
+
 #[test]
 fn boot_and_backup_units_order_after_time_sync() {
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
