@@ -102,6 +102,17 @@ impl S3 {
     }
 }
 
+/// Real etcd with TLS (so a backup carries the client key) holding the test cluster.
+fn loaded_tls_etcd() -> Etcd {
+    let etcd = Etcd::start(EtcdOptions {
+        tls: true,
+        ..EtcdOptions::default()
+    })
+    .unwrap();
+    cluster::load_into(&etcd).unwrap();
+    etcd
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -168,12 +179,7 @@ fn metric(file: &Path, name: &str) -> f64 {
 #[test]
 fn an_encrypted_backup_goes_off_the_node_and_comes_back_byte_identical() {
     let Some(server) = s3() else { return };
-    let etcd = Etcd::start(EtcdOptions {
-        tls: true,
-        ..EtcdOptions::default()
-    })
-    .unwrap();
-    cluster::load_into(&etcd).unwrap();
+    let etcd = loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");
@@ -257,12 +263,7 @@ fn a_plain_backup_is_not_uploaded_without_consent() {
 #[test]
 fn a_wrong_key_or_bucket_keeps_the_local_copy_and_counts_the_failure() {
     let Some(server) = s3() else { return };
-    let etcd = Etcd::start(EtcdOptions {
-        tls: true,
-        ..EtcdOptions::default()
-    })
-    .unwrap();
-    cluster::load_into(&etcd).unwrap();
+    let etcd = loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("backups");
     let metrics = work.path().join("backup.prom");
@@ -322,12 +323,7 @@ fn kubeboot_remote(args: &[&str], opts: &[(String, String)]) -> std::process::Ou
 #[test]
 fn recover_inspect_and_verify_take_a_backup_by_url() {
     let Some(server) = s3() else { return };
-    let etcd = Etcd::start(EtcdOptions {
-        tls: true,
-        ..EtcdOptions::default()
-    })
-    .unwrap();
-    cluster::load_into(&etcd).unwrap();
+    let etcd = loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");
@@ -562,12 +558,7 @@ fn cutting_proxy(upstream: u16, cut_after: usize, pid: u32) -> u16 {
 #[test]
 fn a_store_killed_mid_upload_shows_nothing_and_the_next_run_resumes() {
     let Some(server) = s3() else { return };
-    let etcd = Etcd::start(EtcdOptions {
-        tls: true,
-        ..EtcdOptions::default()
-    })
-    .unwrap();
-    cluster::load_into(&etcd).unwrap();
+    let etcd = loaded_tls_etcd();
     // 10 MiB of values: the archive goes in a multipart upload (parts of 8 MiB).
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
