@@ -247,9 +247,8 @@ pub fn find_backup(dir: &Path, identity: Option<&Identity>) -> Result<Option<Bac
         };
         match inventory::open(&f.dir, m, identity, false) {
             Ok(_) => {
-                let file = m.archive.as_ref().map_or(&m.snapshot.path, |a| &a.path);
                 return Ok(Some(Backup {
-                    snapshot: f.dir.join(file),
+                    snapshot: f.dir.join(m.data_file()),
                     revision: m.revision,
                     self_hosted_etcd: m.self_hosted_etcd,
                     from: None,

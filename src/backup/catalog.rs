@@ -69,6 +69,14 @@ pub struct ArchiveRecord {
 }
 
 impl Manifest {
+    /// The file a snapshot reader opens: the age archive of an encrypted backup, else
+    /// the snapshot.
+    pub fn data_file(&self) -> &str {
+        self.archive
+            .as_ref()
+            .map_or(&self.snapshot.path, |a| &a.path)
+    }
+
     /// Bytes the backup keeps on disk (its archive, or its snapshot and PKI files).
     pub fn size_on_disk(&self) -> u64 {
         match &self.archive {

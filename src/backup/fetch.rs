@@ -92,11 +92,7 @@ impl Fetched {
     /// The file a snapshot reader takes: the age archive of an encrypted backup, else
     /// the snapshot.
     pub fn file(&self) -> PathBuf {
-        let rel = match &self.manifest.archive {
-            Some(a) => &a.path,
-            None => &self.manifest.snapshot.path,
-        };
-        self.dir().join(rel)
+        self.dir().join(self.manifest.data_file())
     }
 }
 

@@ -268,8 +268,13 @@ fn open_remote(args: &BackupArgs, encrypted: bool) -> Result<Option<Remote>, Fai
             "--remote {url}: a plain backup holds private keys (the etcd client key, the encryption config); encrypt it before it leaves the node (--recipient, --recipients-file) or pass --allow-plaintext-upload"
         )));
     }
-    let options = fetch::parse_options(&args.remote_option).map_err(usage)?;
-    Remote::open(url, &options).map(Some).map_err(usage)
+    open_store(url, &args.remote_option).map(Some)
+}
+
+/// The store at `url` with its `--remote-option` flags; exit 2 when either is unusable.
+pub(super) fn open_store(url: &str, flags: &[String]) -> Result<Remote, Failure> {
+    let options = fetch::parse_options(flags).map_err(usage)?;
+    Remote::open(url, &options).map_err(usage)
 }
 
 /// Copies the kept backup to the store and applies retention there; whether it worked.
@@ -314,27 +319,24 @@ async fn resume(
     policy: &Policy,
 ) -> Result<Vec<String>, String> {
     let found = backup::catalog::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let intact = |f: &&backup::catalog::Found| match &f.manifest {
-        Ok(m) => backup::inventory::check(&f.dir, m, None).0.usable(),
-        Err(_) => false,
-    };
-    let kept: Vec<_> = found
+    let intact: Vec<_> = found
         .iter()
-        .filter(intact)
         .filter_map(|f| {
             let m = f.manifest.as_ref().ok()?;
-            Some(backup::remote::Kept {
-                name: f.name.clone(),
-                encrypted: m.archive.is_some(),
-            })
+            let usable = backup::inventory::check(&f.dir, m, None).0.usable();
+            usable.then_some((f, m))
+        })
+        .collect();
+    let kept: Vec<_> = intact
+        .iter()
+        .map(|(f, m)| backup::remote::Kept {
+            name: f.name.clone(),
+            encrypted: m.archive.is_some(),
         })
         .collect();
     let names = backup::remote::to_resume(&kept, &r.list().await?, plaintext_ok, policy);
-    for name in &names {
-        let f = found.iter().find(|f| &f.name == name);
-        if let Some((f, Ok(m))) = f.map(|f| (f, &f.manifest)) {
-            r.upload(&f.dir, name, m).await?;
-        }
+    for (f, m) in intact.iter().filter(|(f, _)| names.contains(&f.name)) {
+        r.upload(&f.dir, &f.name, m).await?;
     }
     Ok(names)
 }

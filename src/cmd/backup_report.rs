@@ -115,8 +115,7 @@ pub fn old_list(args: &BackupArgs) -> Result<(), Failure> {
 /// The store's copies (`--remote`) added to this node's list. A store that cannot be
 /// listed is a warning: the local list still stands, and says nothing about the store.
 fn with_remote(args: &BackupArgs, url: &str, entries: Vec<Entry>) -> Result<Vec<Entry>, Failure> {
-    let options = bk::fetch::parse_options(&args.remote_option).map_err(usage)?;
-    let remote = bk::remote::Remote::open(url, &options).map_err(usage)?;
+    let remote = super::backup::open_store(url, &args.remote_option)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

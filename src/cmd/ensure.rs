@@ -270,13 +270,7 @@ fn describe(via: &Via) -> String {
         Via::Apiserver => "the api-server".into(),
         Via::Etcd => "etcd".into(),
         // A backup from the store is named by its URL, not its private copy.
-        Via::Backup(b) => format!(
-            "backup {} (revision {})",
-            b.from
-                .clone()
-                .unwrap_or_else(|| b.snapshot.display().to_string()),
-            b.revision
-        ),
+        Via::Backup(b) => format!("backup {} (revision {})", b.source(), b.revision),
         Via::Local { dir, revision } => format!(
             "the local etcd data in {} (revision {revision}, started as it is)",
             dir.display()

@@ -83,6 +83,15 @@ pub struct Backup {
     pub from: Option<String>,
 }
 
+impl Backup {
+    /// What it is, for people and the record: its URL in the store, else its path.
+    pub fn source(&self) -> String {
+        self.from
+            .clone()
+            .unwrap_or_else(|| self.snapshot.display().to_string())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// How long the control plane may take to come up by itself.

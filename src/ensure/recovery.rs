@@ -150,11 +150,7 @@ async fn recover_into(opts: &Options, via: &Via) -> Result<PathBuf, EnsureError>
         // A downloaded or decrypted backup is read from a private copy; the record
         // names the backup (its URL when it came from the store).
         origin: match via {
-            Via::Backup(b) => Some(
-                b.from
-                    .clone()
-                    .unwrap_or_else(|| b.snapshot.display().to_string()),
-            ),
+            Via::Backup(b) => Some(b.source()),
             _ => None,
         },
         etcd_prefix: opts.etcd_prefix.clone(),
