@@ -23,6 +23,16 @@ fn dead_kubeconfig(dir: &Path) -> PathBuf {
     path
 }
 
+/// Marks the backup in `dir` as one of a self-hosted etcd (the manifest's sums cover
+/// the files, not the manifest); returns its manifest.
+fn mark_self_hosted(dir: &Path) -> serde_json::Value {
+    let path = dir.join("backup.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    m["self_hosted_etcd"] = true.into();
+    fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    m
+}
+
 struct Node {
     work: tempfile::TempDir,
     kubelet: String,
@@ -167,10 +177,7 @@ fn with_etcd_down_too_a_backup_is_restored_only_where_policy_allows() {
         .map(|e| e.unwrap().path())
         .find(|p| p.join("backup.json").exists())
         .unwrap();
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&fs::read(b.join("backup.json")).unwrap()).unwrap();
-    m["self_hosted_etcd"] = true.into();
-    fs::write(b.join("backup.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let m = mark_self_hosted(&b);
 
     let out = node.ensure(&args);
     assert_fails(&out, 4, "may not restore backups");
@@ -258,10 +265,7 @@ fn self_hosted_backup(node: &Node, etcd: &Etcd) -> PathBuf {
         .map(|e| e.unwrap().path())
         .find(|p| p.join("backup.json").exists() && !before.contains(p))
         .unwrap();
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&fs::read(b.join("backup.json")).unwrap()).unwrap();
-    m["self_hosted_etcd"] = true.into();
-    fs::write(b.join("backup.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    mark_self_hosted(&b);
     b
 }
 
@@ -638,10 +642,7 @@ fn with_no_local_backup_the_store_s_newest_is_the_fall_back_when_allowed() {
         .collect();
     names.sort_by_key(|n| kubeboot::backup::catalog::parse_dir_name(n).unwrap().1);
     for n in &names {
-        let path = store.join(n).join("backup.json");
-        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        m["self_hosted_etcd"] = true.into();
-        fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        mark_self_hosted(&store.join(n));
     }
     let newest = names.last().unwrap();
     let args = [
