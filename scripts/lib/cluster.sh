@@ -77,26 +77,15 @@ start_etcd() {
     || { tail -20 "$dir/logs/etcd.log" >&2; return 1; }
 }
 
-# The api-servers' load balancer of a multi-master cluster (Debian's HAProxy, at
-# 127.A.B.200:6443, as a real one would sit on its own address): TCP passthrough (TLS
-# ends at the api-servers, whose serving cert names this address too), each master's
-# api-server taken in and out by an HTTPS GET /readyz every second (anonymous, as
-# kube-apiserver allows it), so the kubelets and kubeconfigs reach whichever api-server
-# is ready and any master can be the one that recovers.
+# The api-servers' load balancer of a multi-master cluster, at 127.A.B.200:6443
+# (scripts/lib/lb.sh).
+. "$(dirname "${BASH_SOURCE[0]}")/lb.sh"
 lb_ip() { echo "$base.200"; }
 start_lb() {
-  local cfg=$dir/haproxy.cfg i
-  {
-    printf 'global\n  log stdout format raw local0 info\n'
-    printf 'defaults\n  log global\n  mode tcp\n  timeout connect 2s\n  timeout client 1h\n  timeout server 1h\n'
-    printf 'frontend api\n  bind %s:6443\n  default_backend masters\n' "$(lb_ip)"
-    printf 'backend masters\n  option httpchk GET /readyz\n  http-check expect status 200\n'
-    printf '  default-server inter 1s fall 2 rise 1 check check-ssl verify none\n'
-    for i in $(seq "$masters"); do printf '  server master-%s %s:6443\n' "$i" "$(node_ip "$i")"; done
-  } > "$cfg"
-  command -v haproxy >/dev/null || die "haproxy is not installed (Debian package haproxy; scripts/setup-tools)"
-  haproxy -c -q -f "$cfg" || die "haproxy refuses $cfg"
-  spawn lb "$dir/logs/haproxy.log" haproxy -db -f "$cfg"
+  local i ips=()
+  for i in $(seq "$masters"); do ips+=("$(node_ip "$i")"); done
+  haproxy_cfg "$(lb_ip)" "${ips[@]}" > "$dir/haproxy.cfg"
+  spawn lb "$dir/logs/haproxy.log" haproxy -db -f "$dir/haproxy.cfg"
   wait_until 10 "the load balancer at $(lb_ip):6443" bash -c "exec 3<>/dev/tcp/$(lb_ip)/6443" \
     || { tail -20 "$dir/logs/haproxy.log" >&2; return 1; }
 }
