@@ -204,6 +204,11 @@ pub async fn apiserver(
 /// etcd answers a read of the api-server's prefix (which is what `recover` needs, so
 /// a member that is up but refuses our certificate counts as down).
 pub async fn etcd(cfg: &EtcdConfig, etcd_prefix: &str) -> Result<(), String> {
+    etcd_keys(cfg, etcd_prefix).await.map(|_| ())
+}
+
+/// [`etcd`], with how many keys it holds under the prefix.
+pub async fn etcd_keys(cfg: &EtcdConfig, etcd_prefix: &str) -> Result<i64, String> {
     let mut client = crate::source::etcd::connect(cfg)
         .await
         .map_err(|e| e.to_string())?;
@@ -212,7 +217,7 @@ pub async fn etcd(cfg: &EtcdConfig, etcd_prefix: &str) -> Result<(), String> {
         .with_count_only();
     let endpoint = cfg.endpoints.join(",");
     match tokio::time::timeout(cfg.request_timeout, client.get(etcd_prefix, Some(opts))).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(r)) => Ok(r.count()),
         Ok(Err(e)) => Err(format!("etcd {endpoint}: {}", error_chain(&e))),
         Err(_) => Err(format!(
             "etcd {endpoint}: no answer within {:?}",

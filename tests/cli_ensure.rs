@@ -697,3 +697,114 @@ fn with_no_local_backup_the_store_s_newest_is_the_fall_back_when_allowed() {
         stderr(&out)
     );
 }
+
+/// Found by the machine drill `power-loss-etcd-lost`: with every member's data dir lost,
+/// the members' units form a new, empty cluster at boot. `ensure` used to "recover
+/// from" it and fail with nothing to recover (exit 3); with `--etcd-unit` such an etcd
+/// counts as down, and the host step ranks it below the backup: the node the policy
+/// names restores. Without `--etcd-unit` nothing changes (etcd is not kubeboot's).
+#[test]
+fn with_etcd_unit_an_empty_etcd_formed_over_lost_data_is_restored_over_by_policy() {
+    let node = Node::new();
+    let source = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&source).unwrap();
+    let out = kubeboot(&[
+        "backup",
+        "--etcd-servers",
+        &source.endpoint(),
+        "--backup-dir",
+        node.path("backups").to_str().unwrap(),
+        "--lock-file",
+        node.path("backup.lock").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(source);
+
+    // The new, empty cluster, and the unit's environment as Debian's /etc/default/etcd.
+    let empty = Etcd::start(EtcdOptions::default()).unwrap();
+    let listed = empty.etcdctl(&["member", "list"]).unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let peer = listed.split(", ").nth(3).unwrap().to_string();
+    let endpoint = empty.endpoint();
+    let env = node.path("etcd.env");
+    fs::write(
+        &env,
+        format!(
+            "ETCD_NAME=default\nETCD_DATA_DIR={}\nETCD_LISTEN_CLIENT_URLS={endpoint}\n\
+             ETCD_ADVERTISE_CLIENT_URLS={endpoint}\nETCD_LISTEN_PEER_URLS={peer}\n\
+             ETCD_INITIAL_ADVERTISE_PEER_URLS={peer}\nETCD_INITIAL_CLUSTER=default={peer}\n\
+             ETCD_INITIAL_CLUSTER_STATE=new\n",
+            empty.data_dir().display()
+        ),
+    )
+    .unwrap();
+    let plain = [
+        "--etcd-servers",
+        &endpoint,
+        "--boot-grace",
+        "0s",
+        "--dry-run",
+    ];
+    let out = node.ensure(&plain);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("would recover from etcd"),
+        "{}",
+        stdout(&out)
+    );
+
+    let host = [
+        &plain[..],
+        &[
+            "--etcd-unit",
+            "etcd.service",
+            "--etcd-env-file",
+            env.to_str().unwrap(),
+            "--allow-backup-restore",
+            "--backup-restore-node",
+            "master-2",
+            "--node-name",
+            "master-2",
+        ],
+    ]
+    .concat();
+    let out = node.ensure(&host);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.starts_with("would recover from backup "), "{said}");
+    assert!(
+        said.contains("only clusters older than the newest backup answer"),
+        "{said}"
+    );
+    node.assert_untouched();
+}
+
+/// The restore policy is one value, the same on every master: `--allow-backup-restore`
+/// on a master while `--backup-restore-node` names another would make two restorers
+/// (the machine drill `power-loss-etcd-lost`, first configured that way, had all three
+/// masters restore). A usage error before anything is probed; on the named node the
+/// two agree.
+#[test]
+fn allowing_a_restore_here_while_the_policy_names_another_node_is_refused() {
+    let node = Node::new();
+    let policy = [
+        "--backup-restore-node",
+        "master-2",
+        "--allow-backup-restore",
+    ];
+    let out = node.ensure(&[&policy[..], &["--node-name", "master-1", "--dry-run"]].concat());
+    assert_fails(
+        &out,
+        2,
+        "--allow-backup-restore on \"master-1\" contradicts --backup-restore-node \"master-2\"",
+    );
+    let out = node.ensure(
+        &[
+            &policy[..],
+            &["--node-name", "master-2", "--dry-run", "--boot-grace", "0s"],
+        ]
+        .concat(),
+    );
+    assert_fails(&out, 3, "");
+    node.assert_untouched();
+}

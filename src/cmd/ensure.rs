@@ -80,7 +80,8 @@ pub struct EnsureArgs {
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub boot_grace: Duration,
     /// Allow restoring a backup, or starting the local etcd data dir, on this node
-    /// (the recoveries that run without etcd's cluster lock).
+    /// (the recoveries that run without etcd's cluster lock). Refused beside a
+    /// --backup-restore-node that names another node
     #[arg(long)]
     pub allow_backup_restore: bool,
     /// The one node allowed to restore a backup or start the local etcd data dir
@@ -150,11 +151,21 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         .to_string();
     let start = args.start.options(PathBuf::new(), None)?;
     let node_name = start.node_name.clone();
-    let backup_restore_allowed = args.allow_backup_restore
-        || args
-            .backup_restore_node
-            .as_ref()
-            .is_some_and(|n| !n.is_empty() && *n == node_name);
+    let named = args
+        .backup_restore_node
+        .as_deref()
+        .filter(|n| !n.is_empty());
+    // The policy names one node, the same value on every master; a master that is also
+    // told "allowed here" while another is named would make two restorers.
+    if let Some(n) = named
+        && args.allow_backup_restore
+        && n != node_name
+    {
+        return Err(usage(format!(
+            "--allow-backup-restore on {node_name:?} contradicts --backup-restore-node {n:?}: the policy names one node to restore; give only --backup-restore-node, the same on every master"
+        )));
+    }
+    let backup_restore_allowed = args.allow_backup_restore || named == Some(node_name.as_str());
     let render = RenderOptions::under(&secrets, None);
     let etcd = (!args.etcd.etcd_servers.is_empty()).then(|| args.etcd.config());
     // What the rendered self-hosted etcd mounts, unless the operator's etcd lives elsewhere.

@@ -252,7 +252,7 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         };
         let down = matches!(apiserver, Apiserver::Down(_));
         let etcd = match (&opts.etcd, down && past_grace) {
-            (Some(cfg), true) => Some(health::etcd(cfg, &opts.etcd_prefix).await),
+            (Some(cfg), true) => Some(probe_etcd(opts, cfg).await),
             (Some(_), false) => Some(Err(NOT_PROBED.into())),
             (None, _) => None,
         };
@@ -399,13 +399,29 @@ async fn keep_marker(
     }
 }
 
+/// etcd's answer. With `--etcd-unit`, an etcd that answers but holds nothing under the
+/// api-server's prefix counts as down: after every data dir was lost, the members'
+/// units form a new, empty cluster at boot (their `ETCD_INITIAL_CLUSTER_STATE=new`),
+/// and recovering "from" it finds nothing. The host step then ranks that cluster below
+/// the backup, as `hostetcd::decide` does any cluster older than it.
+async fn probe_etcd(opts: &Options, cfg: &crate::source::etcd::EtcdConfig) -> Result<(), String> {
+    match health::etcd_keys(cfg, &opts.etcd_prefix).await? {
+        0 if opts.host_etcd.is_some() => Err(format!(
+            "etcd {}: answers, but holds nothing under {} (a cluster formed anew over lost data dirs?)",
+            cfg.endpoints.join(","),
+            opts.etcd_prefix
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A dry run's evidence made whole: what the decision did not need to probe (etcd,
 /// the backups, the local data dir) is read now, read-only, for the report.
 async fn complete(opts: &Options, mut obs: Observation) -> Observation {
     if let (Some(cfg), Some(Err(e))) = (&opts.etcd, &obs.etcd)
         && e == NOT_PROBED
     {
-        obs.etcd = Some(health::etcd(cfg, &opts.etcd_prefix).await);
+        obs.etcd = Some(probe_etcd(opts, cfg).await);
     }
     if obs.local.is_none() {
         obs.local = Some(evidence::read(
