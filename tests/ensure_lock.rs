@@ -52,6 +52,38 @@ async fn one_holder_at_a_time_and_a_dead_holder_expires() {
     assert!(out.stdout.is_empty(), "released: no key left");
 }
 
+/// Found by the machine drill `power-loss-etcd-lost`: the master that restored a host-run
+/// etcd held the recovery lock while it recovered the control plane, and a member that
+/// still had to join waited on that same lock, so the recovery waited on the member.
+/// A member change has a lock of its own: exclusive among joiners, free of the
+/// recovery's.
+#[tokio::test]
+async fn joining_members_take_their_own_lock_not_the_recovery_s() {
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    let cfg = cfg(&etcd);
+    let ttl = Duration::from_secs(5);
+    let Acquired::Held(recovery) = lock::acquire(&cfg, "master-2 since t0", ttl).await.unwrap()
+    else {
+        panic!("the recovery lock is free");
+    };
+    let Acquired::Held(join) =
+        lock::acquire_key(&cfg, lock::MEMBER_KEY, "master-3 joining etcd", ttl)
+            .await
+            .unwrap()
+    else {
+        panic!("a member may join while the control plane is recovered");
+    };
+    match lock::acquire_key(&cfg, lock::MEMBER_KEY, "master-1 joining etcd", ttl)
+        .await
+        .unwrap()
+    {
+        Acquired::Busy(holder) => assert_eq!(holder, "master-3 joining etcd"),
+        Acquired::Held(_) => panic!("two members changing the cluster at once"),
+    }
+    join.release().await;
+    recovery.release().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_etcd_is_an_error_naming_it() {
     let cfg = EtcdConfig {

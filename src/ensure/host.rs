@@ -88,7 +88,7 @@ pub async fn step(
         } => {
             // One member joins at a time: etcd itself refuses a second `member add`
             // while the first has not started (its strict reconfiguration check), and
-            // the lock says who is joining. Not guarded: adding a second member to a
+            // the member lock says who is joining. Not guarded: adding a second member to a
             // one-member cluster stops its quorum until the new member starts, so the
             // lease cannot be renewed in between, and stopping the join there would
             // leave the cluster without quorum.
@@ -97,7 +97,7 @@ pub async fn step(
                 ..h.client.clone()
             };
             let holder = format!("{} joining etcd", opts.node_name);
-            match lock::acquire(&cfg, &holder, opts.lock_ttl).await {
+            match lock::acquire_key(&cfg, lock::MEMBER_KEY, &holder, opts.lock_ttl).await {
                 Ok(lock::Acquired::Held(held)) => {
                     let r = act::join(h, &unit, &seen, &endpoint, replace).await;
                     held.release().await;

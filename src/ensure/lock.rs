@@ -29,6 +29,11 @@ use crate::source::etcd::{self, EtcdConfig};
 
 /// The lock's key in etcd.
 pub const KEY: &str = "/kubeboot/recovery-lock";
+/// The lock a host-run etcd member takes to join a cluster (one member change at a
+/// time). Not [`KEY`]: the master that restored etcd holds that one while it recovers
+/// the control plane, and that recovery needs the other members joined (the api-server
+/// is given every member's URL), so one lock for both would make each wait on the other.
+pub const MEMBER_KEY: &str = "/kubeboot/etcd-member-lock";
 
 /// The lock, held until [`Held::release`] or drop (then the lease expires).
 pub struct Held {
@@ -78,9 +83,9 @@ pub enum Acquired {
     Busy(String),
 }
 
-fn err(cfg: &EtcdConfig, e: &etcd_client::Error) -> String {
+fn err(cfg: &EtcdConfig, key: &str, e: &etcd_client::Error) -> String {
     format!(
-        "etcd {}: recovery lock: {}",
+        "etcd {}: lock {key}: {}",
         cfg.endpoints.join(","),
         error_chain(e)
     )
@@ -89,6 +94,16 @@ fn err(cfg: &EtcdConfig, e: &etcd_client::Error) -> String {
 /// Takes the lock for `holder` (e.g. "master-1 since 2026-11-26T03:00:00Z") with a
 /// lease of `ttl`, kept alive in the background while held.
 pub async fn acquire(cfg: &EtcdConfig, holder: &str, ttl: Duration) -> Result<Acquired, String> {
+    acquire_key(cfg, KEY, holder, ttl).await
+}
+
+/// [`acquire`] of the lock at `key`.
+pub async fn acquire_key(
+    cfg: &EtcdConfig,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Acquired, String> {
     let mut client = etcd::connect(cfg).await.map_err(|e| e.to_string())?;
     let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(60);
     let ttl = Duration::from_secs(u64::try_from(secs).unwrap_or(60));
@@ -97,17 +112,17 @@ pub async fn acquire(cfg: &EtcdConfig, holder: &str, ttl: Duration) -> Result<Ac
     let lease = client
         .lease_grant(secs, None)
         .await
-        .map_err(|e| err(cfg, &e))?
+        .map_err(|e| err(cfg, key, &e))?
         .id();
     let txn = Txn::new()
-        .when([Compare::create_revision(KEY, CompareOp::Equal, 0)])
+        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
         .and_then([TxnOp::put(
-            KEY,
+            key,
             holder,
             Some(PutOptions::new().with_lease(lease)),
         )])
-        .or_else([TxnOp::get(KEY, None)]);
-    let resp = client.txn(txn).await.map_err(|e| err(cfg, &e))?;
+        .or_else([TxnOp::get(key, None)]);
+    let resp = client.txn(txn).await.map_err(|e| err(cfg, key, &e))?;
     if !resp.succeeded() {
         let _ = client.lease_revoke(lease).await;
         let holder = resp
