@@ -13,8 +13,12 @@ use super::{EnsureError, Options, lock, recovery};
 
 /// What the step came to.
 pub enum Step {
-    /// Nothing final yet (waited, or acted): probe again.
+    /// Nothing final yet (waited): probe again.
     Again,
+    /// This member was restored or joined: probe again, and give the control plane a
+    /// new boot grace on the changed etcd (the step may have taken most of the old one,
+    /// with no look at the components in between).
+    Acted,
     /// `--dry-run`: what would be done.
     DryRun(Decision),
 }
@@ -117,7 +121,7 @@ pub async fn step(
     match done {
         Ok(line) => {
             progress.step(&line);
-            Ok(Step::Again)
+            Ok(Step::Acted)
         }
         Err(e) if e.contains("changed since the decision") => Err(EnsureError::Changed(e)),
         Err(e) => Err(EnsureError::Failed(e)),

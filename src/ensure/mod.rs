@@ -300,6 +300,11 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
                     tokio::time::sleep(opts.poll).await;
                     continue;
                 }
+                host::Step::Acted => {
+                    grace.restart(Instant::now());
+                    progress.step("etcd changed under this member: the control plane gets a new boot grace on it");
+                    continue;
+                }
                 host::Step::DryRun(d) => d,
             },
             None => decide::decide(&obs, &opts.policy),
