@@ -229,10 +229,11 @@ async fn two_restorers_end_with_one_past() {
     );
     assert_eq!(c1.restored.as_ref().unwrap().node, "m1");
 
+    // m1 serves in the winner, but m2's cluster still answers: m1 waits for it to join.
     let s1 = act::observe(&ms[0].0).await;
     assert!(matches!(
         decide(&s1.observed(&ms[0].0, Some(rev), true)),
-        Action::Healthy(_)
+        Action::Wait(ref w) if w.contains("waiting for their members to join")
     ));
     let s2 = act::observe(&ms[1].0).await;
     let Action::Join {
@@ -264,6 +265,11 @@ async fn two_restorers_end_with_one_past() {
     let again = act::observe(&ms[1].0).await;
     assert!(matches!(
         decide(&again.observed(&ms[1].0, Some(rev), true)),
+        Action::Healthy(_)
+    ));
+    let s1 = act::observe(&ms[0].0).await;
+    assert!(matches!(
+        decide(&s1.observed(&ms[0].0, Some(rev), true)),
         Action::Healthy(_)
     ));
 }

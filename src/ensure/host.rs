@@ -1,5 +1,6 @@
-//! `ensure` with a host-run etcd cluster (`--etcd-unit`): once the api-server and etcd
-//! are both down past the boot grace, the member on this master is looked after first
+//! `ensure` with a host-run etcd cluster (`--etcd-unit`): once the api-server is down past
+//! the boot grace, the member on this master is looked after first, before anything is
+//! read from etcd (even when etcd answers: it may be the wrong one of two pasts)
 //! ([`crate::hostetcd`]): waited for, restored from the newest backup as a new
 //! one-member cluster (on the node the policy names), or joined to the cluster there is.
 //! Then etcd answers and the usual decision recovers the control plane from it.
@@ -15,6 +16,9 @@ use super::{EnsureError, Options, lock, recovery};
 pub enum Step {
     /// Nothing final yet (waited): probe again.
     Again,
+    /// This member serves in the one cluster there is, and etcd answers: the usual
+    /// decision goes on from here.
+    Proceed,
     /// This member was restored or joined: probe again, and give the control plane a
     /// new boot grace on the changed etcd (the step may have taken most of the old one,
     /// with no look at the components in between).
@@ -28,6 +32,7 @@ pub async fn step(
     opts: &Options,
     h: &HostEtcd,
     backup: &Result<Backup, String>,
+    etcd_answers: bool,
     progress: &mut Progress,
 ) -> Result<Step, EnsureError> {
     let seen = act::observe(h).await;
@@ -35,6 +40,7 @@ pub async fn step(
     let action =
         decide(&seen.observed(h, b.map(|b| b.revision), opts.policy.backup_restore_allowed));
     let (line, dry) = match &action {
+        Action::Healthy(_) if etcd_answers => return Ok(Step::Proceed),
         Action::Healthy(w) => {
             progress.waiting(&format!("{w}; waiting for etcd to answer ensure's probe"));
             return Ok(Step::Again);

@@ -265,7 +265,10 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             progress.step(&line);
         }
         let etcd_down = !matches!(etcd, Some(Ok(())));
-        if down && past_grace && etcd_down {
+        // With a host-run etcd, its members are looked after (host step below) whenever
+        // the api-server is down, so the backup is wanted even while etcd answers.
+        let host_step = down && past_grace && opts.host_etcd.is_some();
+        if down && past_grace && (etcd_down || host_step) {
             match local.as_mut() {
                 None => {
                     backup = Some(remote::newest_backup(opts, &mut fetched, progress).await);
@@ -290,12 +293,10 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
             local: local.clone(),
             marker: known_marker.clone(),
         };
-        let host = opts
-            .host_etcd
-            .as_ref()
-            .filter(|_| down && past_grace && etcd_down);
+        let host = opts.host_etcd.as_ref().filter(|_| host_step);
         let decision = match host {
-            Some(h) => match host::step(opts, h, &obs.backup, progress).await? {
+            Some(h) => match host::step(opts, h, &obs.backup, !etcd_down, progress).await? {
+                host::Step::Proceed => decide::decide(&obs, &opts.policy),
                 host::Step::Again => {
                     tokio::time::sleep(opts.poll).await;
                     continue;

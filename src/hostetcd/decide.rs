@@ -17,6 +17,8 @@
 //!
 //! Two masters that restore at the same moment (a wrong policy) each make a one-member
 //! cluster; each then sees the other's, and the rule between restores leaves one past.
+//! A member of the winner waits while another cluster still answers, so nothing is read
+//! from etcd (by `ensure`'s recovery or an api-server) while two pasts are reachable.
 
 use super::member::Member;
 use crate::ensure::evidence::LocalState;
@@ -157,8 +159,15 @@ fn with_winner(o: &Observed, w: &ClusterView, count: usize) -> Action {
         .iter()
         .find(|m| m.name == o.me.name || m.peer_urls.contains(&o.me.peer_url));
     match &o.local {
+        // Others still answer: until their members have joined, a read through every
+        // member's URL (the recovery's, the api-server's) could meet the other past.
+        Ok(l) if l.cluster_id == w.cluster_id && count > 1 => Action::Wait(format!(
+            "etcd member {} serves in {}{others}: waiting for their members to join it before anything is read from etcd",
+            o.me.name,
+            describe(w)
+        )),
         Ok(l) if l.cluster_id == w.cluster_id => Action::Healthy(format!(
-            "etcd member {} serves in {}{others}",
+            "etcd member {} serves in {}",
             o.me.name,
             describe(w)
         )),

@@ -239,7 +239,7 @@ fn two_restorers_end_with_one_past() {
         true,
     ));
     assert!(
-        matches!(a1, Action::Healthy(ref w) if w.contains("yield to it")),
+        matches!(a1, Action::Wait(ref w) if w.contains("yield to it") && w.contains("waiting for their members to join")),
         "{a1:?}"
     );
     assert!(
