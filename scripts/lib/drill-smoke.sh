@@ -27,7 +27,7 @@ boot master-1
 expect "a synced file after power loss" "$(on master-1 cat /var/lib/smoke-lost)" written-before-power-loss
 expect "boots in the journal" "$(on master-1 journalctl --list-boots --no-pager -q | wc -l)" 3
 # The cleanly powered-off boot logged its shutdown; the killed one has none.
-shutdown_logged() { on master-1 journalctl -b "$1" -q --no-pager -o cat _PID=1 | grep -q '^Reached target shutdown.target'; }
+shutdown_logged() { on master-1 journalctl -b "$1" -q --no-pager -o cat _PID=1 | grep '^Reached target shutdown.target' >/dev/null; }
 shutdown_logged -2 || fail "the powered-off boot logged no shutdown"
 shutdown_logged -1 && fail "the killed boot logged a shutdown"
 ok "the killed boot's journal ends without a shutdown; the powered-off one has it"

@@ -28,9 +28,11 @@ boot() {
 boot_id() { on "$1" cat /proc/sys/kernel/random/boot_id; }
 
 # journal_has NAME PATTERN JOURNALCTL-ARGS...: an entry of this boot matches PATTERN (ERE).
+# Not `grep -q`: it stops at the first match, journalctl then dies of SIGPIPE, and under
+# pipefail a long journal that matches reads as one that does not.
 journal_has() {
   local name=$1 pattern=$2; shift 2
-  on "$name" journalctl -b -q --no-pager -o cat "$@" | grep -Eq -- "$pattern"
+  on "$name" journalctl -b -q --no-pager -o cat "$@" | grep -E -- "$pattern" >/dev/null
 }
 
 # reloads NAME: how many daemon-reloads the machine's systemd did this boot.
