@@ -69,13 +69,20 @@ build_kubeboot() {
   version=${version//-/\~}
 }
 
-# install_deb NAME: the .deb of $bin/kubeboot (built once per drill, into $dir/pkgs),
-# installed with `dpkg -i`, as an operator installs it.
-install_deb() {
+# build_deb: the .deb of $bin/kubeboot, built once per drill into $dir/pkgs; prints its path.
+build_deb() {
   local deb
   deb=$dir/pkgs/kubeboot_${version}_$(dpkg --print-architecture).deb
   [ -f "$deb" ] || "$root/scripts/package" deb --binary "$bin/kubeboot" --fast --no-install \
     --out "$dir/pkgs" >/dev/null
+  echo "$deb"
+}
+
+# install_deb NAME: the .deb of $bin/kubeboot (built once per drill, into $dir/pkgs),
+# installed with `dpkg -i`, as an operator installs it.
+install_deb() {
+  local deb
+  deb=$(build_deb)
   "$machines" put "$dir" "$1" "$deb" /root/kubeboot.deb
   on "$1" dpkg -i /root/kubeboot.deb >/dev/null
   ok "$1: kubeboot $version installed (dpkg -i)"
