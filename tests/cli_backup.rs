@@ -364,3 +364,28 @@ fn an_encrypted_cluster_is_verified_with_its_config_and_the_config_is_kept() {
         fs::read(&config).unwrap()
     );
 }
+
+/// The backup dir holds every Secret of the cluster (issue 12, finding 5): an existing
+/// one whose mode drifted is set back to 0700, and a symlink in its place is refused,
+/// naming it, never followed.
+#[test]
+fn an_existing_backup_dir_is_made_private_and_a_symlink_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let etcd = started(false);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("backups");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = backup(&dir, &["--etcd-servers", &etcd.endpoint()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode_of(&dir), 0o700);
+
+    let elsewhere = work.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let link = work.path().join("linked");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let out = backup(&link, &["--etcd-servers", &etcd.endpoint()]);
+    assert_fails(&out, 1, "a symlink is refused");
+    assert!(stderr(&out).contains("linked"), "{}", stderr(&out));
+    assert!(common::entries(&elsewhere).is_empty());
+}

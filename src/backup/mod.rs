@@ -104,7 +104,9 @@ impl BackupError {
 /// Takes one backup into `opts.backup_dir`, then applies retention. The caller holds
 /// the backup lock.
 pub async fn run(opts: &Options) -> Result<Outcome, BackupError> {
-    fsutil::create_dir_all_with_mode(&opts.backup_dir, 0o700)?;
+    // Checked when it exists: a drifted mode is set back to 0700, a symlink or another
+    // user's dir is refused (the backups hold every Secret of the cluster).
+    fsutil::private_dir(&opts.backup_dir)?;
     remove_leftovers(&opts.backup_dir)?;
     let staging = opts.backup_dir.join(format!(
         "{}{}-{}",
