@@ -18,7 +18,10 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Usage as u8);
         }
     };
-    let cli = Cli::parse_from(argv);
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, &argv),
+    };
     let sink = journal::init(Setup {
         target: cli.log_target.into(),
         json: cli.log_format == LogFormat::Json,
@@ -55,6 +58,26 @@ fn report(failure: &Failure, sink: Sink) {
                 ..Fields::default()
             };
             logfields::error_with_exit(f, failure.code as u8, &line);
+        }
+    }
+}
+
+/// clap's own output for `--help`, `--version` and a bare `kubeboot`; any other parse
+/// error as the one error line (`cmd::usage`), exit 2.
+fn usage_error(e: clap::Error, argv: &[OsString]) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(Exit::Usage as u8))
+        }
+        _ => {
+            let text = e.render().to_string();
+            let command = cmd::usage::command_path(&Cli::command(), argv);
+            eprintln!("kubeboot: error: {}", cmd::usage::one_line(&text, &command));
+            ExitCode::from(Exit::Usage as u8)
         }
     }
 }

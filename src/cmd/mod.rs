@@ -16,6 +16,7 @@ pub mod recover;
 pub mod remote_read;
 pub mod render;
 pub mod start;
+pub mod usage;
 
 use std::fmt;
 use std::time::Duration;
