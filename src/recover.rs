@@ -68,7 +68,49 @@ pub struct Recovered {
     pub self_hosted_etcd: bool,
 }
 
+/// What `recover -o json|yaml` prints (docs/cli.md).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report<'a> {
+    pub recovery_dir: String,
+    /// Where `--force` moved the earlier dir.
+    pub moved_aside: Option<String>,
+    pub source: &'a crate::model::SourceInfo,
+    /// The components a bootstrap manifest was written for (`bootstrap-NAME.yaml`).
+    pub components: Vec<String>,
+    /// Every file of the asset dir, `kubeboot.json` included.
+    pub files: usize,
+    pub self_hosted_etcd: bool,
+    /// The snapshot revision bootstrap-etcd restores, for a self-hosted etcd restore.
+    pub restored_revision: Option<i64>,
+    /// Whether `auth/kubeconfig` was written (from `--kubeconfig`).
+    pub kubeconfig: bool,
+}
+
 impl Recovered {
+    /// The machine-readable form of [`Recovered::summary`].
+    pub fn report(&self, dir: &Path, moved_aside: Option<&Path>) -> Report<'_> {
+        Report {
+            recovery_dir: dir.display().to_string(),
+            moved_aside: moved_aside.map(|p| p.display().to_string()),
+            source: &self.cp.source,
+            components: self
+                .assets
+                .files
+                .keys()
+                .filter_map(|p| p.strip_prefix("bootstrap-manifests/"))
+                .map(|f| {
+                    let f = f.strip_suffix(".yaml").unwrap_or(f);
+                    f.strip_prefix("bootstrap-").unwrap_or(f).to_string()
+                })
+                .collect(),
+            files: self.assets.files.len(),
+            self_hosted_etcd: self.self_hosted_etcd,
+            restored_revision: self.restored_revision,
+            kubeconfig: self.cp.kubeconfig.is_some(),
+        }
+    }
+
     /// What was recovered, in lines for the operator.
     pub fn summary(&self, dir: &Path) -> Vec<String> {
         let cp = &self.cp;

@@ -28,6 +28,8 @@ pub struct BackupArgs {
     /// Where backups are kept, one directory each.
     #[arg(long, default_value = "/var/lib/kubeboot/backups", value_name = "DIR")]
     pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub output: super::OutputFlag,
     /// A host file or dir to keep with each backup (repeatable). The etcd TLS files
     /// and the encryption config are always kept.
     #[arg(long, value_name = "PATH")]
@@ -240,7 +242,7 @@ pub fn run(args: BackupArgs) -> Result<(), Failure> {
         Some(a) => format!(", encrypted to {} age recipient(s)", a.recipients.len()),
         None => String::new(),
     };
-    println!(
+    let line = format!(
         "backup {}: revision {}, {} keys, {:.1} MiB, restorable ({}); {} PKI file(s){sealed}; retention removed {}",
         outcome.dir.display(),
         m.revision,
@@ -250,11 +252,43 @@ pub fn run(args: BackupArgs) -> Result<(), Failure> {
         m.pki.len(),
         outcome.pruned.len()
     );
+    let report = TakenReport {
+        dir: outcome.dir.display().to_string(),
+        revision: m.revision,
+        keys: m.keys,
+        size: m.size_on_disk(),
+        components: &m.components,
+        pki_files: m.pki.len(),
+        encrypted_recipients: m.archive.as_ref().map(|a| a.recipients.len()),
+        pruned: outcome
+            .pruned
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+    };
+    args.output.emit(&[line], &report)?;
     // The backup is kept either way; a monitor reading stale metrics must still learn.
     metrics_written.map_err(|e| {
         anyhow::anyhow!("the backup was kept, but the metrics were not written: {e}")
     })?;
     Ok(())
+}
+
+/// What `backup -o json|yaml` prints after a backup (docs/cli.md).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TakenReport<'a> {
+    dir: String,
+    revision: i64,
+    keys: usize,
+    /// Bytes on disk: the snapshot, or the archive of an encrypted backup.
+    size: u64,
+    components: &'a [String],
+    pki_files: usize,
+    /// How many age recipients the archive is sealed to; absent for a plain backup.
+    encrypted_recipients: Option<usize>,
+    /// The backups retention removed.
+    pruned: Vec<String>,
 }
 
 /// The object store of `--remote`, refused (exit 2) when a plain backup would leave the

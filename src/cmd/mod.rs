@@ -251,6 +251,37 @@ pub enum Format {
     Yaml,
 }
 
+/// `-o text|json|yaml` of a command that reports what it did; the shapes are in
+/// docs/cli.md and kept stable.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OutputFlag {
+    /// Output format: text (default), json or yaml (docs/cli.md). `-w` as in etcdctl
+    #[arg(
+        short,
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t = Format::Text,
+        value_name = "FORMAT"
+    )]
+    pub output: Format,
+}
+
+impl OutputFlag {
+    /// Prints `text` lines, or `report` as JSON or YAML, on stdout.
+    pub fn emit<T: serde::Serialize>(self, text: &[String], report: &T) -> anyhow::Result<()> {
+        match self.output {
+            Format::Text => {
+                for line in text {
+                    println!("{line}");
+                }
+            }
+            f => print!("{}", render_report(report, f)?),
+        }
+        Ok(())
+    }
+}
+
 /// Prints a report in a machine format, ending in a newline.
 pub fn render_report<T: serde::Serialize>(report: &T, format: Format) -> anyhow::Result<String> {
     let value = serde_json::to_value(report)?;

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::etcd_flags::EtcdFlags;
 use super::remote_read::RemoteRead;
-use super::{Exit, ExitWith, Failure, parse_duration, unseal_failure, usage};
+use super::{Exit, ExitWith, Failure, OutputFlag, parse_duration, unseal_failure, usage};
 use crate::assets;
 use crate::backup::crypt::{self, Identity};
 use crate::backup::fetch::Fetched;
@@ -54,6 +54,8 @@ pub struct RecoverArgs {
     pub strict: bool,
     #[command(flatten)]
     pub remote: RemoteRead,
+    #[command(flatten)]
+    pub output: OutputFlag,
     /// Move a non-empty --recovery-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
@@ -211,15 +213,17 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
         code: exit_code(&e),
         error: e.into(),
     })?;
-    if let Some(old) = assets::write(&args.recovery_dir, &recovered.assets, args.force)? {
-        println!(
+    let moved = assets::write(&args.recovery_dir, &recovered.assets, args.force)?;
+    let mut lines = Vec::new();
+    if let Some(old) = &moved {
+        lines.push(format!(
             "moved the previous {} aside to {}",
             args.recovery_dir.display(),
             old.display()
-        );
+        ));
     }
-    for line in recovered.summary(&args.recovery_dir) {
-        println!("{line}");
-    }
+    lines.extend(recovered.summary(&args.recovery_dir));
+    let report = recovered.report(&args.recovery_dir, moved.as_deref());
+    args.output.emit(&lines, &report)?;
     Ok(())
 }

@@ -50,6 +50,8 @@ pub struct RenderArgs {
     /// Move a non-empty --asset-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub output: super::OutputFlag,
     /// Host dir the bootstrap pods mount Secrets and ConfigMaps from.
     #[arg(
         long,
@@ -100,6 +102,20 @@ fn failure(e: newcluster::NewClusterError) -> Failure {
     }
 }
 
+/// What `render -o json|yaml` prints (docs/cli.md).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RenderReport<'a> {
+    asset_dir: String,
+    moved_aside: Option<String>,
+    /// Every file of the asset dir, `kubeboot.json` included.
+    files: usize,
+    api_servers: &'a [String],
+    /// `auth/kubelets/<node>.kubeconfig`, one per `--node-names` master.
+    kubelet_kubeconfigs: Vec<String>,
+    next: String,
+}
+
 fn refused(dir: &std::path::Path) -> Failure {
     usage(format!(
         "refusing to write into non-empty --asset-dir {} (use --force)",
@@ -117,14 +133,33 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         other => other?,
     };
     let dir = args.asset_dir.display();
-    if let Some(old) = moved {
-        println!("moved the previous {dir} aside to {}", old.display());
+    let mut lines = Vec::new();
+    if let Some(old) = &moved {
+        lines.push(format!(
+            "moved the previous {dir} aside to {}",
+            old.display()
+        ));
     }
-    println!(
+    let next = format!("kubeboot start --asset-dir {dir}");
+    lines.push(format!(
         "rendered a new cluster into {dir} ({} files) for {}",
         rendered.files.len(),
         opts.api_servers.join(",")
-    );
-    println!("next: kubeboot start --asset-dir {dir}");
+    ));
+    lines.push(format!("next: {next}"));
+    let report = RenderReport {
+        asset_dir: dir.to_string(),
+        moved_aside: moved.map(|p| p.display().to_string()),
+        files: rendered.files.len(),
+        api_servers: &opts.api_servers,
+        kubelet_kubeconfigs: rendered
+            .files
+            .keys()
+            .filter(|p| p.starts_with("auth/kubelets/"))
+            .cloned()
+            .collect(),
+        next,
+    };
+    args.output.emit(&lines, &report)?;
     Ok(())
 }
