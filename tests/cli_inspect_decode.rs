@@ -102,10 +102,13 @@ fn decode_yaml_is_the_default() {
     let bin = fixtures().join("auger/storage/job.bin");
     let out = kubeboot(&["decode", bin.to_str().unwrap()]);
     let text = stdout(&out);
+    // As kubectl prints it (issue 15, finding 14): sorted keys, so apiVersion, kind,
+    // metadata first; a timestamp quoted, as YAML 1.1 readers would take it for one.
     assert!(
-        text.starts_with("kind: Job\napiVersion: batch/v1\n"),
+        text.starts_with("apiVersion: batch/v1\nkind: Job\nmetadata:\n"),
         "{text}"
     );
+    assert!(text.contains("  creationTimestamp: \"20"), "{text}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod remote_read;
 pub mod render;
 pub mod start;
 pub mod usage;
+pub mod yaml;
 
 use std::fmt;
 use std::time::Duration;
@@ -286,12 +287,13 @@ impl OutputFlag {
 pub fn render_report<T: serde::Serialize>(report: &T, format: Format) -> anyhow::Result<String> {
     let value = serde_json::to_value(report)?;
     match format {
-        Format::Yaml => Ok(serde_yaml_ng::to_string(&value)?),
+        Format::Yaml => Ok(yaml::quote_yaml11(&serde_yaml_ng::to_string(&value)?)),
         Format::Json | Format::Text => render_object(&value, Output::Json),
     }
 }
 
-/// Prints a decoded object as YAML or pretty JSON, ending in a newline.
+/// Prints a decoded object as YAML (as kubectl does: `cmd::yaml`) or pretty JSON,
+/// ending in a newline.
 pub fn render_object(object: &serde_json::Value, output: Output) -> anyhow::Result<String> {
     Ok(match output {
         Output::Json | Output::Raw => {
@@ -299,7 +301,7 @@ pub fn render_object(object: &serde_json::Value, output: Output) -> anyhow::Resu
             s.push('\n');
             s
         }
-        Output::Yaml => serde_yaml_ng::to_string(object)?,
+        Output::Yaml => yaml::object(object)?,
     })
 }
 
