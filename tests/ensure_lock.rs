@@ -81,7 +81,14 @@ async fn joining_members_take_their_own_lock_not_the_recovery_s() {
         Acquired::Held(_) => panic!("two members changing the cluster at once"),
     }
     join.release().await;
+    // What a master that finds the control plane un-Ready asks before reporting it
+    // (exit 6): is another master recovering it right now?
+    assert_eq!(
+        lock::holder(&cfg).await.unwrap().as_deref(),
+        Some("master-2 since t0")
+    );
     recovery.release().await;
+    assert_eq!(lock::holder(&cfg).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -91,6 +91,16 @@ fn err(cfg: &EtcdConfig, key: &str, e: &etcd_client::Error) -> String {
     )
 }
 
+/// Who holds the recovery lock now (its own description), if anyone; read only.
+pub async fn holder(cfg: &EtcdConfig) -> Result<Option<String>, String> {
+    let mut client = etcd::connect(cfg).await.map_err(|e| e.to_string())?;
+    let resp = client.get(KEY, None).await.map_err(|e| err(cfg, KEY, &e))?;
+    Ok(resp
+        .kvs()
+        .first()
+        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+}
+
 /// Takes the lock for `holder` (e.g. "master-1 since 2026-11-26T03:00:00Z") with a
 /// lease of `ttl`, kept alive in the background while held.
 pub async fn acquire(cfg: &EtcdConfig, holder: &str, ttl: Duration) -> Result<Acquired, String> {

@@ -342,7 +342,19 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
                     progress.waiting_with(Fields::decision("wait"), &busy);
                 }
             },
-            Decision::Unhealthy(why) => return Err(EnsureError::Unhealthy(why)),
+            // A control plane that another master is recovering right now (its `start`
+            // holds the lock) is not judged until that recovery ends: its pods' Ready
+            // may be the one the restored data held.
+            Decision::Unhealthy(why) => match recovering_elsewhere(opts).await {
+                Some(other) => {
+                    grace.restart(Instant::now());
+                    progress.waiting_with(
+                        Fields::decision("wait"),
+                        &format!("another master is recovering the control plane ({other}); judging it once that ends"),
+                    );
+                }
+                None => return Err(EnsureError::Unhealthy(why)),
+            },
             Decision::Refused(why) => return Err(EnsureError::Refused(why)),
             Decision::NoSource(why) => return Err(EnsureError::NoSource(why)),
             Decision::Failed(why) => return Err(EnsureError::Failed(why)),
@@ -443,6 +455,11 @@ async fn complete(opts: &Options, mut obs: Observation) -> Observation {
 /// when it is not: a backup restore or the local data dir started, which policy
 /// limits to one node).
 /// `Err` says who holds it.
+/// Who holds the recovery lock, if etcd says someone does.
+async fn recovering_elsewhere(opts: &Options) -> Option<String> {
+    lock::holder(opts.etcd.as_ref()?).await.ok().flatten()
+}
+
 async fn cluster_lock(opts: &Options, via: &Via) -> Result<Option<lock::Held>, String> {
     let Some(cfg) = opts
         .etcd
