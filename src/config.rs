@@ -103,7 +103,7 @@ pub fn parse(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
 /// that could be wrong.
 pub fn is_read_only(root: &Command, argv: &[OsString]) -> bool {
     find_subcommand(root, argv)
-        .is_some_and(|(_, sub)| matches!(sub.get_name(), "inspect" | "decode"))
+        .is_some_and(|(_, sub)| matches!(sub.get_name(), "inspect" | "decode" | "certs"))
 }
 
 /// Whether the config file has anything to say to this command line: not to a bare

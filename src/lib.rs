@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod backup;
+pub mod certs;
 pub mod checkpoint;
 pub mod cmd;
 pub mod codec;

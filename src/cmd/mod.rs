@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod backup_report;
+pub mod certs;
 pub mod checkpoint;
 pub mod config;
 pub mod decode;
@@ -184,6 +185,9 @@ pub enum Command {
     /// Check the config file (/etc/kubeboot/config.toml)
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Check certificate expiry in an asset dir or a kubeconfig
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -202,6 +206,7 @@ impl Command {
             Command::Ensure(_) => "ensure",
             Command::Checkpoint(_) => "checkpoint",
             Command::Config(_) => "config",
+            Command::Certs(_) => "certs",
             Command::Generate(_) => "generate",
         }
     }
@@ -220,6 +225,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Checkpoint(args) => checkpoint::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Config(c) => config::run(c, cli.config),
+        Command::Certs(c) => certs::run(c),
     }
 }
 

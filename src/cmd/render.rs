@@ -47,6 +47,13 @@ pub struct RenderArgs {
     /// NodeRestriction expect; each NAME is the node name its kubelet registers.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub node_names: Vec<String>,
+    /// How long the leaf certs (api-server, clients, kubelets, etcd) are valid: days
+    /// (90d) or years (2y). `kubeboot certs check` tells when they run out.
+    #[arg(long, default_value = "1y", value_parser = crate::certs::parse_lifetime, value_name = "LIFETIME")]
+    pub cert_validity: crate::certs::Lifetime,
+    /// How long the CAs are valid; the leaf certs may not outlive them.
+    #[arg(long, default_value = "10y", value_parser = crate::certs::parse_lifetime, value_name = "LIFETIME")]
+    pub ca_validity: crate::certs::Lifetime,
     /// Move a non-empty --asset-dir aside (timestamped) instead of refusing.
     #[arg(long)]
     pub force: bool,
@@ -87,6 +94,8 @@ fn options(args: &RenderArgs) -> Result<NewClusterOptions, newcluster::NewCluste
             &args.bootstrap_secrets_dir,
             args.bootstrap_kubeconfig.as_deref(),
         ),
+        cert_validity: args.cert_validity,
+        ca_validity: args.ca_validity,
     })
 }
 

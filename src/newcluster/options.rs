@@ -7,12 +7,17 @@
 use super::NewClusterError;
 use super::net::{self, Cidr, Endpoint, Host, Scheme};
 use super::pki;
+use crate::certs::Lifetime;
 use crate::render::RenderOptions;
 
 pub const DEFAULT_API_SERVERS: &str = "https://127.0.0.1:6443";
 pub const DEFAULT_POD_CIDR: &str = "10.2.0.0/16";
 pub const DEFAULT_SERVICE_CIDR: &str = "10.3.0.0/24";
 pub const DEFAULT_ETCD_SERVERS: &str = "http://127.0.0.1:2379";
+/// Leaf certs: a year, as kubeadm's.
+pub const DEFAULT_CERT_VALIDITY: Lifetime = Lifetime::Years(1);
+/// CAs: ten years, as kubeadm's.
+pub const DEFAULT_CA_VALIDITY: Lifetime = Lifetime::Years(10);
 /// The etcd of `--self-hosted-etcd`: the release Kubernetes 1.35 is tested with.
 pub const DEFAULT_ETCD_IMAGE: &str = "registry.k8s.io/etcd:3.5.21-0";
 /// The Kubernetes release the default images and the manifests target.
@@ -108,6 +113,10 @@ pub struct NewClusterOptions {
     pub node_names: Vec<String>,
     /// Host paths baked into the bootstrap pods.
     pub render: RenderOptions,
+    /// How long the leaf certs are valid (`--cert-validity`), and the CAs
+    /// (`--ca-validity`); a leaf may not outlive its CA.
+    pub cert_validity: Lifetime,
+    pub ca_validity: Lifetime,
 }
 
 impl Default for NewClusterOptions {
@@ -121,6 +130,8 @@ impl Default for NewClusterOptions {
             images: Images::default(),
             node_names: Vec::new(),
             render: RenderOptions::default(),
+            cert_validity: DEFAULT_CERT_VALIDITY,
+            ca_validity: DEFAULT_CA_VALIDITY,
         }
     }
 }
@@ -136,6 +147,8 @@ pub(super) struct Plan {
     pub(super) self_hosted_etcd: bool,
     pub(super) images: Images,
     pub(super) node_names: Vec<String>,
+    pub(super) cert_validity: Lifetime,
+    pub(super) ca_validity: Lifetime,
 }
 
 impl Plan {
@@ -209,6 +222,16 @@ impl Plan {
             ));
         }
         let node_names = node_names(&opts.node_names)?;
+        if opts.cert_validity.approx_days() > opts.ca_validity.approx_days() {
+            return Err(option(
+                "--cert-validity",
+                &opts.cert_validity.to_string(),
+                format!(
+                    "outlives the CA that signs it (--ca-validity {})",
+                    opts.ca_validity
+                ),
+            ));
+        }
         let secure_port = api_servers.first().map_or(6443, Endpoint::port_or_default);
         Ok(Plan {
             api_servers,
@@ -219,6 +242,8 @@ impl Plan {
             self_hosted_etcd: opts.self_hosted_etcd,
             images: opts.images.clone(),
             node_names,
+            cert_validity: opts.cert_validity,
+            ca_validity: opts.ca_validity,
         })
     }
 
@@ -250,6 +275,8 @@ impl Plan {
                 .etcd_tls()
                 .then(|| pki::etcd_sans(&hosts(&self.etcd_servers))),
             node_names: self.node_names.clone(),
+            cert_validity: self.cert_validity,
+            ca_validity: self.ca_validity,
         }
     }
 }

@@ -10,9 +10,11 @@
 //! Kubernetes and etcd component accepts P-256 for TLS and ES256 for service-account
 //! tokens. Private keys are PKCS#8 PEM.
 //!
-//! Validity: the CAs 10 years, leaf certs 1 year, counted from the UTC day before the
-//! render so a node whose clock is a little behind still accepts them. kubeboot does
-//! not rotate certs yet; the short leaf lifetime bounds what a leaked key is worth.
+//! Validity: the CAs 10 years, leaf certs 1 year by default (`--ca-validity`,
+//! `--cert-validity`), counted from the UTC day before the render so a node whose clock
+//! is a little behind still accepts them. kubeboot does not rotate certs yet; the short
+//! leaf lifetime bounds what a leaked key is worth, and `kubeboot certs check` warns
+//! before it runs out.
 //!
 //! This is the only random part of `render`: serial numbers are derived from the
 //! (random) public keys, and everything else is a pure function of the options and
@@ -28,6 +30,7 @@ use rcgen::{
 
 use super::NewClusterError;
 use super::net::Host;
+use crate::certs::Lifetime;
 
 /// A PEM certificate and its PEM private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,9 +81,6 @@ pub const ETCD_CLIENT_CN: &str = "kube-apiserver-etcd-client";
 pub const NODE_USER_PREFIX: &str = "system:node:";
 pub const NODES_GROUP: &str = "system:nodes";
 
-const CA_YEARS: i16 = 10;
-const LEAF_YEARS: i16 = 1;
-
 /// What the certs must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PkiRequest {
@@ -90,6 +90,8 @@ pub(super) struct PkiRequest {
     pub(super) etcd_sans: Option<Vec<Host>>,
     /// Kubelets that get a client cert of their own.
     pub(super) node_names: Vec<String>,
+    pub(super) cert_validity: Lifetime,
+    pub(super) ca_validity: Lifetime,
 }
 
 fn pki_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> NewClusterError {
@@ -97,12 +99,16 @@ fn pki_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> NewClusterError {
 }
 
 /// The validity window: (not before, CA not after, leaf not after) as UTC dates.
-fn window(now: Timestamp) -> Result<(Date, Date, Date), NewClusterError> {
+fn window(
+    now: Timestamp,
+    leaf: Lifetime,
+    ca: Lifetime,
+) -> Result<(Date, Date, Date), NewClusterError> {
     let today = now.to_zoned(TimeZone::UTC).date();
     let span_err = |e: jiff::Error| NewClusterError::Clock(e.to_string());
     let start = today.checked_sub(1.day()).map_err(span_err)?;
-    let ca_end = start.checked_add(CA_YEARS.years()).map_err(span_err)?;
-    let leaf_end = start.checked_add(LEAF_YEARS.years()).map_err(span_err)?;
+    let ca_end = start.checked_add(ca.span()).map_err(span_err)?;
+    let leaf_end = start.checked_add(leaf.span()).map_err(span_err)?;
     Ok((start, ca_end, leaf_end))
 }
 
@@ -239,7 +245,7 @@ fn dedup(hosts: Vec<Host>) -> Vec<Host> {
 
 /// Generates the whole PKI. See the module doc.
 pub(super) fn generate(req: &PkiRequest, now: Timestamp) -> Result<Pki, NewClusterError> {
-    let (start, ca_end, leaf_end) = window(now)?;
+    let (start, ca_end, leaf_end) = window(now, req.cert_validity, req.ca_validity)?;
     let (ca, issuer) = new_ca(CA_CN, start, ca_end)?;
     let apiserver = leaf(
         &issuer,
@@ -320,10 +326,13 @@ mod tests {
     #[test]
     fn window_starts_the_day_before() {
         let now: Timestamp = "2028-02-29T13:00:00Z".parse().unwrap();
-        let (start, ca_end, leaf_end) = window(now).unwrap();
+        let (start, ca_end, leaf_end) =
+            window(now, Lifetime::Years(1), Lifetime::Years(10)).unwrap();
         assert_eq!(start.to_string(), "2028-02-28");
         assert_eq!(ca_end.to_string(), "2038-02-28");
         assert_eq!(leaf_end.to_string(), "2029-02-28");
+        let (_, _, leaf_end) = window(now, Lifetime::Days(90), Lifetime::Years(10)).unwrap();
+        assert_eq!(leaf_end.to_string(), "2028-05-28");
     }
 
     #[test]
