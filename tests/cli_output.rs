@@ -16,10 +16,13 @@ fn json(out: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
-fn keys(v: &Value) -> Vec<&str> {
+/// The JSON a command printed, which must have exactly the fields `want` (sorted).
+fn json_with(out: &std::process::Output, want: &[&str]) -> Value {
+    let v = json(out);
     let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     k.sort_unstable();
-    k
+    assert_eq!(k, want, "{v}");
+    v
 }
 
 #[test]
@@ -27,25 +30,24 @@ fn render_and_config_check_print_their_documented_shapes() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("assets");
     let d = dir.to_str().unwrap();
-    let v = json(&kubeboot(&[
-        "render",
-        "--asset-dir",
-        d,
-        "--node-names",
-        "m1",
-        "-o",
-        "json",
-    ]));
-    assert_eq!(
-        keys(&v),
-        [
+    let v = json_with(
+        &kubeboot(&[
+            "render",
+            "--asset-dir",
+            d,
+            "--node-names",
+            "m1",
+            "-o",
+            "json",
+        ]),
+        &[
             "apiServers",
             "assetDir",
             "files",
             "kubeletKubeconfigs",
             "movedAside",
-            "next"
-        ]
+            "next",
+        ],
     );
     assert_eq!(v["assetDir"], d);
     assert_eq!(v["kubeletKubeconfigs"][0], "auth/kubelets/m1.kubeconfig");
@@ -85,10 +87,9 @@ fn recover_and_backup_print_their_documented_shapes() {
         "-o",
         "json",
     ]);
-    let v = json(&out);
-    assert_eq!(
-        keys(&v),
-        [
+    let v = json_with(
+        &out,
+        &[
             "components",
             "files",
             "kubeconfig",
@@ -96,8 +97,8 @@ fn recover_and_backup_print_their_documented_shapes() {
             "recoveryDir",
             "restoredRevision",
             "selfHostedEtcd",
-            "source"
-        ]
+            "source",
+        ],
     );
     assert_eq!(v["source"]["kind"], "etcd", "{v}");
     assert_eq!(v["source"]["location"], etcd.endpoint().as_str());
@@ -133,10 +134,9 @@ fn recover_and_backup_print_their_documented_shapes() {
         "-o",
         "json",
     ]);
-    let v = json(&out);
-    assert_eq!(
-        keys(&v),
-        [
+    let v = json_with(
+        &out,
+        &[
             "components",
             "dir",
             "encryptedRecipients",
@@ -144,8 +144,8 @@ fn recover_and_backup_print_their_documented_shapes() {
             "pkiFiles",
             "pruned",
             "revision",
-            "size"
-        ]
+            "size",
+        ],
     );
     assert!(
         Path::new(v["dir"].as_str().unwrap())
