@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use kubeboot::cmd::{self, Cli, Exit, Failure, LogFormat};
 use kubeboot::config;
 use kubeboot::ensure::EnsureError;
@@ -18,7 +18,11 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Usage as u8);
         }
     };
-    let cli = match Cli::try_parse_from(&argv) {
+    // The long help of each command ends with its examples (`cmd::manual`).
+    let parsed = cmd::manual::with_examples(Cli::command())
+        .try_get_matches_from(&argv)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, &argv),
     };

@@ -15,7 +15,7 @@ use clap::{Args, Command, CommandFactory, Subcommand, ValueEnum};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use super::{Cli, Exit, ExitWith, Failure, usage};
+use super::{Cli, Exit, ExitWith, Failure, manual, usage};
 use crate::fsutil;
 
 #[derive(Debug, Args)]
@@ -234,7 +234,20 @@ fn man_page(
     if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
         add(&|w| man.render_subcommands_section(w))?;
     }
-    add(&|w| exit_status_section().to_writer(w))?;
+    // The page's command path (`backup`, `certs check`): its manual (`cmd::manual`).
+    let path = cmd
+        .get_bin_name()
+        .and_then(|b| b.strip_prefix("kubeboot "))
+        .unwrap_or(cmd.get_name());
+    let manual = manual::of(path).filter(|_| !is_root);
+    add(&|w| exit_status_section(manual.as_ref().map(|m| m.exits)).to_writer(w))?;
+    add(&|w| pairs_section("ENVIRONMENT", manual::ENVIRONMENT).to_writer(w))?;
+    if let Some(m) = &manual {
+        if !m.files.is_empty() {
+            add(&|w| pairs_section("FILES", m.files).to_writer(w))?;
+        }
+        add(&|w| examples_section(m.examples).to_writer(w))?;
+    }
     if !is_root && let Some(notes) = cmd.get_after_long_help().or_else(|| cmd.get_after_help()) {
         let notes = notes.to_string();
         add(&|w| text_section("NOTES", &notes).to_writer(w))?;
@@ -248,13 +261,48 @@ fn man_page(
     Ok(page.into_bytes())
 }
 
-fn exit_status_section() -> Roff {
+/// Every code on the root page; on a command's, 0 and the codes it returns.
+fn exit_status_section(only: Option<&[Exit]>) -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in EXIT_CODES {
+        if let Some(only) = only
+            && code != 0
+            && !only.iter().any(|e| *e as u8 == code)
+        {
+            continue;
+        }
         roff.control("TP", []);
         roff.text([bold(code.to_string())]);
         roff.text([roman(meaning)]);
+    }
+    roff
+}
+
+/// A section of `NAME` / what it is pairs (ENVIRONMENT, FILES).
+fn pairs_section(heading: &str, pairs: &[(&str, &str)]) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", [heading]);
+    for (name, what) in pairs {
+        roff.control("TP", []);
+        roff.text([bold(*name)]);
+        roff.text([roman(*what)]);
+    }
+    roff
+}
+
+/// EXAMPLES: what each does, then the command line, unfilled.
+fn examples_section(examples: &[(&str, &str)]) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXAMPLES"]);
+    for (what, line) in examples {
+        roff.control("PP", []);
+        roff.text([roman(*what)]);
+        roff.control("nf", []);
+        roff.control("RS", ["4"]);
+        roff.text([bold(*line)]);
+        roff.control("RE", []);
+        roff.control("fi", []);
     }
     roff
 }

@@ -13,6 +13,7 @@ pub mod etcd_flags;
 pub mod generate;
 pub mod host_etcd_flags;
 pub mod inspect;
+pub mod manual;
 pub mod recover;
 pub mod remote_read;
 pub mod render;
