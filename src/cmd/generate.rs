@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Command, CommandFactory, Subcommand, ValueEnum};
+use clap::{Args, Command, CommandFactory, Subcommand, ValueEnum, ValueHint};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
@@ -350,7 +350,60 @@ fn completion_command() -> Command {
     if let Some(about) = cli.get_about() {
         cmd = cmd.about(about.clone());
     }
-    cmd
+    with_hints(cmd)
+}
+
+/// Completion hints from each option's value name where none was set (issue 15,
+/// finding 13: the shells offered file names for `--get` and `--etcd-servers`):
+/// FILE a file, DIR a directory, PATH (or a FILE that may be a URL) either, URL(S) a
+/// URL, and anything else (a name, a key, a duration) nothing. Options with a fixed set
+/// of values keep completing those.
+fn with_hints(cmd: Command) -> Command {
+    let cmd = cmd.mut_args(|a| {
+        let takes = a.get_num_args().is_none_or(|n| n.takes_values());
+        // clap's derive gives every PathBuf AnyPath: refined to a file or a dir here,
+        // never to "nothing".
+        let given = a.get_value_hint();
+        if !matches!(given, ValueHint::Unknown | ValueHint::AnyPath)
+            || !takes
+            || !a.get_possible_values().is_empty()
+        {
+            return a;
+        }
+        let name = a
+            .get_value_names()
+            .and_then(|n| n.first())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        let hint = match (given, hint_for(&name)) {
+            (ValueHint::AnyPath, h @ (ValueHint::FilePath | ValueHint::DirPath)) => h,
+            (ValueHint::AnyPath, _) => ValueHint::AnyPath,
+            (_, h) => h,
+        };
+        a.value_hint(hint)
+    });
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    names
+        .into_iter()
+        .fold(cmd, |c, n| c.mut_subcommand(n, with_hints))
+}
+
+fn hint_for(value_name: &str) -> ValueHint {
+    let has = |w: &str| value_name.split(['|', '=', ',']).any(|p| p == w);
+    if (has("FILE") || has("PATH")) && has("URL") || has("PATH") {
+        ValueHint::AnyPath
+    } else if has("FILE") {
+        ValueHint::FilePath
+    } else if has("DIR") {
+        ValueHint::DirPath
+    } else if has("URL") || has("URLS") {
+        ValueHint::Url
+    } else {
+        ValueHint::Other
+    }
 }
 
 /// The completion script for one shell, rendered in memory (clap_complete panics on a

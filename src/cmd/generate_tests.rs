@@ -193,6 +193,49 @@ fn completions_for_each_shell_know_the_commands() {
     assert!(fish.contains("complete -c kubeboot"), "{fish}");
 }
 
+/// Issue 15, finding 13: a file where a file is expected, nothing where it is not.
+#[test]
+fn completions_offer_files_only_where_a_file_is_expected() {
+    assert_eq!(hint_for("FILE"), ValueHint::FilePath);
+    assert_eq!(hint_for("DIR"), ValueHint::DirPath);
+    assert_eq!(hint_for("ID|FILE|URL"), ValueHint::AnyPath);
+    assert_eq!(hint_for("URLS"), ValueHint::Url);
+    assert_eq!(hint_for("KEY"), ValueHint::Other);
+    assert_eq!(hint_for("DURATION"), ValueHint::Other);
+    let cmd = completion_command();
+    let arg = |path: &[&str], long: &str| {
+        let mut c = &cmd;
+        for p in path {
+            c = c.find_subcommand(p).unwrap();
+        }
+        c.get_arguments()
+            .find(|a| a.get_long() == Some(long) || a.get_id() == long)
+            .unwrap_or_else(|| panic!("{path:?} {long}"))
+            .get_value_hint()
+    };
+    assert_eq!(arg(&["inspect"], "file"), ValueHint::FilePath);
+    assert_eq!(arg(&["inspect"], "get"), ValueHint::Other);
+    assert_eq!(arg(&["inspect"], "prefix"), ValueHint::Other);
+    assert_eq!(arg(&["recover"], "etcd-servers"), ValueHint::Url);
+    assert_eq!(arg(&["recover"], "recovery-dir"), ValueHint::DirPath);
+    assert_eq!(arg(&["recover"], "kubeconfig"), ValueHint::FilePath);
+    assert_eq!(arg(&["backup"], "keep-last"), ValueHint::Other);
+    // zsh, whose script names the completer per option: files for a file, none for a key.
+    let zsh = String::from_utf8(completions(CompletionShell::Zsh).unwrap()).unwrap();
+    let line = |opt: &str| {
+        zsh.lines()
+            .find(|l| l.contains(&format!("'--{opt}=")))
+            .unwrap_or_else(|| panic!("--{opt}"))
+            .to_owned()
+    };
+    assert!(
+        line("recovery-dir").contains("_files -/"),
+        "{}",
+        line("recovery-dir")
+    );
+    assert!(!line("get").contains("_files"), "{}", line("get"));
+}
+
 #[test]
 fn man_refuses_a_file_as_out_dir_with_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();

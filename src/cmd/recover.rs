@@ -26,7 +26,9 @@ pub struct RecoverArgs {
     /// Where to write the asset dir. Must be absent or empty unless --force.
     #[arg(long, value_name = "DIR")]
     pub recovery_dir: PathBuf,
-    /// Kubeconfig copied to auth/kubeconfig for the bootstrap control plane.
+    /// The api-server to recover from, when neither --etcd-servers nor
+    /// --etcd-backup-file is given; with either, only copied to auth/kubeconfig for the
+    /// bootstrap control plane (as it is in both cases).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]

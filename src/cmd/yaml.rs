@@ -52,8 +52,8 @@ pub fn quote_yaml11(doc: &str) -> String {
             }
             block = None;
         }
-        let quoted = quote_line(line);
-        if ends_block_header(&quoted) {
+        let (quoted, header) = quote_line(line);
+        if header {
             block = Some(indent);
         }
         out.push_str(&quoted);
@@ -62,18 +62,18 @@ pub fn quote_yaml11(doc: &str) -> String {
     out
 }
 
-/// A line whose value starts a block scalar: `key: |-`, `- >`.
-fn ends_block_header(line: &str) -> bool {
-    let last = line.rsplit([' ']).next().unwrap_or("");
-    matches!(last.chars().next(), Some('|' | '>'))
-        && last
+/// A value that starts a block scalar: `|`, `|-`, `>+2`.
+fn block_header(value: &str) -> bool {
+    matches!(value.chars().next(), Some('|' | '>'))
+        && value
             .chars()
             .skip(1)
             .all(|c| matches!(c, '-' | '+' | '0'..='9'))
 }
 
-/// One line: `INDENT (- )* [KEY:] [VALUE]`, its plain key and value quoted as needed.
-fn quote_line(line: &str) -> String {
+/// One line: `INDENT (- )* [KEY:] [VALUE]`, its plain key and value quoted as needed,
+/// and whether its value starts a block scalar.
+fn quote_line(line: &str) -> (String, bool) {
     let body = line.trim_start_matches(' ');
     let mut prefix = line[..line.len() - body.len()].to_string();
     let mut rest = body;
@@ -82,7 +82,7 @@ fn quote_line(line: &str) -> String {
         rest = r;
     }
     if rest == "-" {
-        return line.to_string();
+        return (line.to_string(), false);
     }
     let (key, value) = match split_key(rest) {
         Some((k, v)) => (Some(k), v),
@@ -97,7 +97,7 @@ fn quote_line(line: &str) -> String {
         }
     }
     out.push_str(&quote_plain(value));
-    out
+    (out, block_header(value))
 }
 
 /// `KEY: VALUE` or `KEY:` at the end: the key (quoted ones kept whole) and the value.
@@ -346,6 +346,16 @@ mod tests {
             quote_yaml11(doc),
             "a:\n- |\n  on\n  2008-01-01\n- 'yes'\n- \"on\"\nb: |-\n  x: on\nc: \"off\"\n'd: e': \"y\"\n"
         );
+    }
+
+    #[test]
+    fn only_a_whole_value_of_bar_or_angle_starts_a_block() {
+        for v in ["|", "|-", "|+", ">", ">-", "|2"] {
+            assert!(block_header(v), "{v}");
+        }
+        for v in ["a |", "|x", "", "'|'"] {
+            assert!(!block_header(v), "{v}");
+        }
     }
 
     #[test]
