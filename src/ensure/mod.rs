@@ -451,15 +451,15 @@ async fn complete(opts: &Options, mut obs: Observation) -> Observation {
     obs
 }
 
-/// Takes the cluster-wide recovery lock when etcd is there to hold it (`Ok(None)`
-/// when it is not: a backup restore or the local data dir started, which policy
-/// limits to one node).
-/// `Err` says who holds it.
 /// Who holds the recovery lock, if etcd says someone does.
 async fn recovering_elsewhere(opts: &Options) -> Option<String> {
     lock::holder(opts.etcd.as_ref()?).await.ok().flatten()
 }
 
+/// Takes the cluster-wide recovery lock when etcd is there to hold it (`Ok(None)`
+/// when it is not: a backup restore or the local data dir started, which policy
+/// limits to one node).
+/// `Err` says who holds it.
 async fn cluster_lock(opts: &Options, via: &Via) -> Result<Option<lock::Held>, String> {
     let Some(cfg) = opts
         .etcd
