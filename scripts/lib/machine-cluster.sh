@@ -157,18 +157,20 @@ mc_down() {
   rm -f "$dir/haproxy.pid"
 }
 
-# mc_all_ready: three api-servers, schedulers and controller-managers Ready, through the LB.
+# ready_pods COMPONENT: how many of its kube-system pods the API says are Ready.
+ready_pods() {
+  kubectl_ -n kube-system get pods -l "k8s-app=$1" \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null \
+    | grep -c '^True$' || true
+}
+
+# mc_all_ready: an api-server Ready on every master, a scheduler and a controller-manager
+# Ready, through the LB.
 mc_all_ready() {
-  local c n
   api_ready >/dev/null 2>&1 || return 1
-  for c in kube-apiserver kube-scheduler kube-controller-manager; do
-    n=$(kubectl_ -n kube-system get pods -l "k8s-app=$c" \
-      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c '^True$' || true)
-    [ "$n" -ge 1 ] || return 1
-  done
-  n=$(kubectl_ -n kube-system get pods -l k8s-app=kube-apiserver \
-    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c '^True$' || true)
-  [ "$n" -ge $mc_masters ]
+  [ "$(ready_pods kube-apiserver)" -ge $mc_masters ] || return 1
+  [ "$(ready_pods kube-scheduler)" -ge 1 ] || return 1
+  [ "$(ready_pods kube-controller-manager)" -ge 1 ]
 }
 
 # mc_serving SINCE: after a power-on at SINCE (epoch seconds), the control plane serves
