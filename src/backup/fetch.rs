@@ -194,10 +194,7 @@ mod tests {
 
     #[test]
     fn latest_is_the_highest_revision_of_the_whole_ones() {
-        let b = |name: &str, whole: bool| RemoteBackup {
-            name: name.into(),
-            whole,
-        };
+        let b = RemoteBackup::named;
         let backups = [
             // A clock reset to 2000 named the newest past oldest.
             b("20000101T000000Z-r950", true),

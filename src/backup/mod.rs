@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
 use crate::encryption::EncryptionConfig;
 use crate::fsutil::{self, FsError};
@@ -176,15 +175,16 @@ async fn build(opts: &Options, staging: &Path) -> Result<(Manifest, Timestamp), 
         .round(jiff::Unit::Second)
         .unwrap_or_else(|_| Timestamp::now());
     let file = staging.join(catalog::SNAPSHOT);
-    take::snapshot_to(
+    let taken = take::snapshot_to(
         &mut client,
         &endpoint,
         &file,
         opts.idle_timeout,
         opts.max_size,
+        db_size,
     )
     .await?;
-    let mut manifest = verify_restorable(opts, &file, pki)?;
+    let mut manifest = verify_restorable(opts, &file, taken, pki)?;
     manifest.taken_at = taken_at.to_string();
     manifest.etcd_endpoints = opts.etcd.endpoints.clone();
     write_manifest(staging, &manifest)?;
@@ -257,10 +257,19 @@ pub fn restorable(
 ) -> Result<Restorable, String> {
     let snap = Snapshot::from_bytes(name, bytes, &SnapshotOptions::default())
         .map_err(|e| e.to_string())?;
+    restorable_snapshot(name, &snap, etcd_prefix, encryption)
+}
+
+fn restorable_snapshot(
+    name: &str,
+    snap: &Snapshot,
+    etcd_prefix: &str,
+    encryption: Option<&EncryptionConfig>,
+) -> Result<Restorable, String> {
     if snap.integrity() != Integrity::Verified {
         return Err(snap.integrity().describe().to_string());
     }
-    let (stored, info) = source::snapshot::objects(&snap, name, etcd_prefix);
+    let (stored, info) = source::snapshot::objects(snap, name, etcd_prefix);
     let cp = source::assemble(etcd_prefix, &stored, info, None, encryption)
         .map_err(|e| e.to_string())?;
     let assets = render::render(&cp, &RenderOptions::default()).map_err(|e| e.to_string())?;
@@ -281,19 +290,29 @@ pub fn restorable(
     })
 }
 
-/// The restorable check of the snapshot just taken. Returns the manifest without the
-/// time and endpoints.
+/// The restorable check of the snapshot just taken (its trailer was checked as it
+/// streamed in). Returns the manifest without the time and endpoints.
 fn verify_restorable(
     opts: &Options,
     file: &Path,
+    taken: take::Taken,
     pki: Vec<FileRecord>,
 ) -> Result<Manifest, BackupError> {
     let name = file.display().to_string();
-    let bytes = fs::read(file).map_err(FsError::io("read", file))?;
-    let size = bytes.len() as u64;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let r = restorable(&name, bytes, &opts.etcd_prefix, opts.encryption.as_ref())
-        .map_err(|reason| BackupError::Unverified { file: name, reason })?;
+    let size = taken.bytes.len() as u64;
+    let sha256 = hex::encode(taken.hashes.file_sha256);
+    let unverified = |reason: String| BackupError::Unverified {
+        file: name.clone(),
+        reason,
+    };
+    let checked = taken
+        .hashes
+        .trailer
+        .map_err(|problem| unverified(problem.to_string()))?;
+    let snap = Snapshot::from_streamed(&name, taken.bytes, checked)
+        .map_err(|e| unverified(e.to_string()))?;
+    let r = restorable_snapshot(&name, &snap, &opts.etcd_prefix, opts.encryption.as_ref())
+        .map_err(unverified)?;
     Ok(Manifest {
         format: catalog::FORMAT,
         kubeboot_version: env!("CARGO_PKG_VERSION").to_string(),

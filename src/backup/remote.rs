@@ -15,6 +15,7 @@
 //! instance metadata) for S3, or `--remote-option` keys. They are never logged: errors
 //! name the URL and the object, which hold none.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -74,6 +75,8 @@ pub fn to_resume(
 
 /// Files bigger than this go in a multipart upload, in parts of this size.
 const PART: usize = 8 * 1024 * 1024;
+/// Parts in flight at once.
+const PARALLEL: usize = 4;
 
 /// One object store and the prefix backups go under.
 #[derive(Debug, Clone)]
@@ -90,6 +93,19 @@ pub struct RemoteBackup {
     pub name: String,
     /// Its `backup.json` is there: the upload finished.
     pub whole: bool,
+    /// Its objects (path under the backup, `/`-separated) and their sizes.
+    pub files: BTreeMap<String, u64>,
+}
+
+impl RemoteBackup {
+    /// A backup known by name only (in tests, and one just uploaded whole).
+    pub fn named(name: &str, whole: bool) -> RemoteBackup {
+        RemoteBackup {
+            name: name.to_string(),
+            whole,
+            files: BTreeMap::new(),
+        }
+    }
 }
 
 impl Remote {
@@ -140,12 +156,16 @@ impl Remote {
     }
 
     /// Uploads the backup in `dir` (named `name`, described by `manifest`), resuming an
-    /// earlier upload of it; returns how many files were sent.
+    /// earlier upload of it; returns how many files were sent. `listed` is the store's
+    /// [`Remote::list`] from this run: it says what is there already, and that the
+    /// bucket and the credentials work (a missing bucket is one clear error there,
+    /// whatever a given store does with a write to a bucket that is not there).
     pub async fn upload(
         &self,
         dir: &Path,
         name: &str,
         manifest: &Manifest,
+        listed: &[RemoteBackup],
     ) -> Result<usize, String> {
         let mut files: Vec<(String, u64)> = match &manifest.archive {
             Some(a) => vec![(a.path.clone(), a.size)],
@@ -160,17 +180,14 @@ impl Remote {
             .len();
         // Last: its presence is what makes the remote copy whole.
         files.push((catalog::MANIFEST.to_string(), json));
-        // First a listing: a missing bucket or a refused credential is one clear error
-        // here, whatever a given store does with a write to a bucket that is not there.
-        self.list().await?;
+        let there = listed.iter().find(|b| b.name == name);
         let mut sent = 0;
         for (file, size) in files {
-            let at = self.object(name, &file);
-            let there = self.store.head(&at).await.ok().map(|m| m.size);
-            if there == Some(size) && file != catalog::MANIFEST {
+            let done = there.and_then(|b| b.files.get(&file)) == Some(&size);
+            if done && file != catalog::MANIFEST {
                 continue;
             }
-            self.put_file(&dir.join(&file), &at)
+            self.put_file(&dir.join(&file), &self.object(name, &file), size)
                 .await
                 .map_err(|e| format!("uploading {}: {e}", self.address(name, &file)))?;
             sent += 1;
@@ -178,11 +195,15 @@ impl Remote {
         Ok(sent)
     }
 
-    async fn put_file(&self, path: &Path, at: &ObjectPath) -> Result<(), String> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if bytes.len() <= PART {
+    /// Sends the file at `path` (`size` bytes) straight from the disk: at most
+    /// [`PARALLEL`] parts of [`PART`] bytes in memory, whatever the file's size.
+    async fn put_file(&self, path: &Path, at: &ObjectPath, size: u64) -> Result<(), String> {
+        use tokio::io::AsyncReadExt;
+        let said = |e: std::io::Error| format!("{}: {e}", path.display());
+        let mut file = tokio::fs::File::open(path).await.map_err(said)?;
+        if size <= PART as u64 {
+            let mut bytes = Vec::with_capacity(PART);
+            file.read_to_end(&mut bytes).await.map_err(said)?;
             self.store
                 .put(at, PutPayload::from(bytes))
                 .await
@@ -195,38 +216,64 @@ impl Remote {
             .await
             .map_err(|e| e.to_string())?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
-        for chunk in bytes.chunks(PART) {
-            w.wait_for_capacity(4).await.map_err(|e| e.to_string())?;
-            w.write(chunk);
+        let mut part = vec![0u8; PART];
+        loop {
+            let mut filled = 0;
+            while filled < PART {
+                let n = file
+                    .read(part.get_mut(filled..).unwrap_or_default())
+                    .await
+                    .map_err(said)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            if let Err(e) = w.wait_for_capacity(PARALLEL).await {
+                w.abort().await.ok();
+                return Err(e.to_string());
+            }
+            w.write(part.get(..filled).unwrap_or_default());
         }
         w.finish().await.map_err(|e| e.to_string())?;
         Ok(())
     }
 
-    /// The backups in the store, newest name last.
+    /// The backups in the store, newest name last, from one listing of every object
+    /// under the prefix (not a request per backup: a store keeps weeks of them).
     pub async fn list(&self) -> Result<Vec<RemoteBackup>, String> {
-        let listed = self
-            .store
-            .list_with_delimiter(Some(&self.prefix))
-            .await
-            .map_err(|e| format!("listing {}: {e}", self.url))?;
-        let mut out = Vec::new();
-        for p in listed.common_prefixes {
-            let Some(name) = p.filename().map(str::to_string) else {
+        let mut found: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut objects = self.store.list(Some(&self.prefix));
+        while let Some(meta) = objects.next().await {
+            let meta = meta.map_err(|e| format!("listing {}: {e}", self.url))?;
+            let mut parts = meta
+                .location
+                .prefix_match(&self.prefix)
+                .into_iter()
+                .flatten();
+            let Some(name) = parts.next().map(|p| p.as_ref().to_string()) else {
                 continue;
             };
             if catalog::parse_dir_name(&name).is_none() {
                 continue;
             }
-            let whole = self
-                .store
-                .head(&self.object(&name, catalog::MANIFEST))
-                .await
-                .is_ok();
-            out.push(RemoteBackup { name, whole });
+            let file: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
+            found
+                .entry(name)
+                .or_default()
+                .insert(file.join("/"), meta.size);
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(found
+            .into_iter()
+            .map(|(name, files)| RemoteBackup {
+                whole: files.contains_key(catalog::MANIFEST),
+                name,
+                files,
+            })
+            .collect())
     }
 
     /// One file of backup `name`, whole, in memory; `Err` names the object.
@@ -249,18 +296,21 @@ impl Remote {
             .map_err(|e| format!("{}: {e}", self.address(name, catalog::MANIFEST)))
     }
 
-    /// Applies `policy` to the whole remote backups; returns the names removed. An
-    /// unfinished upload is left for the next run to resume.
-    pub async fn prune(&self, policy: &retention::Policy) -> Result<Vec<String>, String> {
-        let entries: Vec<retention::Entry> = self
-            .list()
-            .await?
-            .into_iter()
+    /// Applies `policy` to the whole backups of `listed` (this run's listing, with what
+    /// it uploaded since); returns the names removed. An unfinished upload is left for
+    /// the next run to resume.
+    pub async fn prune(
+        &self,
+        policy: &retention::Policy,
+        listed: &[RemoteBackup],
+    ) -> Result<Vec<String>, String> {
+        let entries: Vec<retention::Entry> = listed
+            .iter()
             .filter(|b| b.whole)
             .filter_map(|b| {
                 let (taken_at, revision) = catalog::parse_dir_name(&b.name)?;
                 Some(retention::Entry {
-                    name: b.name,
+                    name: b.name.clone(),
                     taken_at,
                     revision,
                 })
@@ -274,13 +324,19 @@ impl Remote {
     }
 
     /// Deletes every object of backup `name`, its `backup.json` first, so a half-removed
-    /// backup is never listed as whole.
+    /// backup is never listed as whole. One already gone (another master pruned the
+    /// same store since it was listed) is no error.
     async fn remove(&self, name: &str) -> Result<(), String> {
         let manifest = self.object(name, catalog::MANIFEST);
-        self.store
-            .delete(&manifest)
-            .await
-            .map_err(|e| format!("removing {}: {e}", self.address(name, catalog::MANIFEST)))?;
+        match self.store.delete(&manifest).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(format!(
+                    "removing {}: {e}",
+                    self.address(name, catalog::MANIFEST)
+                ));
+            }
+        }
         let dir = self.prefix.clone().join(name);
         let mut objects = self.store.list(Some(&dir));
         while let Some(meta) = objects.next().await {
@@ -348,10 +404,7 @@ mod tests {
             name: name.into(),
             encrypted,
         };
-        let remote = |name: &str, whole| RemoteBackup {
-            name: name.into(),
-            whole,
-        };
+        let remote = RemoteBackup::named;
         let here = [
             kept("20261203T030000Z-r50", true),
             kept("20261203T020000Z-r40", false),

@@ -2,6 +2,11 @@
 //! `etcdctl snapshot save`, so the file carries etcd's own sha256 trailer and any
 //! etcd tool can restore it. Only the file's own dir is written; the caller makes it
 //! a backup (or throws it away) as a whole.
+//!
+//! The bytes are also kept in memory and hashed as they arrive: the check that the
+//! backup restores reads them next, and reading the file back and hashing it twice
+//! (the trailer, then the manifest's sum) cost a backup half again what
+//! `etcdctl snapshot save` takes (docs/benchmarks.md).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -10,6 +15,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use etcd_client::Client;
+
+use crate::snapshot::trailer::{Streamed, Streaming};
+
+/// A snapshot written to its file, still in memory, with its sums.
+#[derive(Debug)]
+pub struct Taken {
+    pub bytes: Vec<u8>,
+    pub hashes: Streamed,
+}
 
 /// Why a snapshot could not be taken. `Etcd` means etcd could not be read (exit 3).
 #[derive(Debug, thiserror::Error)]
@@ -40,17 +54,19 @@ pub async fn db_size(
     Ok(u64::try_from(status.db_size()).unwrap_or(0))
 }
 
-/// Writes the snapshot stream to `file` (created 0600, fsynced) and returns its size.
+/// Writes the snapshot stream to `file` (created 0600, fsynced) and returns it.
 /// `idle_timeout` bounds the wait for each chunk, not the whole transfer: a large
 /// database may take minutes, a stalled stream must not hang a timer unit forever.
-/// A stream longer than `max_bytes` is cut off with [`TakeError::TooLarge`].
+/// A stream longer than `max_bytes` is cut off with [`TakeError::TooLarge`];
+/// `expected` (the database's size) only sizes the buffer.
 pub async fn snapshot_to(
     client: &mut Client,
     endpoint: &str,
     file: &Path,
     idle_timeout: Duration,
     max_bytes: u64,
-) -> Result<u64, TakeError> {
+    expected: u64,
+) -> Result<Taken, TakeError> {
     let etcd_err = |reason: String| TakeError::Etcd {
         endpoint: endpoint.to_string(),
         reason,
@@ -70,6 +86,9 @@ pub async fn snapshot_to(
         .open(file)
         .map_err(file_err)?;
     let mut written = 0u64;
+    let room = expected.min(max_bytes).saturating_add(512);
+    let mut bytes = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
+    let mut hashes = Streaming::default();
     loop {
         let next = tokio::time::timeout(idle_timeout, stream.message())
             .await
@@ -93,10 +112,15 @@ pub async fn snapshot_to(
             });
         }
         out.write_all(chunk.blob()).map_err(file_err)?;
+        hashes.update(chunk.blob());
+        bytes.extend_from_slice(chunk.blob());
     }
     if written == 0 {
         return Err(etcd_err("the stream was empty".into()));
     }
     out.sync_all().map_err(file_err)?;
-    Ok(written)
+    Ok(Taken {
+        bytes,
+        hashes: hashes.finish(),
+    })
 }

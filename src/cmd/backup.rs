@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use super::etcd_flags::EtcdFlags;
 use super::{Exit, ExitWith, Failure, Format, parse_duration, usage};
 use crate::backup::crypt::{self, CryptError, Identity};
-use crate::backup::remote::Remote;
+use crate::backup::remote::{Remote, RemoteBackup};
 use crate::backup::{self, BackupError, fetch, metrics, retention::Policy, space};
 use crate::encryption::EncryptionConfig;
 use crate::source::SourceError;
@@ -312,7 +312,8 @@ pub(super) fn open_store(url: &str, flags: &[String]) -> Result<Remote, Failure>
 }
 
 /// Copies the kept backup to the store and applies retention there; whether it worked.
-/// A failure is a warning: the local copy is what was promised first.
+/// A failure is a warning: the local copy is what was promised first. The store is
+/// listed once: the upload, the resumes and retention all work from that listing.
 async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy, args: &BackupArgs) -> bool {
     let name = o
         .dir
@@ -320,9 +321,21 @@ async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy, args: &BackupA
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let done = async {
-        let sent = r.upload(&o.dir, &name, &o.manifest).await?;
-        let resumed = resume(r, &args.backup_dir, args.allow_plaintext_upload, policy).await?;
-        let pruned = r.prune(policy).await?;
+        let mut listed = r.list().await?;
+        let sent = r.upload(&o.dir, &name, &o.manifest, &listed).await?;
+        sent_whole(&mut listed, &name);
+        let resumed = resume(
+            r,
+            &args.backup_dir,
+            args.allow_plaintext_upload,
+            policy,
+            &listed,
+        )
+        .await?;
+        for earlier in &resumed {
+            sent_whole(&mut listed, earlier);
+        }
+        let pruned = r.prune(policy, &listed).await?;
         Ok::<_, String>((sent, resumed, pruned))
     };
     match done.await {
@@ -343,36 +356,47 @@ async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy, args: &BackupA
     }
 }
 
+/// Notes in this run's listing that backup `name` is now whole in the store.
+fn sent_whole(listed: &mut Vec<RemoteBackup>, name: &str) {
+    match listed.iter_mut().find(|b| b.name == name) {
+        Some(b) => b.whole = true,
+        None => listed.push(RemoteBackup::named(name, true)),
+    }
+}
+
 /// Sends the earlier backups kept here whose copy never finished (a failed or killed
-/// upload; [`crate::backup::remote::to_resume`]), each checked whole here first; returns
-/// their names.
+/// upload; [`crate::backup::remote::to_resume`]), each checked whole here first (only
+/// those: hashing every kept backup on every run would cost more than the upload);
+/// returns their names.
 async fn resume(
     r: &Remote,
     dir: &std::path::Path,
     plaintext_ok: bool,
     policy: &Policy,
+    listed: &[RemoteBackup],
 ) -> Result<Vec<String>, String> {
     let found = backup::catalog::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let intact: Vec<_> = found
+    let kept: Vec<_> = found
         .iter()
         .filter_map(|f| {
             let m = f.manifest.as_ref().ok()?;
-            let usable = backup::inventory::check(&f.dir, m, None).0.usable();
-            usable.then_some((f, m))
+            Some(backup::remote::Kept {
+                name: f.name.clone(),
+                encrypted: m.archive.is_some(),
+            })
         })
         .collect();
-    let kept: Vec<_> = intact
-        .iter()
-        .map(|(f, m)| backup::remote::Kept {
-            name: f.name.clone(),
-            encrypted: m.archive.is_some(),
-        })
-        .collect();
-    let names = backup::remote::to_resume(&kept, &r.list().await?, plaintext_ok, policy);
-    for (f, m) in intact.iter().filter(|(f, _)| names.contains(&f.name)) {
-        r.upload(&f.dir, &f.name, m).await?;
+    let names = backup::remote::to_resume(&kept, listed, plaintext_ok, policy);
+    let mut sent = Vec::new();
+    for f in found.iter().filter(|f| names.contains(&f.name)) {
+        let Ok(m) = f.manifest.as_ref() else { continue };
+        if !backup::inventory::check(&f.dir, m, None).0.usable() {
+            continue;
+        }
+        r.upload(&f.dir, &f.name, m, listed).await?;
+        sent.push(f.name.clone());
     }
-    Ok(names)
+    Ok(sent)
 }
 
 fn exit_code(e: &BackupError) -> Exit {

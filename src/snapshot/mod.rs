@@ -141,13 +141,32 @@ impl Snapshot {
         bytes: Vec<u8>,
         opts: &Options,
     ) -> Result<Snapshot, SnapshotError> {
-        Self::parse(bytes, opts).map_err(|problem| SnapshotError::Invalid {
+        Self::parse(bytes, opts, None).map_err(|problem| SnapshotError::Invalid {
             file: name.to_string(),
             problem,
         })
     }
 
-    fn parse(bytes: Vec<u8>, opts: &Options) -> Result<Snapshot, Problem> {
+    /// Parses a snapshot whose trailer was checked as it streamed in
+    /// ([`trailer::Streaming`]), without hashing it again. A proof made for another
+    /// length is ignored and the bytes are hashed here.
+    pub fn from_streamed(
+        name: &str,
+        bytes: Vec<u8>,
+        checked: trailer::Verified,
+    ) -> Result<Snapshot, SnapshotError> {
+        let checked = (checked.len == bytes.len()).then_some(checked);
+        Self::parse(bytes, &Options::default(), checked).map_err(|problem| SnapshotError::Invalid {
+            file: name.to_string(),
+            problem,
+        })
+    }
+
+    fn parse(
+        bytes: Vec<u8>,
+        opts: &Options,
+        checked: Option<trailer::Verified>,
+    ) -> Result<Snapshot, Problem> {
         if bytes.is_empty() {
             return Err(Problem::Empty);
         }
@@ -174,7 +193,7 @@ impl Snapshot {
         let file = prost::bytes::Bytes::from(bytes);
         let body = file.slice(..body_len);
         let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body));
-        let (view, hash) = if integrity == Integrity::Verified {
+        let (view, hash) = if integrity == Integrity::Verified && checked.is_none() {
             // A wrong hash is the root cause of any parse error, so it is reported first.
             std::thread::scope(|s| {
                 let hasher = std::thread::Builder::new()

@@ -12,7 +12,9 @@
 //! `member/snap/db` never has one.
 //!
 //! Hashing a large file costs about as much as parsing it, so `Snapshot` runs
-//! [`verify`] on a second thread while it parses.
+//! [`verify`] on a second thread while it parses. A snapshot streamed from etcd is
+//! hashed as it arrives instead ([`Streaming`]): the bytes are then hashed once, while
+//! the network is the bottleneck, and the parse that follows need not hash again.
 
 use sha2::{Digest, Sha256};
 
@@ -42,6 +44,72 @@ pub fn verify(file: &[u8]) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Proof that the trailer of a file of `len` bytes matched its content, from
+/// [`Streaming::finish`]; [`super::Snapshot::from_streamed`] takes it instead of hashing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub(super) len: usize,
+}
+
+/// The trailer check and the whole file's sha256, computed chunk by chunk in one pass:
+/// the last [`TRAILER_LEN`] bytes seen are held back from the body's hasher until more
+/// arrive, since only the end of the stream says which bytes are the trailer.
+#[derive(Debug, Clone, Default)]
+pub struct Streaming {
+    body: Sha256,
+    held: Vec<u8>,
+    len: usize,
+}
+
+/// What [`Streaming::finish`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streamed {
+    /// sha256 of the whole file, trailer included (what a manifest records).
+    pub file_sha256: [u8; 32],
+    pub trailer: Result<Verified, Problem>,
+}
+
+impl Streaming {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.len += chunk.len();
+        if chunk.len() >= TRAILER_LEN {
+            let (feed, keep) = chunk.split_at(chunk.len() - TRAILER_LEN);
+            self.body.update(&self.held);
+            self.body.update(feed);
+            self.held.clear();
+            self.held.extend_from_slice(keep);
+        } else {
+            self.held.extend_from_slice(chunk);
+            let over = self.held.len().saturating_sub(TRAILER_LEN);
+            self.body.update(self.held.get(..over).unwrap_or_default());
+            self.held.drain(..over);
+        }
+    }
+
+    pub fn finish(self) -> Streamed {
+        let mut whole = self.body.clone();
+        whole.update(&self.held);
+        let file_sha256 = whole.finalize().into();
+        let trailer = if !has_trailer(self.len) {
+            Err(Problem::MissingTrailer)
+        } else {
+            let actual = self.body.finalize();
+            if actual.as_slice() == self.held.as_slice() {
+                Ok(Verified { len: self.len })
+            } else {
+                Err(Problem::HashMismatch {
+                    expected: hex::encode(&self.held),
+                    actual: hex::encode(actual),
+                })
+            }
+        };
+        Streamed {
+            file_sha256,
+            trailer,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +130,30 @@ mod tests {
         let mut v = with_trailer(&[7u8; 1024]);
         v[3] ^= 1;
         assert!(matches!(verify(&v), Err(Problem::HashMismatch { .. })));
+    }
+
+    fn streamed(file: &[u8], chunk: usize) -> Streamed {
+        let mut s = Streaming::default();
+        for c in file.chunks(chunk.max(1)) {
+            s.update(c);
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn streaming_agrees_with_verify_whatever_the_chunks() {
+        let good = with_trailer(&[7u8; 1024]);
+        let mut bad = good.clone();
+        bad[100] ^= 1;
+        let cut = &good[..good.len() - 1];
+        for chunk in [1, 5, 31, 32, 33, 512, 4096] {
+            for file in [&good[..], &bad[..], cut] {
+                let s = streamed(file, chunk);
+                assert_eq!(s.file_sha256, <[u8; 32]>::from(Sha256::digest(file)));
+                assert_eq!(s.trailer.map(|_| ()), verify(file), "chunk {chunk}");
+            }
+        }
+        assert_eq!(streamed(&good, 7).trailer, Ok(Verified { len: good.len() }));
     }
 
     #[test]
