@@ -301,6 +301,7 @@ fn verify_restorable(
     let name = file.display().to_string();
     let size = taken.bytes.len() as u64;
     let sha256 = hex::encode(taken.hashes.file_sha256);
+    let sync = taken.sync;
     let unverified = |reason: String| BackupError::Unverified {
         file: name.clone(),
         reason,
@@ -313,6 +314,7 @@ fn verify_restorable(
         .map_err(|e| unverified(e.to_string()))?;
     let r = restorable_snapshot(&name, &snap, &opts.etcd_prefix, opts.encryption.as_ref())
         .map_err(unverified)?;
+    sync.wait()?;
     Ok(Manifest {
         format: catalog::FORMAT,
         kubeboot_version: env!("CARGO_PKG_VERSION").to_string(),

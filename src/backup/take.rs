@@ -18,11 +18,35 @@ use etcd_client::Client;
 
 use crate::snapshot::trailer::{Streamed, Streaming};
 
-/// A snapshot written to its file, still in memory, with its sums.
+/// A snapshot written to its file, still in memory, with its sums. The file is being
+/// fsynced on a thread of its own meanwhile: the check that it restores works from
+/// memory and need not wait for the disk.
 #[derive(Debug)]
 pub struct Taken {
     pub bytes: Vec<u8>,
     pub hashes: Streamed,
+    pub sync: Syncing,
+}
+
+/// The fsync of a snapshot file under way.
+#[derive(Debug)]
+pub struct Syncing {
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+    path: String,
+}
+
+impl Syncing {
+    /// Waits until the file is on the disk.
+    pub fn wait(self) -> Result<(), TakeError> {
+        let file_err = |reason: String| TakeError::File {
+            path: self.path.clone(),
+            reason,
+        };
+        self.thread
+            .join()
+            .map_err(|_| file_err("fsync: the thread panicked".into()))?
+            .map_err(|e| file_err(format!("fsync: {e}")))
+    }
 }
 
 /// Why a snapshot could not be taken. `Etcd` means etcd could not be read (exit 3).
@@ -118,9 +142,16 @@ pub async fn snapshot_to(
     if written == 0 {
         return Err(etcd_err("the stream was empty".into()));
     }
-    out.sync_all().map_err(file_err)?;
+    let sync = std::thread::Builder::new()
+        .name("snapshot-fsync".into())
+        .spawn(move || out.sync_all())
+        .map_err(file_err)?;
     Ok(Taken {
         bytes,
         hashes: hashes.finish(),
+        sync: Syncing {
+            thread: sync,
+            path: file.display().to_string(),
+        },
     })
 }
