@@ -334,6 +334,8 @@ async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy, args: &BackupA
             true
         }
         Err(e) => {
+            // One line in the journal: a store's error body (Azure's XML) has newlines.
+            let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
             tracing::warn!(
                 "the backup is kept on this node but was not copied to {}: {e}",
                 r.url
