@@ -332,27 +332,17 @@ fn metric(file: &Path, name: &str) -> f64 {
 
 /// `backup list -o json` of `dir` with the store at `url`.
 fn listing(dir: &Path, url: &str, opts: &[(String, String)]) -> serde_json::Value {
-    let args: Vec<String> = [
-        "backup",
-        "--backup-dir",
-        s(dir),
-        "--remote",
-        url,
-        "list",
-        "-o",
-        "json",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let mut args: Vec<String> = ["backup", "--backup-dir", s(dir), "--remote", url]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     // --remote-option is `backup`'s: before the subcommand.
-    let mut all = args[..5].to_vec();
     for (k, v) in opts {
-        all.push("--remote-option".into());
-        all.push(format!("{k}={v}"));
+        args.push("--remote-option".into());
+        args.push(format!("{k}={v}"));
     }
-    all.extend_from_slice(&args[5..]);
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    args.extend(["list", "-o", "json"].map(String::from));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = kubeboot(&refs);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -441,9 +431,10 @@ fn upload_failed(
     assert_eq!(warnings.len(), 1, "{err}");
     // One line each: a store's multi-line error body is not spread over the journal.
     assert!(
-        err.lines().all(|l| ["INFO ", "WARN "]
-            .iter()
-            .any(|p| l.trim_start().starts_with(p))),
+        err.lines()
+            .all(|l| ["TRACE ", "DEBUG ", "INFO ", "WARN ", "ERROR "]
+                .iter()
+                .any(|p| l.trim_start().starts_with(p))),
         "{err}"
     );
     for secret in secrets {
