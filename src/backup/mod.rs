@@ -24,6 +24,7 @@ pub mod pki;
 pub mod remote;
 pub mod retention;
 pub mod space;
+mod store;
 pub mod take;
 
 use std::fs;

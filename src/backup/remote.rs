@@ -1,6 +1,7 @@
-//! Off-node copies of backups, in an object store (S3 and S3-compatible stores, or a
-//! local path such as a mounted NFS share) through the `object_store` crate: a master's
-//! own disk dies with it, and so would every backup kept only there.
+//! Off-node copies of backups, in an object store (S3 and S3-compatible stores, Google
+//! Cloud Storage, Azure Blob Storage, or a local path such as a mounted NFS share)
+//! through the `object_store` crate: a master's own disk dies with it, and so would
+//! every backup kept only there.
 //!
 //! Layout: `<url>/<backup name>/<file>`, the same names as in the backup dir. A backup is
 //! uploaded file by file, its `backup.json` last: a remote backup without `backup.json`
@@ -11,9 +12,10 @@
 //! ones this node kept whose copy never finished ([`to_resume`]).
 //! Remote retention applies the local policy to the whole remote backups.
 //!
-//! Credentials come from where the crate's builders read them: `AWS_*` variables (and
-//! instance metadata) for S3, or `--remote-option` keys. They are never logged: errors
-//! name the URL and the object, which hold none.
+//! Credentials come from where the crate's builders read them (`src/backup/store.rs`):
+//! `AWS_*`, `GOOGLE_*` or `AZURE_*` variables (and the cloud's instance metadata), or
+//! `--remote-option` keys. They are never logged: errors name the URL and the object,
+//! which hold none.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +24,6 @@ use std::sync::Arc;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use url::Url;
 
 use super::catalog::{self, Manifest};
 use super::retention;
@@ -109,32 +110,12 @@ impl RemoteBackup {
 }
 
 impl Remote {
-    /// Opens `url` (`s3://bucket/prefix`, `file:///dir`) with `options` (the crate's
-    /// config keys, e.g. `aws_endpoint`, `aws_allow_http`, `aws_region`). `Err` is one
-    /// line naming the URL.
+    /// Opens `url` (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
+    /// `file:///dir`; `src/backup/store.rs` lists every form) with `options` (the crate's
+    /// config keys of that store, e.g. `aws_endpoint`, `google_service_account`,
+    /// `azure_storage_account_name`). `Err` is one line naming the URL or the option.
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Remote, String> {
-        // reqwest's rustls takes the process's provider: the project's, ring. Already
-        // installed (a second open) is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let parsed = Url::parse(url).map_err(|e| format!("--remote {url}: {e}"))?;
-        let (store, prefix): (Box<dyn ObjectStore>, ObjectPath) = if parsed.scheme() == "s3" {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url);
-            for (k, v) in options {
-                let key = k.to_ascii_lowercase().parse().map_err(|_| {
-                    format!("--remote-option {k}: not an S3 option of the object_store crate")
-                })?;
-                b = b.with_config(key, v);
-            }
-            let prefix = ObjectPath::from_url_path(parsed.path())
-                .map_err(|e| format!("--remote {url}: {e}"))?;
-            (
-                Box::new(b.build().map_err(|e| format!("--remote {url}: {e}"))?),
-                prefix,
-            )
-        } else {
-            object_store::parse_url_opts(&parsed, options.iter().map(|(k, v)| (k, v.clone())))
-                .map_err(|e| format!("--remote {url}: {e}"))?
-        };
+        let (store, prefix) = super::store::open(url, options)?;
         Ok(Remote {
             store: Arc::from(store),
             prefix,

@@ -62,15 +62,17 @@ pub struct BackupArgs {
     /// collector (replaced atomically; counters carried over from the previous file).
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
-    /// Also keep each backup in this object store, off the node: s3://BUCKET/PREFIX
-    /// (credentials from the AWS_* variables or instance metadata, or --remote-option)
-    /// or file:///DIR. An upload that fails is a warning, counted in the metrics; the
-    /// local copy is kept either way. Retention applies there too.
+    /// Also keep each backup in this object store, off the node: s3://BUCKET/PREFIX,
+    /// gs://BUCKET/PREFIX, az://CONTAINER/PREFIX (credentials from the AWS_*, GOOGLE_*
+    /// or AZURE_* variables or instance metadata, or --remote-option) or file:///DIR.
+    /// An upload that fails is a warning, counted in the metrics; the local copy is
+    /// kept either way. Retention applies there too.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
     /// An object store option, KEY=VALUE (repeatable): aws_endpoint, aws_region,
-    /// aws_allow_http, … (object_store's names). Keep secrets in the environment: a
-    /// command line is visible to every user of the node.
+    /// google_service_account, azure_storage_account_name, … (object_store's names, of
+    /// the URL's store). Keep secrets in the environment: a command line is visible to
+    /// every user of the node.
     #[arg(long, value_name = "KEY=VALUE")]
     pub remote_option: Vec<String>,
     /// Upload plain backups, whose PKI holds private keys, with no --recipient.
@@ -347,6 +349,8 @@ async fn upload(r: &Remote, o: &backup::Outcome, policy: &Policy, args: &BackupA
             true
         }
         Err(e) => {
+            // One line in the journal: a store's error body (Azure's XML) has newlines.
+            let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
             tracing::warn!(
                 "the backup is kept on this node but was not copied to {}: {e}",
                 r.url

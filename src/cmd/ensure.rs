@@ -60,7 +60,7 @@ pub struct EnsureArgs {
     #[arg(long, default_value = "/var/lib/kubeboot/backups", value_name = "DIR")]
     pub backup_dir: PathBuf,
     /// The object store `kubeboot backup --remote` copies backups to (s3://bucket/prefix,
-    /// file:///dir). With --allow-remote-backup, when no backup in --backup-dir is
+    /// gs://bucket/prefix, az://container/prefix, file:///dir). With --allow-remote-backup, when no backup in --backup-dir is
     /// whole, the newest whole one there is downloaded, checked, and restored as a
     /// local one would be (policy still decides whether this node may).
     #[arg(long, value_name = "URL")]

@@ -31,6 +31,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT",
         "Credentials and endpoint of an s3:// backup store (also --remote-option KEY=VALUE).",
     ),
+    (
+        "GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS",
+        "Credentials of a gs:// backup store: a service-account file (or its JSON in GOOGLE_SERVICE_ACCOUNT_KEY), or application default credentials (also --remote-option KEY=VALUE).",
+    ),
+    (
+        "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY",
+        "Account and key of an az:// backup store; AZURE_STORAGE_SAS_KEY or a service principal's AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID instead of the key (also --remote-option KEY=VALUE).",
+    ),
 ];
 
 const CONFIG: (&str, &str) = (

@@ -10,10 +10,11 @@ use crate::backup::fetch::{self, FetchError, Fetched};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct RemoteRead {
-    /// For a backup given by URL (s3://bucket/prefix/NAME|latest, file:///dir/NAME|latest):
-    /// an option of the object store, KEY=VALUE, as `backup --remote-option` takes it
-    /// (aws_endpoint, aws_region, aws_allow_http, …); credentials also come from the
-    /// AWS_* variables or instance metadata. Repeatable.
+    /// For a backup given by URL (s3://bucket/prefix/NAME|latest, gs://…, az://…,
+    /// file:///dir/NAME|latest): an option of the object store, KEY=VALUE, as `backup
+    /// --remote-option` takes it (aws_endpoint, google_service_account,
+    /// azure_storage_account_name, …); credentials also come from the AWS_*, GOOGLE_*
+    /// or AZURE_* variables or instance metadata. Repeatable.
     #[arg(long = "remote-option", value_name = "KEY=VALUE")]
     pub remote_option: Vec<String>,
 }
