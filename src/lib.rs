@@ -19,6 +19,7 @@ pub mod kubeclient;
 pub mod model;
 pub mod newcluster;
 pub mod nodelabels;
+pub mod progress;
 pub mod recover;
 pub mod registry;
 pub mod render;

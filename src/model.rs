@@ -32,6 +32,12 @@ pub struct SourceInfo {
     /// For snapshots: how the sha256 trailer was checked ("verified", or why not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<String>,
+    /// For snapshots: the file's sha256 (trailer included; absent when the trailer was
+    /// not checked) and size, so the asset dir says exactly which file it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     /// RFC 3339 time of the read.
     pub read_at: String,
 }

@@ -17,6 +17,10 @@ fn json(out: &std::process::Output) -> Value {
 }
 
 /// The JSON a command printed, which must have exactly the fields `want` (sorted).
+fn report_of(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("kubeboot.json")).unwrap()).unwrap()
+}
+
 fn json_with(out: &std::process::Output, want: &[&str]) -> Value {
     let v = json(out);
     let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -55,6 +59,8 @@ fn render_and_config_check_print_their_documented_shapes() {
         v["files"].as_u64().unwrap() as usize,
         common::tree(&dir).len()
     );
+    // kubeboot.json counts the same files (itself included) as the command printed.
+    assert_eq!(report_of(&dir)["files"], v["files"]);
     // YAML, `-w` as etcdctl spells it; --force says where the old dir went.
     let out = kubeboot(&["render", "--asset-dir", d, "--force", "-w", "yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -107,6 +113,7 @@ fn recover_and_backup_print_their_documented_shapes() {
         v["files"].as_u64().unwrap() as usize,
         common::tree(&rec).len()
     );
+    assert_eq!(report_of(&rec)["files"], v["files"]);
     let components: Vec<&str> = v["components"]
         .as_array()
         .unwrap()
@@ -155,4 +162,40 @@ fn recover_and_backup_print_their_documented_shapes() {
     );
     assert_eq!(v["encryptedRecipients"], Value::Null);
     assert!(v["keys"].as_u64().unwrap() > 0);
+}
+
+/// kubeboot.json names a snapshot source so it can be found and checked again: its
+/// absolute path, its sha256 (what `sha256sum` prints) and its size.
+#[test]
+fn a_snapshot_source_is_recorded_by_absolute_path_sha256_and_size() {
+    use sha2::Digest;
+    let etcd = Etcd::start(EtcdOptions::default()).unwrap();
+    cluster::load_into(&etcd).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let snap = work.path().join("snap.db");
+    etcd.snapshot_save(&snap).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .current_dir(work.path())
+        .args([
+            "recover",
+            "--recovery-dir",
+            "rec",
+            "--etcd-backup-file",
+            "snap.db",
+        ])
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let bytes = std::fs::read(&snap).unwrap();
+    let want = serde_json::json!({
+        "location": snap.to_str().unwrap(),
+        "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+        "size": bytes.len(),
+    });
+    for source in [&v["source"], &report_of(&work.path().join("rec"))["source"]] {
+        for key in ["location", "sha256", "size"] {
+            assert_eq!(source[key], want[key], "{key}: {source}");
+        }
+    }
 }

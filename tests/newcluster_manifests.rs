@@ -398,7 +398,7 @@ fn kubeboot_json_says_rendered_with_no_warnings() {
         serde_json::json!([]),
         "render had nothing to drop or fix"
     );
-    assert_eq!(r["files"], a.files.len() - 1);
+    assert_eq!(r["files"], a.files.len());
     assert_eq!(r["components"].as_array().unwrap().len(), 3);
     assert_eq!(r["new_cluster"]["service_cidr"], "10.3.0.0/24");
     assert_eq!(r["new_cluster"]["self_hosted_etcd"], false);

@@ -31,6 +31,8 @@ fn control_plane() -> ControlPlane {
             location: "tests/data/render".into(),
             revision: Some(42),
             integrity: Some("verified".into()),
+            sha256: None,
+            size: None,
             read_at: "2026-01-01T00:00:00Z".into(),
         },
         daemonsets: vec![],

@@ -8,21 +8,65 @@ use clap::Args;
 
 use super::etcd_flags::EtcdFlags;
 use super::start::{StartFlags, interrupted, summary_line, until_signal};
-use super::{Exit, ExitWith, Failure, parse_duration, usage};
+use super::{Exit, ExitWith, Failure, Format, OutputFlag, parse_duration, usage};
 use crate::backup::crypt::Identity;
 use crate::backup::fetch;
 use crate::encryption::EncryptionConfig;
 use crate::ensure::decide::{Decision, Policy, Via};
 use crate::ensure::{self, EnsureError, Outcome};
 use crate::render::RenderOptions;
+use crate::start::Summary;
 use crate::start::progress::Progress;
 use crate::systemd::logfields::Fields;
 
-/// `--output` of `ensure --dry-run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
+/// What `ensure -o json|yaml` prints after a real run that succeeded (docs/cli.md); a
+/// run that fails prints nothing on stdout, only its error line and exit status.
+#[derive(Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// `healthy` (nothing done) or `recovered`.
+    pub outcome: &'static str,
+    /// `apiserver`, `etcd`, `backup` or `local`; absent when healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
+    /// The source in words (a backup by its path or URL and revision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asset_dir: Option<String>,
+    /// Components pivoted to their self-hosted pods, and those up without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pivoted: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub others: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+impl RunReport {
+    pub fn healthy() -> RunReport {
+        RunReport {
+            outcome: "healthy",
+            via: None,
+            source: None,
+            asset_dir: None,
+            pivoted: None,
+            others: None,
+            seconds: None,
+        }
+    }
+
+    pub fn recovered(via: &Via, asset_dir: &std::path::Path, summary: &Summary) -> RunReport {
+        RunReport {
+            outcome: "recovered",
+            via: Some(via.word()),
+            source: Some(describe(via)),
+            asset_dir: Some(asset_dir.display().to_string()),
+            pivoted: Some(summary.pivoted.clone()),
+            others: Some(summary.others.clone()),
+            seconds: Some((summary.elapsed.as_secs_f64() * 10.0).round() / 10.0),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -110,16 +154,11 @@ pub struct EnsureArgs {
     /// status the decision would (0 for a recovery).
     #[arg(long)]
     pub dry_run: bool,
-    /// How --dry-run prints its decision: text, or json (a stable schema,
-    /// docs/ensure.md: decision, via, reason, exit_code, evidence, policy).
-    #[arg(
-        short = 'o',
-        long,
-        value_enum,
-        default_value = "text",
-        value_name = "FORMAT"
-    )]
-    pub output: Output,
+    /// With --dry-run, the decision and its evidence (docs/ensure.md: decision, via,
+    /// reason, exit_code, evidence, policy); after a real run, its outcome
+    /// (docs/cli.md). Logs stay on stderr and in the journal.
+    #[command(flatten)]
+    pub output: OutputFlag,
     #[command(flatten)]
     pub start: StartFlags,
     /// Shared with `kubeboot start`: one recovery at a time on a node.
@@ -129,9 +168,6 @@ pub struct EnsureArgs {
 
 pub fn run(args: EnsureArgs) -> Result<(), Failure> {
     args.etcd.check()?;
-    if args.output == Output::Json && !args.dry_run {
-        return Err(usage("-o json is for --dry-run"));
-    }
     let output = args.output;
     // Read before anything else, so a file that holds no identity is exit 2 at once,
     // not a surprise at 3 a.m. when the backups are finally needed.
@@ -231,16 +267,15 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         progress.phase("check");
         let outcome = until_signal(ensure::run(&opts, &mut progress)).await?;
         match outcome {
-            Some(Ok(Outcome::Healthy)) => Ok(()),
+            Some(Ok(Outcome::Healthy)) => {
+                emit_machine(output, &RunReport::healthy())?;
+                Ok(())
+            }
             Some(Ok(Outcome::DryRun { decision, report })) => {
-                if output == Output::Json {
-                    let json = serde_json::to_string_pretty(&report)
-                        .map_err(|e| Failure::from(anyhow::anyhow!("the report: {e}")))?;
-                    println!("{json}");
-                }
+                emit_machine(output, &report)?;
                 match decision {
                     Decision::Recover { via, why } => {
-                        if output == Output::Text {
+                        if output.output == Format::Text {
                             println!("would recover from {}: {why}", describe(&via));
                         }
                         Ok(())
@@ -268,12 +303,21 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
                         summary_line(&summary)
                     ),
                 );
+                emit_machine(output, &RunReport::recovered(&via, &asset_dir, &summary))?;
                 Ok(())
             }
             Some(Err(e)) => Err(failure(e)),
             None => Err(interrupted(&progress, "kubeboot ensure")),
         }
     })
+}
+
+/// `report` on stdout for `-o json|yaml`; text says what it has to say in its own lines.
+fn emit_machine<T: serde::Serialize>(output: OutputFlag, report: &T) -> Result<(), Failure> {
+    if output.output != Format::Text {
+        print!("{}", super::render_report(report, output.output)?);
+    }
+    Ok(())
 }
 
 fn describe(via: &Via) -> String {
@@ -305,5 +349,40 @@ fn failure(e: EnsureError) -> Failure {
     Failure {
         code,
         error: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_reports_its_outcome_in_the_documented_shape() {
+        assert_eq!(
+            serde_json::to_value(RunReport::healthy()).unwrap(),
+            serde_json::json!({"outcome": "healthy"})
+        );
+        let summary = Summary {
+            elapsed: Duration::from_millis(61_234),
+            pivoted: vec!["kube-apiserver".into()],
+            others: vec!["kube-scheduler".into()],
+        };
+        let via = Via::Local {
+            dir: "/var/lib/etcd".into(),
+            revision: 9,
+        };
+        let r = RunReport::recovered(&via, std::path::Path::new("/var/lib/kubeboot/r1"), &summary);
+        assert_eq!(
+            serde_json::to_value(r).unwrap(),
+            serde_json::json!({
+                "outcome": "recovered",
+                "via": "local",
+                "source": "the local etcd data in /var/lib/etcd (revision 9, started as it is)",
+                "assetDir": "/var/lib/kubeboot/r1",
+                "pivoted": ["kube-apiserver"],
+                "others": ["kube-scheduler"],
+                "seconds": 61.2,
+            })
+        );
     }
 }

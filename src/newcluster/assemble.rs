@@ -107,10 +107,8 @@ pub(super) fn finish_report(
         Some(a) => serde_json::from_slice(&a.bytes).map_err(NewClusterError::Report)?,
         None => json!({}),
     };
-    let files = out
-        .files
-        .len()
-        .saturating_sub(usize::from(out.get(path).is_some()));
+    // Every file of the asset dir, this report included (what `render` prints).
+    let files = out.files.len() + usize::from(out.get(path).is_none());
     if let Some(map) = report.as_object_mut() {
         map.insert("files".into(), json!(files));
         let urls = |l: &[Endpoint]| l.iter().map(ToString::to_string).collect::<Vec<_>>();

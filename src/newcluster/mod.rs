@@ -148,6 +148,8 @@ fn control_plane_of(components: &[Component], pki: &Pki, kubeconfig: Vec<u8>) ->
             location: "kubeboot render".into(),
             revision: None,
             integrity: None,
+            sha256: None,
+            size: None,
             read_at: pki.issued_at.to_string(),
         },
         daemonsets: vec![],

@@ -86,6 +86,8 @@ fn cp(daemonsets: &[&str]) -> ControlPlane {
             location: "test".into(),
             revision: Some(9),
             integrity: None,
+            sha256: None,
+            size: None,
             read_at: "2026-01-01T00:00:00Z".into(),
         },
         daemonsets: daemonsets

@@ -226,7 +226,8 @@ pub fn render_with_backup(
     if let Some(kubeconfig) = &cp.kubeconfig {
         out.insert("auth/kubeconfig", kubeconfig.clone(), MODE_SECRET);
     }
-    let report = report::build(cp, &parents, out.files.len(), &warnings)?;
+    // The report counts itself: every file `recover` writes and says it wrote.
+    let report = report::build(cp, &parents, out.files.len() + 1, &warnings)?;
     out.insert(report::PATH, report, MODE_PUBLIC);
     Ok(out)
 }

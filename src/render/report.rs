@@ -21,7 +21,7 @@ struct Report<'a> {
     source: &'a SourceInfo,
     components: Vec<Component<'a>>,
     objects: Counts,
-    /// Files in the asset dir besides `kubeboot.json` itself.
+    /// Files in the asset dir, this one included: the count `recover` prints.
     files: usize,
     kubeconfig: &'static str,
     warnings: Vec<String>,

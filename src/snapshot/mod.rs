@@ -109,6 +109,7 @@ pub struct Snapshot {
     integrity: Integrity,
     /// The bbolt file without its trailer; the values above are slices of it.
     body: prost::bytes::Bytes,
+    file_sha256: Option<[u8; 32]>,
 }
 
 /// A bbolt file holds at least its high-water mark of pages (`pgid`); a shorter one was
@@ -128,10 +129,17 @@ impl Snapshot {
     /// Reads and parses the file at `path`; errors name it.
     pub fn open(path: &Path, opts: &Options) -> Result<Snapshot, SnapshotError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| SnapshotError::Io {
-            file: name.clone(),
-            error: source,
+        // A terminal or systemd sees how far the read is; the line goes when it drops.
+        let mut progress = None;
+        let bytes = crate::progress::read_file(path, &mut progress).map_err(|source| {
+            SnapshotError::Io {
+                file: name.clone(),
+                error: source,
+            }
         })?;
+        if let Some(p) = progress.as_mut() {
+            p.step(format!("checking {name}"));
+        }
         Self::from_bytes(&name, bytes, opts)
     }
 
@@ -193,23 +201,26 @@ impl Snapshot {
         let file = prost::bytes::Bytes::from(bytes);
         let body = file.slice(..body_len);
         let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body));
-        let (view, hash) = if integrity == Integrity::Verified && checked.is_none() {
-            // A wrong hash is the root cause of any parse error, so it is reported first.
-            std::thread::scope(|s| {
-                let hasher = std::thread::Builder::new()
-                    .name("snapshot-sha256".into())
-                    .spawn_scoped(s, || trailer::verify(&file));
-                let view = read();
-                let hash = match hasher {
-                    Ok(h) => h.join().unwrap_or_else(|_| trailer::verify(&file)),
-                    Err(_) => trailer::verify(&file),
-                };
-                (view, hash)
-            })
-        } else {
-            (read(), Ok(()))
-        };
-        hash?;
+        let (view, hash) =
+            if let Some(checked) = checked.filter(|_| integrity == Integrity::Verified) {
+                (read(), Ok(Some(checked.file_sha256)))
+            } else if integrity == Integrity::Verified {
+                // A wrong hash is the root cause of any parse error, so it is reported first.
+                std::thread::scope(|s| {
+                    let hasher = std::thread::Builder::new()
+                        .name("snapshot-sha256".into())
+                        .spawn_scoped(s, || trailer::verify(&file));
+                    let view = read();
+                    let hash = match hasher {
+                        Ok(h) => h.join().unwrap_or_else(|_| trailer::verify(&file)),
+                        Err(_) => trailer::verify(&file),
+                    };
+                    (view, hash.map(Some))
+                })
+            } else {
+                (read(), Ok(None))
+            };
+        let file_sha256 = hash?;
         let view = view?;
         Ok(Snapshot {
             kvs: view.kvs,
@@ -217,7 +228,14 @@ impl Snapshot {
             compact_revision: view.compact_revision,
             integrity,
             body,
+            file_sha256,
         })
+    }
+
+    /// The sha256 of the whole file, trailer included, in hex: known when the trailer
+    /// was checked (the same pass), not under `--skip-hash-check`.
+    pub fn file_sha256(&self) -> Option<String> {
+        self.file_sha256.map(hex::encode)
     }
 
     /// The store revision: what etcd would report as the header revision after a restore.

@@ -28,20 +28,26 @@ pub fn has_trailer(len: usize) -> bool {
     len >= TRAILER_LEN && len % 512 == TRAILER_LEN
 }
 
-/// Checks that the last 32 bytes of `file` are the sha256 of the rest.
-pub fn verify(file: &[u8]) -> Result<(), Problem> {
+/// Checks that the last 32 bytes of `file` are the sha256 of the rest; returns the
+/// sha256 of the whole file (what `kubeboot.json` and a backup's manifest record), from
+/// the same pass.
+pub fn verify(file: &[u8]) -> Result<[u8; 32], Problem> {
     if !has_trailer(file.len()) {
         return Err(Problem::MissingTrailer);
     }
     let (body, expected) = file.split_at(file.len() - TRAILER_LEN);
-    let actual = Sha256::digest(body);
+    let mut hasher = Sha256::new();
+    hasher.update(body);
+    let mut whole = hasher.clone();
+    let actual = hasher.finalize();
     if actual.as_slice() != expected {
         return Err(Problem::HashMismatch {
             expected: hex::encode(expected),
             actual: hex::encode(actual),
         });
     }
-    Ok(())
+    whole.update(expected);
+    Ok(whole.finalize().into())
 }
 
 /// Proof that the trailer of a file of `len` bytes matched its content, from
@@ -49,6 +55,7 @@ pub fn verify(file: &[u8]) -> Result<(), Problem> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     pub(super) len: usize,
+    pub(super) file_sha256: [u8; 32],
 }
 
 /// The trailer check and the whole file's sha256, computed chunk by chunk in one pass:
@@ -95,7 +102,10 @@ impl Streaming {
         } else {
             let actual = self.body.finalize();
             if actual.as_slice() == self.held.as_slice() {
-                Ok(Verified { len: self.len })
+                Ok(Verified {
+                    len: self.len,
+                    file_sha256,
+                })
             } else {
                 Err(Problem::HashMismatch {
                     expected: hex::encode(&self.held),
@@ -122,7 +132,8 @@ mod tests {
 
     #[test]
     fn verifies() {
-        assert_eq!(verify(&with_trailer(&[7u8; 1024])), Ok(()));
+        let file = with_trailer(&[7u8; 1024]);
+        assert_eq!(verify(&file), Ok(Sha256::digest(&file).into()));
     }
 
     #[test]
@@ -150,10 +161,14 @@ mod tests {
             for file in [&good[..], &bad[..], cut] {
                 let s = streamed(file, chunk);
                 assert_eq!(s.file_sha256, <[u8; 32]>::from(Sha256::digest(file)));
-                assert_eq!(s.trailer.map(|_| ()), verify(file), "chunk {chunk}");
+                assert_eq!(
+                    s.trailer.map(|v| v.file_sha256),
+                    verify(file),
+                    "chunk {chunk}"
+                );
             }
         }
-        assert_eq!(streamed(&good, 7).trailer, Ok(Verified { len: good.len() }));
+        assert_eq!(streamed(&good, 7).trailer.map(|v| v.len), Ok(good.len()));
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub async fn read(
             location: endpoint.trim_end_matches('/').to_string(),
             revision,
             integrity: None,
+            sha256: None,
+            size: None,
             read_at: super::now_rfc3339(),
         },
         daemonsets,

@@ -67,6 +67,8 @@ pub async fn read(
         location: cfg.endpoint_label(),
         revision,
         integrity: None,
+        sha256: None,
+        size: None,
         read_at: super::now_rfc3339(),
     };
     Ok((stored, info))

@@ -15,7 +15,9 @@ pub fn read(
     etcd_prefix: &str,
 ) -> Result<(Vec<Stored>, SourceInfo), SourceError> {
     let snap = Snapshot::open(path, opts)?;
-    Ok(objects(&snap, &path.display().to_string(), etcd_prefix))
+    // kubeboot.json names the file so that it can be found again from anywhere.
+    let location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(objects(&snap, &location.display().to_string(), etcd_prefix))
 }
 
 /// The control-plane objects of a snapshot already open (`backup` verifies the one it
@@ -36,6 +38,8 @@ pub fn objects(snap: &Snapshot, location: &str, etcd_prefix: &str) -> (Vec<Store
         location: location.to_string(),
         revision: Some(snap.revision()),
         integrity: Some(snap.integrity().describe().to_string()),
+        sha256: snap.file_sha256(),
+        size: Some(snap.file_len()),
         read_at: super::now_rfc3339(),
     };
     (stored, info)

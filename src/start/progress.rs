@@ -7,7 +7,7 @@
 //! [`Progress::phase`]) and, during a pivot, the component (`KUBEBOOT_COMPONENT`): the
 //! waits inside a step are tagged too, without each caller naming it.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::systemd::logfields::{self, Fields};
@@ -41,8 +41,7 @@ impl Progress {
     /// Progress whose first step is `step` (what an interruption before any other
     /// step reports).
     pub fn starting(step: &str) -> Self {
-        let tty = std::io::stderr().is_terminal()
-            && std::env::var("TERM").is_ok_and(|t| !t.is_empty() && t != "dumb");
+        let tty = crate::progress::stderr_is_terminal();
         Progress {
             tty,
             started: Instant::now(),
