@@ -599,7 +599,8 @@ fn azure_a_wrong_container_or_key_keeps_the_local_copy_and_counts_the_failure() 
     let dir = work.path().join("backups");
     let metrics = work.path().join("backup.prom");
     // Well-formed (base64, 64 bytes) but not the account's.
-    let wrong = "a3ViZWJvb3QtdGVzdC13cm9uZy1henVyZS1rZXktcXJzdHV2d3h5ei1aWVhXVlVUU1JRLXBvbm1sa2ppaGdmeA==";
+    let wrong =
+        "a3ViZWJvb3QtdGVzdC13cm9uZy1henVyZS1rZXktcXJzdHV2d3h5ei1aWVhXVlVUU1JRLXBvbm1sa2ppaGdmeA==";
     for (i, (url, key)) in [
         ("azure://no-such-container/p".to_string(), AZ_KEY),
         (format!("az://{BUCKET}/p"), wrong),

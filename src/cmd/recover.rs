@@ -176,10 +176,14 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
     assets::check_target(&args.recovery_dir, args.force).exit_with(Exit::Usage)?;
     // What kubeboot.json records as the source: what the operator named, not the
     // private copy read in its place.
-    let origin = args
-        .etcd_backup_file
-        .as_ref()
-        .map(|f| f.display().to_string());
+    // A file by its absolute path, so the record finds it from anywhere.
+    let origin = args.etcd_backup_file.as_ref().map(|f| {
+        let named = f.display().to_string();
+        match crate::backup::fetch::is_url(&named) {
+            true => named,
+            false => std::path::absolute(f).map_or(named, |p| p.display().to_string()),
+        }
+    });
     let _fetched = fetch_source(&args, &mut source)?;
     let _plain = decrypt_source(&args, &mut source)?;
     let kubeconfig = match &args.kubeconfig {
