@@ -17,7 +17,8 @@ ep="http://127.0.0.1:$port"
   --initial-cluster "default=http://127.0.0.1:$peer" --quota-backend-bytes 8589934592 \
   >"$work/restored.log" 2>&1 &
 etcd=$!
-trap 'kill $etcd 2>/dev/null || true; wait $etcd 2>/dev/null || true' EXIT
+# $etcd is /usr/bin/time: stop etcd, its child, so that time writes the peak RSS.
+trap 'pkill -TERM -P $etcd 2>/dev/null || true; wait $etcd 2>/dev/null || true' EXIT
 deadline=$((SECONDS + 120))
 until "$bin/etcdctl" --endpoints "$ep" endpoint health >/dev/null 2>&1; do
   [ $SECONDS -lt $deadline ] || { cat "$work/restored.log" >&2; exit 1; }
