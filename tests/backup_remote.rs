@@ -102,17 +102,6 @@ impl S3 {
     }
 }
 
-/// Real etcd with TLS (so a backup carries the client key) holding the test cluster.
-fn loaded_tls_etcd() -> Etcd {
-    let etcd = Etcd::start(EtcdOptions {
-        tls: true,
-        ..EtcdOptions::default()
-    })
-    .unwrap();
-    cluster::load_into(&etcd).unwrap();
-    etcd
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -167,19 +156,10 @@ fn remote_args(url: &str, opts: &[(String, String)]) -> Vec<String> {
     a
 }
 
-fn metric(file: &Path, name: &str) -> f64 {
-    let text = std::fs::read_to_string(file).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn an_encrypted_backup_goes_off_the_node_and_comes_back_byte_identical() {
     let Some(server) = s3() else { return };
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");
@@ -199,13 +179,13 @@ fn an_encrypted_backup_goes_off_the_node_and_comes_back_byte_identical() {
     assert!(err.contains("backup copied off the node"), "{err}");
     assert!(!err.contains(SECRET), "the secret key is logged: {err}");
     assert!(
-        metric(
+        common::metric(
             &metrics,
             "kubeboot_backup_last_upload_success_timestamp_seconds"
         ) > 0.0
     );
     assert_eq!(
-        metric(&metrics, "kubeboot_backup_upload_failures_total"),
+        common::metric(&metrics, "kubeboot_backup_upload_failures_total"),
         0.0
     );
 
@@ -263,7 +243,7 @@ fn a_plain_backup_is_not_uploaded_without_consent() {
 #[test]
 fn a_wrong_key_or_bucket_keeps_the_local_copy_and_counts_the_failure() {
     let Some(server) = s3() else { return };
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("backups");
     let metrics = work.path().join("backup.prom");
@@ -294,7 +274,7 @@ fn a_wrong_key_or_bucket_keeps_the_local_copy_and_counts_the_failure() {
             "a secret is logged: {err}"
         );
         assert_eq!(
-            metric(&metrics, "kubeboot_backup_upload_failures_total"),
+            common::metric(&metrics, "kubeboot_backup_upload_failures_total"),
             (i + 1) as f64
         );
         assert!(
@@ -323,7 +303,7 @@ fn kubeboot_remote(args: &[&str], opts: &[(String, String)]) -> std::process::Ou
 #[test]
 fn recover_inspect_and_verify_take_a_backup_by_url() {
     let Some(server) = s3() else { return };
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");
@@ -558,7 +538,7 @@ fn cutting_proxy(upstream: u16, cut_after: usize, pid: u32) -> u16 {
 #[test]
 fn a_store_killed_mid_upload_shows_nothing_and_the_next_run_resumes() {
     let Some(server) = s3() else { return };
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     // 10 MiB of values: the archive goes in a multipart upload (parts of 8 MiB).
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -592,7 +572,7 @@ fn a_store_killed_mid_upload_shows_nothing_and_the_next_run_resumes() {
         stderr(&out)
     );
     assert_eq!(
-        metric(&metrics, "kubeboot_backup_upload_failures_total"),
+        common::metric(&metrics, "kubeboot_backup_upload_failures_total"),
         1.0
     );
     let first = catalog::scan(&dir).unwrap();

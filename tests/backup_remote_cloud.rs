@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use common::{kubeboot, stderr};
 use kubeboot::backup::catalog;
-use kubeboot_testkit::cluster;
-use kubeboot_testkit::etcd::{Etcd, EtcdOptions};
+
+use kubeboot_testkit::etcd::Etcd;
 
 const BUCKET: &str = "backups";
 
@@ -66,14 +66,6 @@ fn program(var: &str, what: &str) -> Option<String> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `cmd` and waits, against a deadline, until it accepts on `port`.
 fn serve(mut cmd: Command, port: u16, root: tempfile::TempDir, what: &str) -> Server {
     let log = std::fs::File::create(root.path().join("server.log")).unwrap();
@@ -100,7 +92,7 @@ fn gcs() -> Option<Server> {
     let bin = program("KUBEBOOT_FAKE_GCS", "fake-gcs-server")?;
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("storage").join(BUCKET)).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut cmd = Command::new(bin);
     cmd.args(["-scheme", "http", "-host", "127.0.0.1", "-port"])
         .arg(port.to_string())
@@ -117,7 +109,7 @@ fn gcs() -> Option<Server> {
 fn azurite() -> Option<Server> {
     let bin = program("KUBEBOOT_AZURITE", "azurite-blob")?;
     let root = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut cmd = Command::new(bin);
     cmd.args(["--blobHost", "127.0.0.1", "--blobPort"])
         .arg(port.to_string())
@@ -246,21 +238,10 @@ fn az_options(server: &Server, key: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Real etcd with TLS (so a backup carries the client key) holding the test cluster.
-fn loaded_tls_etcd() -> Etcd {
-    let etcd = Etcd::start(EtcdOptions {
-        tls: true,
-        ..EtcdOptions::default()
-    })
-    .unwrap();
-    cluster::load_into(&etcd).unwrap();
-    etcd
-}
-
 /// [`loaded_tls_etcd`] and 10 MiB of values: an encrypted backup's archive is then over
 /// 8 MiB, an upload in parts (`PART` in remote.rs).
 fn big_tls_etcd() -> Etcd {
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut c = etcd.client().await.unwrap();
@@ -319,15 +300,6 @@ fn backup(
     .collect();
     args.extend(extra.iter().map(|a| a.to_string()));
     kubeboot_with(&args, opts)
-}
-
-fn metric(file: &Path, name: &str) -> f64 {
-    let text = std::fs::read_to_string(file).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-        .parse()
-        .unwrap()
 }
 
 /// `backup list -o json` of `dir` with the store at `url`.
@@ -444,7 +416,7 @@ fn upload_failed(
         );
     }
     assert_eq!(
-        metric(metrics, "kubeboot_backup_upload_failures_total"),
+        common::metric(metrics, "kubeboot_backup_upload_failures_total"),
         failures
     );
     assert!(
@@ -508,7 +480,7 @@ fn gcs_an_encrypted_backup_is_listed_and_recovered_by_url() {
 #[test]
 fn gcs_a_wrong_bucket_or_credential_keeps_the_local_copy_and_counts_the_failure() {
     let Some(server) = gcs() else { return };
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");
@@ -573,7 +545,7 @@ fn azure_an_encrypted_backup_goes_off_the_node_in_parts_and_comes_back_byte_iden
         "the key is said: {err}"
     );
     assert_eq!(
-        metric(&metrics, "kubeboot_backup_upload_failures_total"),
+        common::metric(&metrics, "kubeboot_backup_upload_failures_total"),
         0.0
     );
     let local = catalog::scan(&dir).unwrap();
@@ -593,7 +565,7 @@ fn azure_an_encrypted_backup_goes_off_the_node_in_parts_and_comes_back_byte_iden
 fn azure_a_wrong_container_or_key_keeps_the_local_copy_and_counts_the_failure() {
     let Some(server) = azurite() else { return };
     az_container(&server, BUCKET);
-    let etcd = loaded_tls_etcd();
+    let etcd = common::loaded_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");

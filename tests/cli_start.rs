@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -45,16 +44,10 @@ struct Node {
     api: String,
 }
 
-/// A loopback port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 impl Node {
     /// Renders an asset dir whose api-server address nothing listens on.
     fn new() -> Node {
-        Self::for_api(&format!("https://127.0.0.1:{}", free_port()))
+        Self::for_api(&format!("https://127.0.0.1:{}", common::free_port()))
     }
 
     fn for_api(api: &str) -> Node {

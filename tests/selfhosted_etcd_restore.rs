@@ -38,14 +38,6 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The objects of one YAML file as JSON values, keeping only `kinds`.
 fn yaml_objects(path: &Path, kinds: &[&str]) -> Vec<Value> {
     use serde::Deserialize;
@@ -287,7 +279,7 @@ fn round_trip(etcd_yaml: &Path, tools: &Tools, want_tool: &str, want_data_dir: &
     // A real etcd on the restored data dir serves the backup.
     let data_dir = on_host(&flag("data-dir"), main, &pod, &root);
     assert!(Path::new(&data_dir).join("member").is_dir(), "{data_dir}");
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (common::free_port(), common::free_port());
     let endpoint = format!("http://127.0.0.1:{client}");
     let log = work.path().join("restored-etcd.log");
     let etcd_bin = tools

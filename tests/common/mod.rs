@@ -150,3 +150,33 @@ pub fn healthz() -> String {
     });
     format!("http://{addr}/healthz")
 }
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of metric `name` in a Prometheus textfile.
+pub fn metric(file: &Path, name: &str) -> f64 {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Real etcd with TLS (so a backup carries the client key) holding the test cluster.
+pub fn loaded_tls_etcd() -> kubeboot_testkit::etcd::Etcd {
+    let etcd = kubeboot_testkit::etcd::Etcd::start(kubeboot_testkit::etcd::EtcdOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .unwrap();
+    kubeboot_testkit::cluster::load_into(&etcd).unwrap();
+    etcd
+}
