@@ -538,17 +538,9 @@ fn cutting_proxy(upstream: u16, cut_after: usize, pid: u32) -> u16 {
 #[test]
 fn a_store_killed_mid_upload_shows_nothing_and_the_next_run_resumes() {
     let Some(server) = s3() else { return };
-    let etcd = common::loaded_tls_etcd();
     // 10 MiB of values: the archive goes in a multipart upload (parts of 8 MiB).
+    let etcd = common::big_tls_etcd();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut c = etcd.client().await.unwrap();
-        for i in 0..10 {
-            c.put(format!("/bulk/{i}"), vec![b'x'; 1 << 20], None)
-                .await
-                .unwrap();
-        }
-    });
     let work = tempfile::tempdir().unwrap();
     let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");

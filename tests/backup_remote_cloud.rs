@@ -238,22 +238,6 @@ fn az_options(server: &Server, key: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// [`loaded_tls_etcd`] and 10 MiB of values: an encrypted backup's archive is then over
-/// 8 MiB, an upload in parts (`PART` in remote.rs).
-fn big_tls_etcd() -> Etcd {
-    let etcd = common::loaded_tls_etcd();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut c = etcd.client().await.unwrap();
-        for i in 0..10 {
-            c.put(format!("/bulk/{i}"), vec![b'x'; 1 << 20], None)
-                .await
-                .unwrap();
-        }
-    });
-    etcd
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -432,7 +416,7 @@ fn upload_failed(
 #[test]
 fn gcs_an_encrypted_backup_is_listed_and_recovered_by_url() {
     let Some(server) = gcs() else { return };
-    let etcd = big_tls_etcd();
+    let etcd = common::big_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");
@@ -523,7 +507,7 @@ fn gcs_a_wrong_bucket_or_credential_keeps_the_local_copy_and_counts_the_failure(
 fn azure_an_encrypted_backup_goes_off_the_node_in_parts_and_comes_back_byte_identical() {
     let Some(server) = azurite() else { return };
     az_container(&server, BUCKET);
-    let etcd = big_tls_etcd();
+    let etcd = common::big_tls_etcd();
     let work = tempfile::tempdir().unwrap();
     let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
     let dir = work.path().join("backups");

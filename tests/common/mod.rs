@@ -180,3 +180,19 @@ pub fn loaded_tls_etcd() -> kubeboot_testkit::etcd::Etcd {
     kubeboot_testkit::cluster::load_into(&etcd).unwrap();
     etcd
 }
+
+/// [`loaded_tls_etcd`] and 10 MiB of values: an encrypted backup's archive is then over
+/// 8 MiB, an upload in parts (`PART` in remote.rs).
+pub fn big_tls_etcd() -> kubeboot_testkit::etcd::Etcd {
+    let etcd = loaded_tls_etcd();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = etcd.client().await.unwrap();
+        for i in 0..10 {
+            c.put(format!("/bulk/{i}"), vec![b'x'; 1 << 20], None)
+                .await
+                .unwrap();
+        }
+    });
+    etcd
+}
