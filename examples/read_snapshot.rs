@@ -18,7 +18,13 @@ fn main() -> anyhow::Result<()> {
     );
     let prefix = positional.next().map_or("", String::as_str);
 
-    let snap = Snapshot::open(&file, &Options { skip_hash_check })?;
+    let snap = Snapshot::open(
+        &file,
+        &Options {
+            skip_hash_check,
+            status: false,
+        },
+    )?;
     println!(
         "revision {} ({}), {} live keys",
         snap.revision(),

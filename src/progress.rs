@@ -8,14 +8,11 @@
 //! systemd half has to be ours anyway ([`crate::systemd::status`]), and the same
 //! throttle serves both.
 
-use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// Least time between two updates of the same step.
 const EVERY: Duration = Duration::from_millis(200);
-/// Bytes read at a time.
-const CHUNK: usize = 8 * 1024 * 1024;
 
 /// Whether a person is watching stderr: a terminal that understands `\x1b[K`.
 pub fn stderr_is_terminal() -> bool {
@@ -48,6 +45,11 @@ impl Progress {
         };
         p.show(true);
         p
+    }
+
+    /// Bytes done so far.
+    pub fn done(&self) -> u64 {
+        self.done
     }
 
     /// `n` more bytes done.
@@ -110,22 +112,6 @@ pub fn line(step: &str, done: u64, total: u64) -> String {
     )
 }
 
-/// Reads the whole file at `path` into memory, showing `reading PATH` on `progress`.
-pub fn read_file(path: &Path, progress: &mut Option<Progress>) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let p = progress.insert(Progress::new(format!("reading {}", path.display()), len));
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    loop {
-        let n = (&mut file).take(CHUNK as u64).read_to_end(&mut bytes)?;
-        if n == 0 {
-            break;
-        }
-        p.advance(n as u64);
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,16 +125,5 @@ mod tests {
         );
         // Never past 100 %, whatever a growing file reports.
         assert_eq!(line("r", 3 << 20, 2 << 20), "r: 3 of 2 MiB (100%)");
-    }
-
-    #[test]
-    fn a_file_reads_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let data: Vec<u8> = (0..(CHUNK + 1000)).map(|i| i as u8).collect();
-        std::fs::write(&path, &data).unwrap();
-        let mut p = None;
-        assert_eq!(read_file(&path, &mut p).unwrap(), data);
-        assert_eq!(p.map(|p| p.done), Some(data.len() as u64));
     }
 }

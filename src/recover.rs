@@ -218,6 +218,7 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
         } => {
             let opts = snapshot::Options {
                 skip_hash_check: *skip_hash_check,
+                status: false,
             };
             tracing::info!(file = %file.display(), source = req.source.kind(), "reading etcd snapshot");
             let (stored, info) = source::snapshot::read(file, &opts, prefix)?;
@@ -258,14 +259,11 @@ fn read_backup(
     read_revision: Option<i64>,
 ) -> Result<EtcdBackup, RecoverError> {
     let name = file.display().to_string();
-    let bytes = std::fs::read(file).map_err(|source| {
-        SourceError::Snapshot(snapshot::SnapshotError::Io {
-            file: name.clone(),
-            error: source,
-        })
-    })?;
-    let opts = snapshot::Options { skip_hash_check };
-    let snap = Snapshot::from_bytes(&name, bytes.clone(), &opts).map_err(SourceError::from)?;
+    let opts = snapshot::Options {
+        skip_hash_check,
+        status: false,
+    };
+    let snap = Snapshot::open(file, &opts).map_err(SourceError::from)?;
     if read_revision != Some(snap.revision()) {
         return Err(RecoverError::Changed {
             file: name,
@@ -274,8 +272,9 @@ fn read_backup(
         });
     }
     Ok(EtcdBackup {
-        bytes,
         revision: snap.revision(),
         has_trailer: snap.integrity() != snapshot::Integrity::NoTrailerSkipped,
+        sha256: snap.file_sha256(),
+        bytes: snap.into_file(),
     })
 }

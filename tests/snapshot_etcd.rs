@@ -152,6 +152,13 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
     let out = etcd.etcdctl(&["snapshot", "status", file_arg, "-w", "json"])?;
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let ours = serde_json::to_value(snap.status()?)?;
+    // Walked beside the parse (as `inspect` asks) or after it: the same status.
+    let beside = Options {
+        status: true,
+        ..Options::default()
+    };
+    let walked = serde_json::to_value(Snapshot::open(&file, &beside)?.status()?)?;
+    assert_eq!(walked, ours);
     for field in ["hash", "revision", "totalKey", "totalSize"] {
         assert_eq!(
             ours[field], theirs[field],
@@ -186,6 +193,7 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
         &db,
         &Options {
             skip_hash_check: true,
+            status: false,
         },
     )?;
     assert_eq!(raw.integrity(), Integrity::NoTrailerSkipped);

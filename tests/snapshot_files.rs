@@ -19,9 +19,11 @@ use snapshot_common::{Rng, bounded, deadline};
 
 const SKIP: Options = Options {
     skip_hash_check: true,
+    status: false,
 };
 const CHECK: Options = Options {
     skip_hash_check: false,
+    status: false,
 };
 
 fn fixture_dir() -> PathBuf {
@@ -242,7 +244,10 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..9000), skip in any::<bool>()) {
-        let _ = read(&bytes, &Options { skip_hash_check: skip });
+        let _ = read(&bytes, &Options {
+            skip_hash_check: skip,
+            status: false,
+        });
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     };
     let opts = Options {
         skip_hash_check: args.skip_hash_check,
+        // The summary shows etcdctl's status: walked beside the parse, not after it.
+        status: matches!(mode, Mode::Summary(_)),
     };
     let fetched = args
         .remote

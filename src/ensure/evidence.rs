@@ -124,6 +124,7 @@ pub fn read_state(data_dir: &Path) -> LocalState {
         Ok(_) => {
             let opts = snapshot::Options {
                 skip_hash_check: true,
+                status: false,
             };
             match Snapshot::open(&db, &opts) {
                 Ok(s) => LocalState::Intact {

@@ -58,6 +58,9 @@ pub struct EtcdBackup {
     pub revision: i64,
     /// Whether the file ends in `etcdctl snapshot save`'s sha256 trailer.
     pub has_trailer: bool,
+    /// The whole file's sha256 in hex, when the reader already hashed it (the trailer
+    /// was checked); hashed here otherwise.
+    pub sha256: Option<String>,
 }
 
 /// `etcd/restore.json`; see the module doc. The client files are asset-dir paths,
@@ -118,7 +121,10 @@ pub(super) fn restore(
         .find(|(p, _)| p.component == "kube-apiserver");
     let json = RestoreJson {
         snapshot: SNAPSHOT_ASSET,
-        sha256: hex::encode(Sha256::digest(&backup.bytes)),
+        sha256: backup
+            .sha256
+            .clone()
+            .unwrap_or_else(|| hex::encode(Sha256::digest(&backup.bytes))),
         revision: backup.revision,
         data_dir,
         revision_bumped,

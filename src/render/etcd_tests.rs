@@ -108,6 +108,7 @@ fn backup(has_trailer: bool) -> EtcdBackup {
         bytes: b"snapshot bytes".to_vec(),
         revision: 42,
         has_trailer,
+        sha256: None,
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod bbolt;
 pub mod mvcc;
+mod read;
 pub mod status;
 pub mod trailer;
 
@@ -24,6 +25,8 @@ pub struct Options {
     /// Accept a file without the sha256 trailer (a raw `member/snap/db`), and do not
     /// verify the trailer when there is one.
     pub skip_hash_check: bool,
+    /// Also compute [`Snapshot::status`] (a walk of every bucket), beside the parse.
+    pub status: bool,
 }
 
 /// What is known about the file's integrity beyond its bbolt checksums.
@@ -107,9 +110,31 @@ pub struct Snapshot {
     revision: i64,
     compact_revision: Option<i64>,
     integrity: Integrity,
+    /// The whole file, trailer included.
+    file: prost::bytes::Bytes,
     /// The bbolt file without its trailer; the values above are slices of it.
     body: prost::bytes::Bytes,
     file_sha256: Option<[u8; 32]>,
+    /// Computed while parsing when [`Options::status`] asked for it.
+    status: Option<Status>,
+}
+
+/// Runs `f` on a thread of scope `s`; `None` when no thread could be made, and then
+/// [`join`] runs it here.
+fn beside<'s, 'e, T: Send + 's>(
+    s: &'s std::thread::Scope<'s, 'e>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 's,
+) -> Option<std::thread::ScopedJoinHandle<'s, T>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(s, f)
+        .ok()
+}
+
+/// The result of [`beside`]'s thread, or of `again` when there was none or it panicked.
+fn join<T>(h: Option<std::thread::ScopedJoinHandle<'_, T>>, again: impl FnOnce() -> T) -> T {
+    h.and_then(|h| h.join().ok()).unwrap_or_else(again)
 }
 
 /// A bbolt file holds at least its high-water mark of pages (`pgid`); a shorter one was
@@ -131,16 +156,23 @@ impl Snapshot {
         let name = path.display().to_string();
         // A terminal or systemd sees how far the read is; the line goes when it drops.
         let mut progress = None;
-        let bytes = crate::progress::read_file(path, &mut progress).map_err(|source| {
-            SnapshotError::Io {
-                file: name.clone(),
-                error: source,
-            }
-        })?;
+        let (bytes, streamed) =
+            read::read(path, &mut progress, !opts.skip_hash_check).map_err(|source| {
+                SnapshotError::Io {
+                    file: name.clone(),
+                    error: source,
+                }
+            })?;
         if let Some(p) = progress.as_mut() {
             p.step(format!("checking {name}"));
         }
-        Self::from_bytes(&name, bytes, opts)
+        // A check that failed is made again by the parse, which reports it in its order
+        // (a file that is not bbolt at all says so before "missing trailer").
+        let checked = streamed.and_then(|s| s.trailer.ok());
+        Self::parse(bytes, opts, checked).map_err(|problem| SnapshotError::Invalid {
+            file: name,
+            problem,
+        })
     }
 
     /// Parses a snapshot already in memory; `name` is used in errors.
@@ -201,34 +233,36 @@ impl Snapshot {
         let file = prost::bytes::Bytes::from(bytes);
         let body = file.slice(..body_len);
         let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body));
-        let (view, hash) =
-            if let Some(checked) = checked.filter(|_| integrity == Integrity::Verified) {
-                (read(), Ok(Some(checked.file_sha256)))
-            } else if integrity == Integrity::Verified {
-                // A wrong hash is the root cause of any parse error, so it is reported first.
-                std::thread::scope(|s| {
-                    let hasher = std::thread::Builder::new()
-                        .name("snapshot-sha256".into())
-                        .spawn_scoped(s, || trailer::verify(&file));
-                    let view = read();
-                    let hash = match hasher {
-                        Ok(h) => h.join().unwrap_or_else(|_| trailer::verify(&file)),
-                        Err(_) => trailer::verify(&file),
-                    };
-                    (view, hash.map(Some))
-                })
-            } else {
-                (read(), Ok(None))
+        let walk = || bbolt::Db::open(&body).and_then(|db| status::status(&db));
+        let hash = integrity == Integrity::Verified;
+        let proof = checked.filter(|_| hash).map(|c| c.file_sha256);
+        // Up to three walks of the file at once: the parse here, the hash (unless it
+        // was done as the file came in) and the status, each on its own thread.
+        let (view, file_sha256, status) = std::thread::scope(|s| {
+            let hasher = (hash && proof.is_none())
+                .then(|| beside(s, "snapshot-sha256", || trailer::verify(&file)));
+            let walker = opts.status.then(|| beside(s, "snapshot-status", walk));
+            let view = read();
+            let file_sha256 = match hasher {
+                Some(h) => join(h, || trailer::verify(&file)).map(Some),
+                None => Ok(proof),
             };
-        let file_sha256 = hash?;
+            let status = walker.map(|w| join(w, walk));
+            (view, file_sha256, status)
+        });
+        // A wrong hash is the root cause of any parse error, so it is reported first.
+        let file_sha256 = file_sha256?;
         let view = view?;
+        let status = status.transpose()?;
         Ok(Snapshot {
             kvs: view.kvs,
             revision: view.revision,
             compact_revision: view.compact_revision,
             integrity,
+            file,
             body,
             file_sha256,
+            status,
         })
     }
 
@@ -236,6 +270,13 @@ impl Snapshot {
     /// was checked (the same pass), not under `--skip-hash-check`.
     pub fn file_sha256(&self) -> Option<String> {
         self.file_sha256.map(hex::encode)
+    }
+
+    /// The file's bytes, trailer included, given back without a copy (a restore asset
+    /// is the file as it was; copying it doubled `recover`'s memory).
+    pub fn into_file(self) -> Vec<u8> {
+        let Snapshot { file, .. } = self;
+        Vec::from(file)
     }
 
     /// The store revision: what etcd would report as the header revision after a restore.
@@ -252,9 +293,13 @@ impl Snapshot {
         self.integrity
     }
 
-    /// What `etcdctl snapshot status` reports (a second walk of the file).
+    /// What `etcdctl snapshot status` reports: from the parse when [`Options::status`]
+    /// asked for it, else a second walk of the file.
     pub fn status(&self) -> Result<Status, Problem> {
-        status::status(&bbolt::Db::open(&self.body)?)
+        match &self.status {
+            Some(status) => Ok(status.clone()),
+            None => status::status(&bbolt::Db::open(&self.body)?),
+        }
     }
 
     /// Size of the file read, trailer included.

@@ -178,24 +178,35 @@ fn compaction(db: &Db<'_>) -> Result<Option<i64>, Problem> {
 /// Keys share long prefixes (`/registry/configmaps/<namespace>/...`), so a plain sort
 /// spends most of its time in `memcmp` over the same bytes again and again (half of
 /// `recover`'s time on 100k keys, by `perf`). [`sort_by_key`] sorts by 16 bytes of the
-/// key at a time instead.
+/// key at a time instead. The keys are first copied side by side (4 MB for 100k keys):
+/// scattered through a 300 MB file, each look at one was a cache and TLB miss, and the
+/// sort and every later walk by key (`inspect`'s counts) look at each several times.
 pub fn latest(revisions: Vec<Revision>) -> Vec<KeyValue> {
+    let mut keys = Vec::with_capacity(revisions.iter().map(|r| r.kv.key.len()).sum());
+    let mut starts = Vec::with_capacity(revisions.len() + 1);
+    for r in &revisions {
+        starts.push(keys.len());
+        keys.extend_from_slice(&r.kv.key);
+    }
+    starts.push(keys.len());
+    let keys = Bytes::from(keys);
+    let span = |i: usize| Some(*starts.get(i)?..*starts.get(i + 1)?);
+    let key = |i: usize| keys.get(span(i)?);
     let mut order: Vec<(u128, usize)> = (0..revisions.len()).map(|i| (0, i)).collect();
-    sort_by_key(&mut order, |i| {
-        revisions.get(i).map(|r| (&r.kv.key[..], r.rev))
-    });
-    let key = |e: &(u128, usize)| revisions.get(e.1).map(|r| &r.kv.key);
+    sort_by_key(&mut order, |i| Some((key(i)?, revisions.get(i)?.rev)));
     order
-        .chunk_by(|a, b| key(a) == key(b))
-        .filter_map(|group| revisions.get(group.last()?.1))
-        .filter(|r| !r.rev.tombstone)
-        .map(|r| KeyValue {
-            key: r.kv.key.clone(),
-            value: r.kv.value.clone(),
-            create_revision: r.kv.create_revision,
-            mod_revision: r.kv.mod_revision,
-            version: r.kv.version,
-            lease: r.kv.lease,
+        .chunk_by(|a, b| key(a.1) == key(b.1))
+        .filter_map(|group| {
+            let i = group.last()?.1;
+            let r = revisions.get(i).filter(|r| !r.rev.tombstone)?;
+            Some(KeyValue {
+                key: keys.slice(span(i)?),
+                value: r.kv.value.clone(),
+                create_revision: r.kv.create_revision,
+                mod_revision: r.kv.mod_revision,
+                version: r.kv.version,
+                lease: r.kv.lease,
+            })
         })
         .collect()
 }

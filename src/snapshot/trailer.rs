@@ -11,10 +11,11 @@
 //! (3.4: `clientv3/snapshot/v3_snapshot.go`). We do the same. A data-dir
 //! `member/snap/db` never has one.
 //!
-//! Hashing a large file costs about as much as parsing it, so `Snapshot` runs
-//! [`verify`] on a second thread while it parses. A snapshot streamed from etcd is
-//! hashed as it arrives instead ([`Streaming`]): the bytes are then hashed once, while
-//! the network is the bottleneck, and the parse that follows need not hash again.
+//! Hashing a large file costs about as much as parsing it, so it never waits for the
+//! parse: a file is hashed on a second thread chunk by chunk as it is read
+//! ([`Streaming`], `read.rs`), a snapshot streamed from etcd as it arrives, and bytes
+//! already in memory by [`verify`] on a second thread while they are parsed. The parse
+//! that follows a streamed check need not hash again.
 
 use sha2::{Digest, Sha256};
 
