@@ -177,7 +177,9 @@ impl Remote {
     }
 
     /// Sends the file at `path` (`size` bytes) straight from the disk: at most
-    /// [`PARALLEL`] parts of [`PART`] bytes in memory, whatever the file's size.
+    /// [`PARALLEL`] parts of [`PART`] bytes in memory, whatever the file's size. A file
+    /// of at most one part goes in one put, one request (a multipart upload takes at
+    /// least three: begin, a part, complete).
     async fn put_file(&self, path: &Path, at: &ObjectPath, size: u64) -> Result<(), String> {
         use tokio::io::AsyncReadExt;
         let said = |e: std::io::Error| format!("{}: {e}", path.display());
@@ -378,6 +380,130 @@ impl Remote {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutOptions, PutResult,
+    };
+
+    /// An in-memory store that counts the single puts and the multipart uploads begun.
+    #[derive(Debug, Default)]
+    struct Counted {
+        inner: InMemory,
+        puts: AtomicUsize,
+        multiparts: AtomicUsize,
+    }
+
+    impl std::fmt::Display for Counted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Counted({})", self.inner)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Counted {
+        async fn put_opts(
+            &self,
+            at: &ObjectPath,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_opts(at, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            at: &ObjectPath,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.multiparts.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_multipart_opts(at, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            at: &ObjectPath,
+            opts: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.inner.get_opts(at, opts).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+        ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &ObjectPath,
+            to: &ObjectPath,
+            opts: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, opts).await
+        }
+    }
+
+    /// A file of up to one part goes in one request (a put), a bigger one in parts;
+    /// either way the object holds the file's bytes.
+    #[test]
+    fn a_file_of_one_part_goes_in_one_put_a_bigger_one_in_parts() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(Counted::default());
+        let remote = Remote {
+            store: store.clone(),
+            prefix: ObjectPath::from("p"),
+            url: "memory:///p".into(),
+        };
+        // (size, puts, multipart uploads) counted after it.
+        for (size, puts, multiparts) in [
+            (0, 1, 0),
+            (1, 2, 0),
+            (PART, 3, 0),
+            (PART + 1, 3, 1),
+            (2 * PART + 3, 3, 2),
+        ] {
+            let path = work.path().join(format!("f{size}"));
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            let at = remote.object("b", &format!("f{size}"));
+            rt.block_on(remote.put_file(&path, &at, size as u64))
+                .unwrap_or_else(|e| panic!("{size}: {e}"));
+            assert_eq!(store.puts.load(Ordering::SeqCst), puts, "{size}");
+            assert_eq!(
+                store.multiparts.load(Ordering::SeqCst),
+                multiparts,
+                "{size}"
+            );
+            let got = rt
+                .block_on(async { store.inner.get(&at).await?.bytes().await })
+                .unwrap_or_else(|e| panic!("{size}: {e}"));
+            assert!(got.as_ref() == bytes.as_slice(), "{size}: the bytes differ");
+        }
+    }
 
     #[test]
     fn unfinished_copies_the_store_would_keep_are_resumed() {
