@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What an operator does today to read a backup without kubeboot (scripts/bench, pair 1b):
 # `etcdutl snapshot restore` into a fresh data dir, start etcd on it, wait until it is
-# healthy, then `etcdctl get --prefix /registry/ -w protobuf > /dev/null`; then stop it.
+# healthy, then `etcdctl get --prefix /registry/ -w protobuf > /dev/null` (per resource
+# past 1 GiB); then stop it.
 # With RSS_FILE set, etcd's peak RSS (KiB) is written there.
 #   scripts/lib/restore-and-read.sh BIN_DIR SNAPSHOT WORK_DIR
 set -euo pipefail
@@ -24,4 +25,12 @@ until "$bin/etcdctl" --endpoints "$ep" endpoint health >/dev/null 2>&1; do
   [ $SECONDS -lt $deadline ] || { cat "$work/restored.log" >&2; exit 1; }
   sleep 0.05
 done
-"$bin/etcdctl" --endpoints "$ep" --command-timeout 600s get --prefix /registry/ -w protobuf >/dev/null
+get() { "$bin/etcdctl" --endpoints "$ep" --command-timeout 600s get --prefix "$1" -w protobuf >/dev/null; }
+# One range answer cannot pass gRPC's 2 GiB message limit ("received message larger
+# than max"), so past 1 GiB an operator reads resource by resource, as here.
+if [ "$(stat -c %s "$snap")" -le $((1 << 30)) ]; then
+  get /registry/
+else
+  "$bin/etcdctl" --endpoints "$ep" --command-timeout 600s get --prefix /registry/ --keys-only \
+    | awk -F/ 'NF >= 4 { print "/" $2 "/" $3 "/" }' | sort -u | while read -r prefix; do get "$prefix"; done
+fi
