@@ -80,6 +80,7 @@ start_etcd() {
 # The api-servers' load balancer of a multi-master cluster, at 127.A.B.200:6443
 # (scripts/lib/lb.sh).
 . "$(dirname "${BASH_SOURCE[0]}")/lb.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/kube.sh"
 lb_ip() { echo "$base.200"; }
 start_lb() {
   local i ips=()
@@ -156,19 +157,6 @@ kensure() {
     --host-bootstrap-secrets-dir /etc/kubernetes/bootstrap-secrets \
     --recovery-root "$dir/recovery" --backup-dir "$dir/backups" \
     --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" --kubelet-unit= "$@"
-}
-
-kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }
-
-# label_masters FROM TO: the operator's step when a master joins (kubeadm's
-# mark-control-plane does the same): masters FROM..TO, once registered, get the
-# control-plane role their kubelets may not set on themselves.
-label_masters() {
-  local i
-  for i in $(seq "$1" "$2"); do
-    wait_until 300 "master-$i to register" kubectl_ get node "master-$i" || return 1
-    kubectl_ label node "master-$i" node-role.kubernetes.io/control-plane= --overwrite >/dev/null || return 1
-  done
 }
 
 load_env() {

@@ -18,11 +18,11 @@
 # Functions expect $dir, $machines and $root; mc_up sets $base, $bin, $etcd_urls.
 
 . "$root/scripts/lib/lb.sh"
+. "$root/scripts/lib/kube.sh"
 
 mc_masters=3
 mc_ip() { echo "$base.$1"; }
 mc_lb() { echo "$base.200"; }
-kubectl_() { kubectl --kubeconfig "$dir/assets/auth/kubeconfig" --request-timeout 5s "$@"; }
 api_ready() { kubectl_ get --raw /readyz; }
 
 # put_file NAME MODE DEST < CONTENT: a file on a running master, created with MODE (no
@@ -120,7 +120,7 @@ EOF
 
   say "kubeboot start inside master-1"
   tar -C "$dir" -cf - assets | on master-1 sh -c 'umask 077; mkdir -p /root && tar -C /root -xf -'
-  mc_label 2 $mc_masters & local labeller=$!
+  label_masters 2 $mc_masters & local labeller=$!
   on master-1 kubeboot start --asset-dir /root/assets --node-name master-1 --timeout 4m \
     --pivot-timeout 3m > "$dir/start.log" 2>&1 || { tail -30 "$dir/start.log" >&2; fail "kubeboot start failed"; }
   wait "$labeller" || fail "masters 2..$mc_masters were not labelled"
@@ -137,16 +137,6 @@ EOF
     if [ "$checkpointer" = 1 ]; then on "$name" systemctl enable --quiet --now kubeboot-checkpointer.service; fi
   done
   ok "kubeboot.service and kubeboot-backup.timer enabled on every master$([ "$checkpointer" = 1 ] && echo ", and kubeboot-checkpointer.service started")"
-}
-
-# mc_label FROM TO: the operator's step when a master joins: the control-plane role its
-# kubelet may not set on itself.
-mc_label() {
-  local i
-  for i in $(seq "$1" "$2"); do
-    wait_until 300 "master-$i to register" kubectl_ get node "master-$i"
-    kubectl_ label node "master-$i" node-role.kubernetes.io/control-plane= --overwrite >/dev/null
-  done
 }
 
 # mc_down: the host's part (the load balancer); scripts/machines down does the rest.
