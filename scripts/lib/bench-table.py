@@ -3,7 +3,7 @@
 exports and the peak RSS list in OUT_DIR, with the commit and the date. Ratios are
 within one hyperfine run (one file, one etcd), never across runs. Then `ensure` on a
 healthy node and the checkpointer idling (scripts/lib/bench-cluster.sh), the drills'
-RTOs from RTO_FILE (scripts/lib/rto.sh).
+RTOs from RTO_FILE (scripts/lib/rto.sh), and OUT_DIR/per-key.tsv for bench-plot.py.
 
     bench-table.py OUT_DIR COMMIT DATE PROFILE [--rto RTO_FILE] [--quick]
 """
@@ -169,7 +169,10 @@ def main():
         print("|---|---|---|")
         for cmd, name, us in per_key:
             print(f"| {cmd} | {name} | {us:.2f} |")
-        print()
+        print("\nPlotted in benchmarks.svg, beside this file.\n")
+    with open(os.path.join(out, "per-key.tsv"), "w") as f:
+        for cmd, name, us in per_key:
+            f.write(f"{cmd}\t{keys_of(name)}\t{name}\t{us}\n")
     ensure_table(out, rss, quick)
     idle_table(out, quick)
     rto_table(a.rto, commit)
