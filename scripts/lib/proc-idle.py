@@ -6,7 +6,7 @@
 Finds every `kubeboot checkpoint` process started with --lock-file=LOCK_FILE: the one
 holding its flock (/proc/locks) does the work, the others (its own checkpoint's copy)
 wait for the lock as standbys. Over SECONDS it reads, for each, VmRSS once a second and
-VmHWM at the end (/proc/PID/status), and utime+stime at both ends (/proc/PID/stat):
+VmHWM, RssAnon and RssFile at the end (/proc/PID/status), and utime+stime at both ends (/proc/PID/stat):
 CPU % = ticks / (CLK_TCK × seconds) × 100. Prints JSON; exits non-zero when no process
 holds the lock, or one exits or is restarted during the window.
 """
@@ -84,6 +84,7 @@ def main():
         end = {p: stat(p) for p in pids}
         elapsed = time.monotonic() - t0
         hwm = {p: status_kib(p, "VmHWM") for p in pids}
+        split = {p: (status_kib(p, "RssAnon"), status_kib(p, "RssFile")) for p in pids}
     except (OSError, KeyError) as e:
         sys.exit(f"proc-idle: a checkpointer went away during the window: {e}")
     procs = []
@@ -99,6 +100,10 @@ def main():
             "rss_kib_mean": sum(rss[p]) / len(rss[p]),
             "rss_kib_max": max(rss[p]),
             "hwm_kib": hwm[p],
+            # At the end: its own memory, and the pages of files it maps (mostly the
+            # binary's, which every kubeboot process on the host shares).
+            "rss_anon_kib": split[p][0],
+            "rss_file_kib": split[p][1],
         })
     json.dump({"seconds": elapsed, "clk_tck": tck, "samples": len(rss[working]), "saved_before": before,
                "saved_after": len(os.listdir(saved)), "processes": procs}, sys.stdout, indent=1)
