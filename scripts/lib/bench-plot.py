@@ -4,7 +4,7 @@ keys (`kubeboot inspect`, `recover --etcd-backup-file`, `recover --etcd-servers`
 OUT_DIR/per-key.tsv (bench-table.py). An SVG written by hand, the standard library only;
 on stdout.
 
-    bench-plot.py OUT_DIR COMMIT PROFILE
+    bench-plot.py OUT_DIR COMMIT DATE PROFILE
 """
 import math
 import os
@@ -23,7 +23,7 @@ def nice_step(span):
 
 
 def main():
-    out, commit, profile = sys.argv[1:4]
+    out, commit, date, profile = sys.argv[1:5]
     rows = []
     path = os.path.join(out, "per-key.tsv")
     if os.path.exists(path):
@@ -34,7 +34,7 @@ def main():
            'font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>',
            f'<text x="{LEFT}" y="22" font-size="14">Cost per key: scripts/bench of {escape(commit)}, '
-           f'{escape(profile)} build</text>']
+           f'{escape(date)}, {escape(profile)} build</text>']
     if not rows:
         svg.append(f'<text x="{LEFT}" y="{H / 2}">No snapshot set was measured in this run.</text>')
         print("\n".join(svg + ["</svg>"]))
