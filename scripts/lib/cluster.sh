@@ -145,18 +145,22 @@ kstart() {
 # that recovers to the api-server it starts once that one is ready; a single master's
 # reach its own. The fake kubelets are no systemd units, so ensure does not ask the
 # host's systemd about one.
-kensure() {
+kensure() { kensure_cmd "$@"; "${ensure_cmd[@]}"; }
+
+# kensure_cmd I ARGS...: kensure's command line into the array ensure_cmd, not run
+# (scripts/lib/bench-cluster.sh times it); writes its kubeconfig.
+kensure_cmd() {
   local i=$1 root kubeconfig; shift
   root=$(node_root "$i")
   kubeconfig=$dir/kubeconfig-master-$i
   cp "$dir/assets/auth/kubeconfig" "$kubeconfig"
-  "$bin/kubeboot" ensure --kubeconfig "$kubeconfig" \
+  ensure_cmd=("$bin/kubeboot" ensure --kubeconfig "$kubeconfig" \
     --kubelet-healthz-url "http://$(node_ip "$i"):10248/healthz" \
     --pod-manifest-path "$root/etc/kubernetes/manifests" \
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
     --host-bootstrap-secrets-dir /etc/kubernetes/bootstrap-secrets \
     --recovery-root "$dir/recovery" --backup-dir "$dir/backups" \
-    --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" --kubelet-unit= "$@"
+    --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" --kubelet-unit= "$@")
 }
 
 load_env() {
