@@ -32,10 +32,15 @@ finish() {
   exit $rc
 }
 trap finish EXIT
-trap 'exit 130' INT TERM
+# run CMD...: CMD in the background, waited for: bash runs a trap only between
+# foreground commands, so a TERM (scripts/bench's exit) would wait out a 10-minute
+# hyperfine; `wait` is interrupted at once, and the trap stops CMD.
+child=
+run() { "$@" & child=$!; wait "$child"; }
+trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 130' INT TERM
 
 say "a harness cluster for pairs 4 and 5 (scripts/cluster up --checkpointer)"
-KUBEBOOT_BIN_DIR=$bin "$root/scripts/cluster" up "$dir" --checkpointer >/dev/null 2>"$dir/up.log" \
+KUBEBOOT_BIN_DIR=$bin run "$root/scripts/cluster" up "$dir" --checkpointer >/dev/null 2>"$dir/up.log" \
   || die "scripts/cluster up failed"
 load_env
 
@@ -50,7 +55,7 @@ printf 'ensure\tkubeboot ensure\t%s\n' "$(tail -n1 "$dir/ensure.rss")" >>"$out/r
 # For the table: the command, its dirs named as in cluster.sh.
 echo "${ensure_cmd[*]}" | sed "s#$dir/nodes/master-1#NODE#g; s#$dir#DIR#g; s#$bin/##g" >"$out/ensure.cmd"
 # -N: no shell between hyperfine and ensure; the words are quoted for hyperfine's parser.
-hyperfine -N --runs "$runs" --output=null --style basic --export-json "$out/ensure.json" \
+run hyperfine -N --runs "$runs" --output=null --style basic --export-json "$out/ensure.json" \
   -n "kubeboot ensure (healthy node)" "${ensure_cmd[*]@Q}" >&2
 
 # (5) The checkpointer checkpoints the annotated pods of --checkpoint-namespaces
@@ -74,6 +79,6 @@ saved=$(node_root 1)/etc/kubernetes/checkpoints/saved
 tracked() { [ "$(find "$saved" -name 'kubeboot-checkpoint_kube-system_bench-tracked-*' | wc -l)" -ge 20 ]; }
 wait_until 180 "the checkpointer to save the 20 pods' checkpoints" tracked \
   || { ls "$saved" >&2; die "the checkpointer did not checkpoint the 20 pods"; }
-python3 "$root/scripts/lib/proc-idle.py" "$(node_root 1)/var/run/kubeboot/checkpointer.lock" "$idle" "$saved" \
+run python3 "$root/scripts/lib/proc-idle.py" "$(node_root 1)/var/run/kubeboot/checkpointer.lock" "$idle" "$saved" \
   >"$out/checkpointer-idle.json"
 tracked || die "the 20 pods' checkpoints went away during the window"
