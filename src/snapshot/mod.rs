@@ -121,7 +121,7 @@ pub struct Snapshot {
 
 /// Runs `f` on a thread of scope `s`; `None` when no thread could be made, and then
 /// [`join`] runs it here.
-fn beside<'s, 'e, T: Send + 's>(
+pub(super) fn beside<'s, 'e, T: Send + 's>(
     s: &'s std::thread::Scope<'s, 'e>,
     name: &str,
     f: impl FnOnce() -> T + Send + 's,

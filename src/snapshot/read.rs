@@ -45,13 +45,16 @@ pub fn read(
     let mut filled = 0;
     let streamed = std::thread::scope(|s| -> std::io::Result<Option<Streamed>> {
         let (tx, rx) = mpsc::sync_channel::<&[u8]>(AHEAD);
-        let hasher = hash.then(|| {
-            s.spawn(move || {
-                let mut h = trailer::Streaming::default();
-                rx.iter().for_each(|chunk| h.update(chunk));
-                h.finish()
+        // Without a thread there is no streamed check, and the parse hashes the file.
+        let hasher = hash
+            .then(|| {
+                super::beside(s, "snapshot-sha256", move || {
+                    let mut h = trailer::Streaming::default();
+                    rx.iter().for_each(|chunk| h.update(chunk));
+                    h.finish()
+                })
             })
-        });
+            .flatten();
         let mut read = Ok(());
         for chunk in bytes.chunks_mut(CHUNK) {
             let n = match fill(&mut file, chunk) {
