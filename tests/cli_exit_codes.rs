@@ -23,38 +23,20 @@ fn each_condition_has_one_exit_code_in_every_command() {
     let rec = w("rec");
 
     // (condition, args, code, a word the one error line must hold)
-    let table: Vec<(&str, Vec<&str>, i32, &str)> = vec![
-        // 2: usage or config error.
-        (
-            "unknown flag",
-            vec!["inspect", "--no-such-flag"],
-            2,
-            "--no-such-flag",
-        ),
-        (
-            "unknown flag",
-            vec!["recover", "--no-such-flag"],
-            2,
-            "--no-such-flag",
-        ),
-        (
-            "unknown flag",
-            vec!["backup", "--no-such-flag"],
-            2,
-            "--no-such-flag",
-        ),
-        (
-            "unknown flag",
-            vec!["ensure", "--no-such-flag"],
-            2,
-            "--no-such-flag",
-        ),
-        (
-            "unknown flag",
-            vec!["render", "--no-such-flag"],
-            2,
-            "--no-such-flag",
-        ),
+    // 2: usage or config error; first an unknown flag, to every command.
+    let mut table: Vec<(&str, Vec<&str>, i32, &str)> =
+        ["inspect", "recover", "backup", "ensure", "render"]
+            .into_iter()
+            .map(|cmd| {
+                (
+                    "unknown flag",
+                    vec![cmd, "--no-such-flag"],
+                    2,
+                    "--no-such-flag",
+                )
+            })
+            .collect();
+    table.extend([
         (
             "no source",
             vec!["recover", "--recovery-dir", &rec],
@@ -128,7 +110,7 @@ fn each_condition_has_one_exit_code_in_every_command() {
             3,
             "not-bbolt.db",
         ),
-    ];
+    ]);
     let mut wrong = Vec::new();
     for (condition, args, code, word) in &table {
         let out = kubeboot(args);
