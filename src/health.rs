@@ -18,12 +18,12 @@ use kube::api::{Api, ListParams};
 use crate::backup::catalog;
 use crate::backup::crypt::Identity;
 use crate::backup::inventory::{self, Problem};
-use crate::ensure::clock;
 use crate::ensure::components::{self, ReadyTracker};
 use crate::ensure::decide::{Apiserver, Backup, Kubelet};
+use crate::ensure::{clock, witness};
 use crate::source::{error_chain, etcd::EtcdConfig};
 use crate::start::cluster::{self, ApiError};
-use crate::start::observe::{Required, Rules};
+use crate::start::observe::{Required, Rules, World};
 
 /// `GET <url>` answered 200 (the kubelet's `--healthz-port`, plain HTTP on the node).
 pub async fn kubelet(url: &str, timeout: Duration) -> Result<(), String> {
@@ -159,6 +159,41 @@ async fn declared(
     Ok(found)
 }
 
+/// This node's container runtime, asked which containers run now so that the statuses
+/// naming them are believed at once ([`crate::ensure::witness`]).
+pub struct Witness {
+    runtime: crate::cri::Runtime,
+    node: String,
+    said: bool,
+}
+
+impl Witness {
+    pub fn new(socket: &Path, node: &str, timeout: Duration) -> Witness {
+        Witness {
+            runtime: crate::cri::Runtime::new(socket, timeout),
+            node: node.to_string(),
+            said: false,
+        }
+    }
+
+    /// Fills `world.confirmed`; a runtime that does not answer vouches for nothing
+    /// (said once: the statuses then wait out `--status-settle`).
+    async fn vouch(&mut self, world: &mut World) {
+        match self.runtime.containers(None).await {
+            Ok(running) => {
+                world.confirmed = witness::confirmed(&world.pods, &self.node, &running);
+            }
+            Err(e) if !self.said => {
+                self.said = true;
+                tracing::info!(
+                    "{e}; Ready statuses from before this run are believed after --status-settle and a Lease renewal"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// `/readyz`, then each required component: Ready, un-Ready or gone (see
 /// [`crate::ensure::components`]), judged at the api-server's time. Also returns the
 /// api-server's clock offset when it answered with a `Date`.
@@ -167,6 +202,7 @@ pub async fn apiserver(
     required: &[Required],
     rules: &Rules,
     tracker: &mut ReadyTracker,
+    witness: Option<&mut Witness>,
 ) -> (Apiserver, Option<SignedDuration>) {
     let offset = match readyz(client).await {
         Ok(o) => o,
@@ -180,7 +216,7 @@ pub async fn apiserver(
         Ok(w) => declared(client, required).await.map(|d| (w, d)),
         Err(e) => Err(e),
     };
-    let (world, declared) = match listed {
+    let (mut world, declared) = match listed {
         Ok(x) => x,
         Err(e) if e.denied => return (Apiserver::Denied(format!("/api/v1: {e}")), offset),
         Err(e) => {
@@ -190,6 +226,9 @@ pub async fn apiserver(
             );
         }
     };
+    if let Some(w) = witness {
+        w.vouch(&mut world).await;
+    }
     let now = clock::server_now(Timestamp::now(), offset);
     let a = components::assess(required, &world, &declared, now, rules, tracker);
     (

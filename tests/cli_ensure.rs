@@ -96,6 +96,8 @@ impl Node {
             "2s",
             // Not the host's systemd: tests/systemd_dbus.rs covers that probe.
             "--kubelet-unit=",
+            // Not the host's container runtime: tests/ensure_witness.rs covers that.
+            "--cri-socket=",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -482,6 +484,7 @@ fn while_another_master_holds_the_recovery_lock_ensure_waits() {
             "--lock-file",
             node.path("start.lock").to_str().unwrap(),
             "--kubelet-unit=",
+            "--cri-socket=",
         ])
         .stderr(fs::File::create(&log).unwrap())
         .stdout(std::process::Stdio::null())

@@ -63,6 +63,7 @@ impl Node {
             "--etcd-dial-timeout".into(),
             "2s".into(),
             "--kubelet-unit=".into(),
+            "--cri-socket=".into(),
             "--boot-grace".into(),
             "0s".into(),
             "--allow-backup-restore".into(),

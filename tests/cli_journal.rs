@@ -56,6 +56,7 @@ fn ensure_args(work: &Path, kubelet: &str, extra: &[&str]) -> Vec<String> {
         "--etcd-dial-timeout".into(),
         "2s".into(),
         "--kubelet-unit=".into(),
+        "--cri-socket=".into(),
     ];
     v.extend(extra.iter().map(|s| s.to_string()));
     v

@@ -174,6 +174,7 @@ fn ensure_does_not_wait_for_a_kubelet_whose_unit_failed() {
         "http://127.0.0.1:1/healthz",
         "--systemd-bus-address",
         &bus.address,
+        "--cri-socket=",
         "--boot-grace",
         "10m",
         "--request-timeout",

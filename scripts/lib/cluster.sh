@@ -160,7 +160,8 @@ kensure_cmd() {
     --bootstrap-secrets-dir "$root/etc/kubernetes/bootstrap-secrets" \
     --host-bootstrap-secrets-dir /etc/kubernetes/bootstrap-secrets \
     --recovery-root "$dir/recovery" --backup-dir "$dir/backups" \
-    --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" --kubelet-unit= "$@")
+    --lock-file "$root/run/kubeboot/start.lock" --node-name "master-$i" --kubelet-unit= \
+    --cri-socket "unix://$root/var/run/containerd/containerd.sock" "$@")
 }
 
 load_env() {

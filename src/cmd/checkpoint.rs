@@ -217,10 +217,7 @@ impl CheckpointArgs {
             None,
             &["http", "https"],
         )?;
-        let cri_socket = match self.cri_socket.as_str() {
-            "" => None,
-            e => Some(crate::cri::socket_path(e).map_err(|e| usage(format!("--cri-socket: {e}")))?),
-        };
+        let cri_socket = crate::cri::socket_flag(&self.cri_socket).map_err(usage)?;
         if cri_socket.is_none() && secure.is_none() && read_only.is_none() {
             return Err(usage(
                 "--cri-socket, --kubelet-url and --kubelet-read-only-url are all off: the checkpointer cannot see what runs",

@@ -93,6 +93,11 @@ pub struct EnsureArgs {
     /// systemd's D-Bus address [default: the system bus].
     #[arg(long, value_name = "ADDRESS")]
     pub systemd_bus_address: Option<String>,
+    /// The container runtime's CRI socket (`unix:///path` or `/path`): a Ready status
+    /// naming the containers it runs now is believed at once, instead of after
+    /// --status-settle; empty turns it off.
+    #[arg(long, default_value = crate::cri::DEFAULT_SOCKET, value_name = "ENDPOINT")]
+    pub cri_socket: String,
     #[command(flatten)]
     pub etcd: EtcdFlags,
     #[command(flatten)]
@@ -202,6 +207,7 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         )));
     }
     let backup_restore_allowed = args.allow_backup_restore || named == Some(node_name.as_str());
+    let cri_socket = crate::cri::socket_flag(&args.cri_socket).map_err(usage)?;
     let render = RenderOptions::under(&secrets, None);
     let etcd = (!args.etcd.etcd_servers.is_empty()).then(|| args.etcd.config());
     // What the rendered self-hosted etcd mounts, unless the operator's etcd lives elsewhere.
@@ -237,6 +243,7 @@ pub fn run(args: EnsureArgs) -> Result<(), Failure> {
         kubelet_healthz: args.kubelet_healthz_url,
         kubelet_unit: (!args.kubelet_unit.is_empty()).then_some(args.kubelet_unit),
         systemd_bus: args.systemd_bus_address,
+        cri_socket,
         etcd,
         etcd_prefix: args.etcd.etcd_prefix,
         encryption,

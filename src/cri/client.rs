@@ -34,6 +34,17 @@ pub fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(path))
 }
 
+/// A `--cri-socket` flag's value: empty turns the runtime off (`None`), anything else
+/// as [`socket_path`], the error naming the flag.
+pub fn socket_flag(value: &str) -> Result<Option<PathBuf>, String> {
+    match value {
+        "" => Ok(None),
+        e => socket_path(e)
+            .map(Some)
+            .map_err(|e| format!("--cri-socket: {e}")),
+    }
+}
+
 /// A client for one runtime socket.
 #[derive(Clone)]
 pub struct Runtime {

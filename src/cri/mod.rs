@@ -21,5 +21,5 @@ pub mod proto {
     tonic::include_proto!("runtime.v1");
 }
 
-pub use client::{DEFAULT_SOCKET, Runtime, socket_path};
+pub use client::{DEFAULT_SOCKET, Runtime, socket_flag, socket_path};
 pub use sandbox::{ContainerView, SandboxPod};

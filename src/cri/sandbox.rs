@@ -53,6 +53,8 @@ pub struct ContainerView {
     pub name: String,
     pub namespace: String,
     pub pod: String,
+    /// The pod's UID (its label; empty when the runtime lost it).
+    pub pod_uid: String,
     pub state: proto::ContainerState,
 }
 
@@ -122,6 +124,7 @@ pub fn container_view(c: &proto::Container) -> ContainerView {
         name: pick(&labels, LABEL_CONTAINER_NAME, meta_name),
         namespace: pick(&labels, LABEL_POD_NAMESPACE, None),
         pod: pick(&labels, LABEL_POD_NAME, None),
+        pod_uid: pick(&labels, LABEL_POD_UID, None),
         state: proto::ContainerState::try_from(c.state)
             .unwrap_or(proto::ContainerState::ContainerUnknown),
     }

@@ -45,6 +45,7 @@ fn world(pods: Vec<Pod>) -> World {
             lease("m2", "2026-12-02T12:50:00.000000Z"),
         ],
         replicasets: vec![],
+        confirmed: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ mod recovery;
 pub mod remote;
 pub mod report;
 pub mod retention;
+pub mod witness;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +58,9 @@ pub struct Options {
     pub kubelet_unit: Option<String>,
     /// The D-Bus address of systemd (the system bus when `None`).
     pub systemd_bus: Option<String>,
+    /// This node's container runtime (`--cri-socket`), which vouches for the statuses
+    /// of the containers it runs ([`witness`]); `None`: every status settles.
+    pub cri_socket: Option<PathBuf>,
     pub etcd: Option<EtcdConfig>,
     pub etcd_prefix: String,
     pub encryption: Option<EncryptionConfig>,
@@ -205,6 +209,10 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
     };
     let systemd = bus.as_ref().zip(opts.kubelet_unit.as_deref());
     let mut tracker = ReadyTracker::default();
+    let mut witness = opts
+        .cri_socket
+        .as_deref()
+        .map(|s| health::Witness::new(s, &opts.node_name, opts.request_timeout));
     let mut skew_said = false;
     let mut clock_offset = None;
     let mut backup = None;
@@ -231,8 +239,14 @@ pub async fn run(opts: &Options, progress: &mut Progress) -> Result<Outcome, Ens
         let past_grace = grace.elapsed(now) >= opts.policy.boot_grace;
         let apiserver = match &client {
             Some((c, endpoint)) => {
-                let (a, offset) =
-                    health::apiserver(c, &opts.required, &opts.rules, &mut tracker).await;
+                let (a, offset) = health::apiserver(
+                    c,
+                    &opts.required,
+                    &opts.rules,
+                    &mut tracker,
+                    witness.as_mut(),
+                )
+                .await;
                 clock_offset = offset.map(|o| o.as_secs()).or(clock_offset);
                 if let Some(line) = offset.and_then(clock::describe).filter(|_| !skew_said) {
                     skew_said = true;

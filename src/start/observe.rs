@@ -18,6 +18,8 @@
 //!   has renewed its node Lease since it was first seen so: a live kubelet rewrites a
 //!   wrong status well within that, and a kubelet that died moments ago (its node still
 //!   inside `node_grace`) renews nothing, so its pods' last words are never believed.
+//!   A status the node's own container runtime vouches for ([`World::confirmed`]) is
+//!   current at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -62,6 +64,10 @@ pub struct World {
     pub nodes: Vec<Node>,
     pub leases: Vec<Lease>,
     pub replicasets: Vec<ReplicaSet>,
+    /// UIDs of pods whose status this node's container runtime vouches for
+    /// (`ensure::witness`): current whatever its age. Left empty by `start`, whose
+    /// pivots need evidence from after a removal, which no runtime gives.
+    pub confirmed: BTreeSet<String>,
 }
 
 /// How far a required component has come, worst to best.
@@ -271,6 +277,11 @@ pub fn assess(
                 detail: format!("{name} on {node}: {}", waiting_reason(pod)),
             }
         } else if fresh_since(pod, since)
+            || pod
+                .metadata
+                .uid
+                .as_ref()
+                .is_some_and(|u| w.confirmed.contains(u))
             || pod
                 .metadata
                 .uid

@@ -43,6 +43,7 @@ fn world(pods: Vec<Pod>) -> World {
             lease("m2", "2026-01-01T09:00:00Z"),
         ],
         replicasets: vec![rs("kube-scheduler-abc", "kube-scheduler")],
+        confirmed: Default::default(),
     }
 }
 
@@ -150,6 +151,33 @@ fn ownership_goes_through_the_replicaset_to_the_deployment() {
         verdict(&w, &req("kube-scheduler"), now, &BTreeMap::new()).stage,
         Stage::Missing
     );
+}
+
+/// What `ensure`'s witness vouches for (the runtime runs the very containers the
+/// status names) is current at once; nothing else about the rule changes.
+#[test]
+fn a_ready_status_the_runtime_vouches_for_is_trusted_at_once() {
+    let old = "2026-01-01T09:00:00Z";
+    let p = pod(
+        "kube-apiserver-x",
+        "DaemonSet",
+        "kube-apiserver",
+        "m1",
+        old,
+        Some(old),
+    );
+    let mut w = world(vec![p]);
+    let r = req("kube-apiserver");
+    let now = "2026-01-01T10:00:31Z";
+    assert_eq!(
+        verdict(&w, &r, now, &BTreeMap::new()).stage,
+        Stage::Unconfirmed
+    );
+    w.confirmed.insert("uid-kube-apiserver-x".into());
+    assert_eq!(verdict(&w, &r, now, &BTreeMap::new()).stage, Stage::Ready);
+    // Vouched for, but on a node whose kubelet stopped reporting: not counted.
+    w.leases[0] = lease("m1", "2026-01-01T09:00:00Z");
+    assert_eq!(verdict(&w, &r, now, &BTreeMap::new()).stage, Stage::Missing);
 }
 
 #[test]

@@ -168,6 +168,8 @@ fn assess_here(
             .filter(|p| on_node(p) || observe::owned_by_deployment(p))
             .cloned()
             .collect(),
+        // What a runtime vouches for predates the removal: never evidence here.
+        confirmed: Default::default(),
         ..w.clone()
     };
     observe::track_ready(seen_since, &scoped, live, now);

@@ -41,6 +41,7 @@ fn world(pods: Vec<k8s_openapi::api::core::v1::Pod>, renew: &str) -> World {
         nodes: vec![node("m1"), node("m2")],
         leases: vec![lease("m1"), lease("m2")],
         replicasets: vec![],
+        confirmed: Default::default(),
     }
 }
 
@@ -89,6 +90,13 @@ fn a_ready_status_from_before_the_removal_must_settle_after_it() {
     let w = world(vec![before.clone()], "2026-01-01T10:00:01Z");
     assert_eq!(
         here(&w, "m1", "2026-01-01T10:00:01Z", &mut since),
+        Stage::Unconfirmed
+    );
+    // A runtime's word (which `start` never gathers) predates the removal: no shortcut.
+    let mut vouched = w.clone();
+    vouched.confirmed.insert("uid-m1".into());
+    assert_eq!(
+        here(&vouched, "m1", "2026-01-01T10:00:02Z", &mut since),
         Stage::Unconfirmed
     );
     let w = world(vec![before], "2026-01-01T10:00:12Z");

@@ -117,7 +117,7 @@ async fn kubelet_registers_node_posts_mirror_pods_and_runs_bound_pods() -> Resul
         .await?;
         let ready = running.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         assert!(ready, "{:?}", running.status);
-        let pid = container_pid(&running, "s").expect("containerID pid://");
+        let pid = container_pid(&running, "s").expect("containerID fake-kubelet://<id ending in the pid>");
         assert!(pid_alive(pid));
 
         pods.delete("bound", &DeleteParams::default()).await?;

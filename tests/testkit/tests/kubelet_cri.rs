@@ -114,6 +114,23 @@ async fn pods_are_sandboxes_and_containers_as_the_kubelet_labels_them() -> Resul
         cs.iter()
             .all(|c| c.sandbox_id == id && c.pod == "web-node1" && c.namespace == "kube-system")
     );
+    // The status names the running container by the id the runtime lists, as
+    // `<runtime>://<id>` (what `ensure` matches to believe a status is current).
+    let server = cs.iter().find(|c| c.name == "server").map(|c| c.id.clone());
+    let pods = tokio::task::block_in_place(|| kubelet.pods())?;
+    let named = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("web-node1"))
+        .and_then(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "server")?.container_id.clone());
+    assert_eq!(named, server.map(|id| format!("fake-kubelet://{id}")));
+    assert!(cs.iter().all(|c| {
+        Some(c.pod_uid.as_str())
+            == pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some("web-node1"))
+                .and_then(|p| p.metadata.uid.as_deref())
+    }));
     assert!(
         rt.containers(Some("no-such-sandbox"))
             .await

@@ -171,7 +171,10 @@ fn current(shared: &Shared) -> (Vec<proto::PodSandbox>, Vec<proto::Container>) {
                 State::Waiting { .. } => c.last.as_ref().map_or(created, |t| t.finished),
             };
             containers.push(proto::Container {
-                id: hex_id(&[&id, &c.name, &attempt.to_string()]),
+                id: c
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| hex_id(&[&id, &c.name, &attempt.to_string()])),
                 pod_sandbox_id: id.clone(),
                 metadata: Some(proto::ContainerMetadata {
                     name: c.name.clone(),
@@ -241,7 +244,7 @@ impl RuntimeService for Cri {
     ) -> Result<Response<proto::VersionResponse>, Status> {
         Ok(Response::new(proto::VersionResponse {
             version: "0.1.0".into(),
-            runtime_name: "fake-kubelet".into(),
+            runtime_name: super::status::RUNTIME.into(),
             runtime_version: env!("CARGO_PKG_VERSION").into(),
             runtime_api_version: "v1".into(),
         }))

@@ -385,14 +385,17 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// The pid in a container status's `containerID: pid://N`.
+/// The pid of a running container, from its status's `containerID` (the double's ids
+/// end in the pid: [`super::status::run_id`]).
 pub fn container_pid(pod: &Pod, container: &str) -> Option<u32> {
     let st = pod.status.as_ref()?.container_statuses.as_ref()?;
-    st.iter()
+    let id = st
+        .iter()
         .find(|c| c.name == container)?
         .container_id
         .as_deref()?
-        .strip_prefix("pid://")?
-        .parse()
-        .ok()
+        .strip_prefix(super::status::RUNTIME)?
+        .strip_prefix("://")?;
+    let pid = id.get(id.len().checked_sub(16)?..)?;
+    u32::try_from(u64::from_str_radix(pid, 16).ok()?).ok()
 }

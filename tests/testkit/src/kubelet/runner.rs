@@ -23,7 +23,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::watch;
 
-use super::status::{AfterExit, CState, Live, State, Term, after_exit, waiting};
+use super::status::{AfterExit, CState, Live, State, Term, after_exit, run_id, waiting};
 use super::volumes::{self, PodVolumes};
 use super::{Done, Entry, Shared, Source, backoff, probe, process};
 
@@ -294,6 +294,7 @@ async fn run_container(
         ctx.update(which, |s| {
             s.state = State::Running { since };
             s.pid = pid;
+            s.id = pid.map(|p| run_id(&ctx.key, &c.name, since, p));
             s.ever_started = true;
             s.ready = probe.is_none() && matches!(which, Which::Main(_));
         });

@@ -37,6 +37,9 @@ pub struct CState {
     pub restarts: i32,
     pub ready: bool,
     pub pid: Option<u32>,
+    /// The runtime's id of the container's newest run: what the CRI socket lists and
+    /// the status's `containerID` names (see [`run_id`]).
+    pub id: Option<String>,
     pub ever_started: bool,
     /// Set when the container will not run again (policy says so).
     pub done: Option<i32>,
@@ -52,10 +55,31 @@ impl CState {
             restarts: 0,
             ready: false,
             pid: None,
+            id: None,
             ever_started: false,
             done: None,
         }
     }
+}
+
+/// The runtime's name, as the CRI `Version` call gives it; the kubelet writes a
+/// container's id as `<runtime>://<id>` (upstream `kubecontainer.ContainerID.String()`,
+/// pkg/kubelet/container/runtime.go, with `Type` the runtime's name).
+pub const RUNTIME: &str = "fake-kubelet";
+
+/// The id of one run of a container: unique per run as a real runtime's are (64 hex
+/// digits, like containerd's), the last 16 the process id so that tests can find the
+/// process from the status ([`super::harness::container_pid`]).
+pub fn run_id(pod_key: &str, container: &str, started: Timestamp, pid: u32) -> String {
+    let seed = format!("{pod_key}\0{container}\0{}", started.as_nanosecond());
+    let d = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+    let hex: String = d
+        .as_ref()
+        .iter()
+        .take(24)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}{pid:016x}")
 }
 
 pub fn waiting(reason: &str, message: &str) -> State {
@@ -245,8 +269,11 @@ fn container_status(c: &CState) -> ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
         image_id: format!("fake-kubelet://{}", c.image),
-        // The process id, so tests (and people) can find the process.
-        container_id: c.pid.map(|p| format!("pid://{p}")),
+        // While it runs, as upstream's kubelet writes it: `<runtime>://<id>`.
+        container_id: c
+            .pid
+            .and(c.id.as_ref())
+            .map(|id| format!("{RUNTIME}://{id}")),
         ready: c.ready,
         started: Some(matches!(c.state, State::Running { .. })),
         restart_count: c.restarts,
