@@ -23,6 +23,8 @@ fn main() -> anyhow::Result<()> {
         &Options {
             skip_hash_check,
             status: false,
+            // A command-line reader of one file: mapped, as `inspect` does.
+            map_or_exit: Some(1),
         },
     )?;
     println!(

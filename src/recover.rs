@@ -28,6 +28,8 @@ pub enum Source {
     Snapshot {
         file: PathBuf,
         skip_hash_check: bool,
+        /// `snapshot::Options::map_or_exit`: mapped by `recover`, read by `ensure`.
+        map_or_exit: Option<i32>,
     },
 }
 
@@ -194,9 +196,15 @@ pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
             Source::Snapshot {
                 file,
                 skip_hash_check,
+                map_or_exit,
             },
             true,
-        ) => Some(read_backup(file, *skip_hash_check, cp.source.revision)?),
+        ) => Some(read_backup(
+            file,
+            *skip_hash_check,
+            *map_or_exit,
+            cp.source.revision,
+        )?),
         _ => None,
     };
     let assets = render::render_with_backup(&cp, &req.render, backup.as_ref())?;
@@ -215,10 +223,12 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
         Source::Snapshot {
             file,
             skip_hash_check,
+            map_or_exit,
         } => {
             let opts = snapshot::Options {
                 skip_hash_check: *skip_hash_check,
                 status: false,
+                map_or_exit: *map_or_exit,
             };
             tracing::info!(file = %file.display(), source = req.source.kind(), "reading etcd snapshot");
             let (stored, info) = source::snapshot::read(file, &opts, prefix)?;
@@ -256,12 +266,14 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
 fn read_backup(
     file: &Path,
     skip_hash_check: bool,
+    map_or_exit: Option<i32>,
     read_revision: Option<i64>,
 ) -> Result<EtcdBackup, RecoverError> {
     let name = file.display().to_string();
     let opts = snapshot::Options {
         skip_hash_check,
         status: false,
+        map_or_exit,
     };
     let snap = Snapshot::open(file, &opts).map_err(SourceError::from)?;
     if read_revision != Some(snap.revision()) {

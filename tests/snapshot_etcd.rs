@@ -194,6 +194,7 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
         &Options {
             skip_hash_check: true,
             status: false,
+            map_or_exit: None,
         },
     )?;
     assert_eq!(raw.integrity(), Integrity::NoTrailerSkipped);

@@ -20,10 +20,12 @@ use snapshot_common::{Rng, bounded, deadline};
 const SKIP: Options = Options {
     skip_hash_check: true,
     status: false,
+    map_or_exit: None,
 };
 const CHECK: Options = Options {
     skip_hash_check: false,
     status: false,
+    map_or_exit: None,
 };
 
 fn fixture_dir() -> PathBuf {
@@ -247,6 +249,7 @@ proptest! {
         let _ = read(&bytes, &Options {
             skip_hash_check: skip,
             status: false,
+            map_or_exit: None,
         });
     }
 
@@ -269,5 +272,41 @@ proptest! {
             bytes.truncate(cut.index(bytes.len()));
         }
         let _ = read(&bytes, &SKIP);
+    }
+}
+
+/// Mapping a file (`inspect`, `recover`) and reading it (`ensure`) give the same
+/// snapshot, or the same one-line error, for whole, cut, flipped and empty files.
+#[test]
+fn a_mapped_file_reads_as_a_read_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = small_snapshot();
+    let mut flipped = full.to_vec();
+    flipped[full.len() / 2] ^= 0x41;
+    let cases: [(&str, Vec<u8>, Options); 6] = [
+        ("whole", full.to_vec(), CHECK),
+        ("whole-unchecked", full.to_vec(), SKIP),
+        ("auger", fixture_db(), SKIP),
+        ("cut", full[..full.len() / 3].to_vec(), CHECK),
+        ("flipped", flipped, CHECK),
+        ("empty", Vec::new(), CHECK),
+    ];
+    for (name, bytes, opts) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let mapped = Options {
+            map_or_exit: Some(3),
+            ..opts.clone()
+        };
+        match (Snapshot::open(&path, &opts), Snapshot::open(&path, &mapped)) {
+            (Ok(r), Ok(m)) => {
+                assert_eq!(r.revision(), m.revision(), "{name}");
+                assert_eq!(r.file_sha256(), m.file_sha256(), "{name}");
+                assert_eq!(r.integrity(), m.integrity(), "{name}");
+                assert!(r.prefix(b"").eq(m.prefix(b"")), "{name}");
+            }
+            (Err(r), Err(m)) => assert_eq!(r.to_string(), m.to_string(), "{name}"),
+            (r, m) => panic!("{name}: read {:?}, mapped {:?}", r.err(), m.err()),
+        }
     }
 }

@@ -40,6 +40,7 @@ pub fn bbolt(data: &[u8]) {
     let opts = Options {
         skip_hash_check: true,
         status: false,
+        map_or_exit: None,
     };
     if let Ok(snap) = Snapshot::from_bytes("fuzz.db", data.to_vec(), &opts) {
         let _ = snap.status();

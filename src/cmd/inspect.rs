@@ -105,6 +105,8 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
         skip_hash_check: args.skip_hash_check,
         // The summary shows etcdctl's status: walked beside the parse, not after it.
         status: matches!(mode, Mode::Summary(_)),
+        // One file read and the process exits: mapped (see Options::map_or_exit).
+        map_or_exit: Some(Exit::NoSource as i32),
     };
     let fetched = args
         .remote

@@ -84,6 +84,8 @@ fn choose(args: &RecoverArgs) -> Result<Source, Failure> {
         (Some(file), true) => Ok(Source::Snapshot {
             file: file.clone(),
             skip_hash_check: args.skip_hash_check,
+            // One file read and the process exits: mapped.
+            map_or_exit: Some(Exit::NoSource as i32),
         }),
         (None, false) => Ok(Source::Etcd(args.etcd.config())),
         (Some(_), false) => Err(usage(

@@ -125,6 +125,7 @@ pub fn read_state(data_dir: &Path) -> LocalState {
             let opts = snapshot::Options {
                 skip_hash_check: true,
                 status: false,
+                map_or_exit: None,
             };
             match Snapshot::open(&db, &opts) {
                 Ok(s) => LocalState::Intact {

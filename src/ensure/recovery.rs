@@ -119,11 +119,15 @@ async fn recover_into(opts: &Options, via: &Via) -> Result<PathBuf, EnsureError>
         Via::Backup(b) => Source::Snapshot {
             file: b.snapshot.clone(),
             skip_hash_check: false,
+            // Read, not mapped: a bad page is an error here, not an exit.
+            map_or_exit: None,
         },
         // A data-dir db has no snapshot trailer to check.
         Via::Local { dir, .. } => Source::Snapshot {
             file: dir.join(evidence::DB),
             skip_hash_check: true,
+            // Read, not mapped: a bad page is an error here, not an exit.
+            map_or_exit: None,
         },
     };
     let kind = match via {

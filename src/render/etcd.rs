@@ -52,8 +52,8 @@ pub const RESTORE_HOST_SUBDIR: &str = "etcd-restore";
 /// A backup to restore self-hosted etcd from, as `recover` read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdBackup {
-    /// The file's bytes, copied as they are.
-    pub bytes: Vec<u8>,
+    /// The file's bytes, copied as they are (a mapping of the file, or a buffer).
+    pub bytes: prost::bytes::Bytes,
     /// The store revision the snapshot reader found.
     pub revision: i64,
     /// Whether the file ends in `etcdctl snapshot save`'s sha256 trailer.
@@ -132,7 +132,7 @@ pub(super) fn restore(
     };
     let mut bytes = serde_json::to_vec_pretty(&json).map_err(RenderError::Report)?;
     bytes.push(b'\n');
-    out.insert(SNAPSHOT_ASSET, backup.bytes.clone(), MODE_SECRET);
+    out.insert(SNAPSHOT_ASSET, backup.bytes.to_vec(), MODE_SECRET);
     out.insert(RESTORE_ASSET, bytes, MODE_SECRET);
     Ok(())
 }

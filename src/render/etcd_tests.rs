@@ -105,7 +105,7 @@ fn cp(daemonsets: &[&str]) -> ControlPlane {
 
 fn backup(has_trailer: bool) -> EtcdBackup {
     EtcdBackup {
-        bytes: b"snapshot bytes".to_vec(),
+        bytes: prost::bytes::Bytes::from_static(b"snapshot bytes"),
         revision: 42,
         has_trailer,
         sha256: None,
