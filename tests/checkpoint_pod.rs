@@ -27,7 +27,7 @@ use serde_json::json;
 
 mod checkpoint_support;
 
-use checkpoint_support::{fake_kubelet, free_port, start_kubelet, until};
+use checkpoint_support::{admin_client, fake_kubelet, free_port, node_root, start_kubelet, until};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(300);
 const SECRET_VALUE: &str = "pod-mode-secret";
@@ -90,17 +90,12 @@ async fn the_daemon_set_pod_and_its_static_copy_bring_a_checkpoint_back_after_a_
 
 async fn reboot(kubelet_bin: PathBuf) -> Result<()> {
     let h = Harness::start().await?;
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
+    let client = admin_client(&h).await?;
     let work = tempfile::tempdir()?;
-    let root = work.path().join("node1");
-    std::fs::create_dir_all(root.join("var/run"))?;
+    let (root, cri) = node_root(work.path())?;
     // The kubelet's defaults: no read-only port. Its 10250 refuses the checkpointer
     // (see checkpointer_pod), so what runs comes from the CRI socket only.
     let port = free_port();
-    let cri = root.join("var/run/containerd/containerd.sock");
     let opts = KubeletOptions {
         image_map: vec![
             ("tailer".into(), PathBuf::from("/usr/bin/tail")),

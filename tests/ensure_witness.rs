@@ -20,7 +20,7 @@ use serde_json::json;
 mod checkpoint_support;
 mod common;
 
-use checkpoint_support::{fake_kubelet, start_kubelet};
+use checkpoint_support::{admin_client, fake_kubelet, node_root, start_kubelet};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(240);
 
@@ -34,14 +34,9 @@ async fn a_status_naming_the_running_containers_is_believed_at_once() -> Result<
 
 async fn healthy_node(kubelet_bin: PathBuf) -> Result<()> {
     let h = Harness::start().await?;
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
+    let client = admin_client(&h).await?;
     let work = tempfile::tempdir()?;
-    let root = work.path().join("node1");
-    std::fs::create_dir_all(root.join("var/run"))?;
-    let cri = root.join("var/run/containerd/containerd.sock");
+    let (root, cri) = node_root(work.path())?;
     let opts = KubeletOptions {
         image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
         kubeconfig: Some(h.kubeconfig.clone()),

@@ -171,19 +171,22 @@ impl Snapshot {
         };
         // A terminal or systemd sees how far the read is; the line goes when it drops.
         let mut progress = None;
-        if let Some(code) = opts.map_or_exit {
-            let file = std::fs::File::open(path).map_err(io)?;
-            if let Some(mapped) = Mapped::map(&file, &name, code).map_err(io)? {
-                // Hashed beside the parse; there is no read to count.
-                let mut p = Progress::new(format!("reading {name}"), mapped.as_ref().len() as u64);
-                p.step(format!("checking {name}"));
-                let parsed = Self::parse(Bytes::from_owner(mapped), opts, None);
-                drop(p);
-                return parsed.map_err(|problem| SnapshotError::Invalid {
-                    file: name.clone(),
-                    problem,
-                });
-            }
+        // What cannot be mapped (a pipe, an empty file, a file system without mmap) is
+        // read, and a file that cannot be opened is reported by the read.
+        if let Some(code) = opts.map_or_exit
+            && let Ok(file) = std::fs::File::open(path)
+            && let Ok(Some(mapped)) = Mapped::map(&file, &name, code)
+        {
+            // Hashed beside the parse; there is no read to count.
+            let len = mapped.as_ref().len() as u64;
+            let mut p = Progress::new(format!("reading {name}"), len);
+            p.step(format!("checking {name}"));
+            let parsed = Self::parse(Bytes::from_owner(mapped), opts, None);
+            drop(p);
+            return parsed.map_err(|problem| SnapshotError::Invalid {
+                file: name.clone(),
+                problem,
+            });
         }
         let (bytes, streamed) =
             read::read(path, &mut progress, !opts.skip_hash_check).map_err(io)?;

@@ -153,10 +153,8 @@ fn ownership_goes_through_the_replicaset_to_the_deployment() {
     );
 }
 
-/// What `ensure`'s witness vouches for (the runtime runs the very containers the
-/// status names) is current at once; nothing else about the rule changes.
-#[test]
-fn a_ready_status_the_runtime_vouches_for_is_trusted_at_once() {
+/// A kube-apiserver pod on m1, Ready since 09:00, an hour before the tests' `now`.
+fn stale_apiserver() -> World {
     let old = "2026-01-01T09:00:00Z";
     let p = pod(
         "kube-apiserver-x",
@@ -166,7 +164,14 @@ fn a_ready_status_the_runtime_vouches_for_is_trusted_at_once() {
         old,
         Some(old),
     );
-    let mut w = world(vec![p]);
+    world(vec![p])
+}
+
+/// What `ensure`'s witness vouches for (the runtime runs the very containers the
+/// status names) is current at once; nothing else about the rule changes.
+#[test]
+fn a_ready_status_the_runtime_vouches_for_is_trusted_at_once() {
+    let mut w = stale_apiserver();
     let r = req("kube-apiserver");
     let now = "2026-01-01T10:00:31Z";
     assert_eq!(
@@ -183,16 +188,7 @@ fn a_ready_status_the_runtime_vouches_for_is_trusted_at_once() {
 #[test]
 fn a_ready_status_from_before_start_is_not_trusted_until_it_settles() {
     // bootkube #601: Running/Ready left over in etcd from before the disaster.
-    let old = "2026-01-01T09:00:00Z";
-    let p = pod(
-        "kube-apiserver-x",
-        "DaemonSet",
-        "kube-apiserver",
-        "m1",
-        old,
-        Some(old),
-    );
-    let mut w = world(vec![p]);
+    let mut w = stale_apiserver();
     let r = req("kube-apiserver");
     let mut seen = BTreeMap::new();
     let live = live_nodes(&w, ts("2026-01-01T10:00:31Z"), Rules::default().node_grace);
@@ -218,7 +214,7 @@ fn a_ready_status_from_before_start_is_not_trusted_until_it_settles() {
         "DaemonSet",
         "kube-apiserver",
         "m1",
-        old,
+        "2026-01-01T09:00:00Z",
         None,
     );
     track_ready(&mut seen, &not_ready, &live, ts("2026-01-01T10:00:42Z"));

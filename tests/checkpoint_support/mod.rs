@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
+use kubeboot_testkit::apiserver::harness::Harness;
 use kubeboot_testkit::kubelet::harness::{FakeKubelet, KubeletOptions, http_get};
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -120,6 +121,22 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// The harness api-server's client, as its admin.
+pub async fn admin_client(h: &Harness) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// A node's root dir under `work` (its `var/run` made), and the CRI socket the fake
+/// kubelet serves there, where a containerd node has it.
+pub fn node_root(work: &Path) -> Result<(PathBuf, PathBuf)> {
+    let root = work.join("node1");
+    std::fs::create_dir_all(root.join("var/run"))?;
+    let cri = root.join("var/run/containerd/containerd.sock");
+    Ok((root, cri))
 }
 
 /// Starts a fake kubelet off the async runtime (its start blocks until it serves).
