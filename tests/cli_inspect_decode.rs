@@ -245,3 +245,46 @@ fn decode_offers_only_what_it_prints() {
     let out = kubeboot(&["decode", "-o", "raw", "/dev/null"]);
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
 }
+
+/// A stream is refused by name, not read as a damaged snapshot after the encryption
+/// check took its first bytes; a directory likewise. A file given as /dev/stdin is read.
+#[test]
+fn a_pipe_or_a_directory_is_refused_naming_what_it_is() {
+    use std::io::Write;
+    let db = fixtures().join("auger/boltdb/db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .args(["inspect", "/dev/stdin", "--skip-hash-check"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The child may exit before reading it all: a broken pipe here is expected.
+    let _ = child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&db).unwrap());
+    let out = child.wait_with_output().unwrap();
+    assert_fails(
+        &out,
+        2,
+        "/dev/stdin: not a regular file (a pipe or a device); inspect reads a snapshot file",
+    );
+    let dir = db.parent().unwrap().to_str().unwrap().to_string();
+    assert_fails(
+        &kubeboot(&["inspect", &dir]),
+        2,
+        &format!("{dir}: a directory;"),
+    );
+    let redirected = std::process::Command::new(env!("CARGO_BIN_EXE_kubeboot"))
+        .args(["inspect", "/dev/stdin", "--skip-hash-check"])
+        .stdin(std::fs::File::open(&db).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        redirected.status.success(),
+        "{}",
+        common::stderr(&redirected)
+    );
+}

@@ -163,6 +163,21 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
 /// The snapshot at `path` (FILE, or its download), or the one inside it when it is an
 /// encrypted backup. Messages name FILE as the operator gave it.
 fn open_snapshot(path: &Path, args: &InspectArgs, opts: &Options) -> Result<Snapshot, Failure> {
+    // A pipe would lose its head to the encryption check below and then read as a
+    // damaged file: refused, naming what it is.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a pipe or a device)"
+        };
+        return Err(usage(format!(
+            "{}: {what}; inspect reads a snapshot file (save a stream to a file first)",
+            args.file.display()
+        )));
+    }
     // A file that cannot be opened is reported by the snapshot reader, as before.
     if !crypt::is_age_file(path).unwrap_or(false) {
         return Snapshot::open(path, opts).exit_with(Exit::NoSource);
