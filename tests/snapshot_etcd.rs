@@ -159,6 +159,13 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
     };
     let walked = serde_json::to_value(Snapshot::open(&file, &beside)?.status()?)?;
     assert_eq!(walked, ours);
+    // And from a mapping of the file, as `inspect` reads it.
+    let mapped = Options {
+        map_or_exit: Some(3),
+        ..beside
+    };
+    let walked = serde_json::to_value(Snapshot::open(&file, &mapped)?.status()?)?;
+    assert_eq!(walked, ours);
     for field in ["hash", "revision", "totalKey", "totalSize"] {
         assert_eq!(
             ours[field], theirs[field],

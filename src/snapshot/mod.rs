@@ -261,8 +261,10 @@ impl Snapshot {
         }
         let file = bytes;
         let body = file.slice(..body_len);
-        let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body));
-        let walk = || bbolt::Db::open(&body).and_then(|db| status::status(&db));
+        // With the status asked for, the parse hashes bucket `key` (nearly all of the
+        // file) as it reads it, and the walk beside it does the other buckets.
+        let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body, opts.status));
+        let walk = || bbolt::Db::open(&body).and_then(|db| status::status_but_key(&db));
         let hash = integrity == Integrity::Verified;
         let proof = checked.filter(|_| hash).map(|c| c.file_sha256);
         // Up to three walks of the file at once: the parse here, the hash (unless it
@@ -282,7 +284,9 @@ impl Snapshot {
         // A wrong hash is the root cause of any parse error, so it is reported first.
         let file_sha256 = file_sha256?;
         let view = view?;
-        let status = status.transpose()?;
+        let status = status
+            .transpose()?
+            .map(|walked| walked.finish(view.key_bucket.as_ref()));
         Ok(Snapshot {
             kvs: view.kvs,
             revision: view.revision,

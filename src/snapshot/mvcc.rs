@@ -24,6 +24,7 @@ use prost::bytes::Bytes;
 
 use super::Problem;
 use super::bbolt::Db;
+use super::status::KeyBucket;
 
 /// A live key as a client would get it from a range request. Key and value are
 /// slices of the snapshot's file buffer (`Bytes` derefs to `[u8]`): copying a
@@ -107,15 +108,19 @@ pub struct View {
     pub kvs: Vec<KeyValue>,
     pub revision: i64,
     pub compact_revision: Option<i64>,
+    /// Bucket `key` hashed as etcdctl's status does, when asked for.
+    pub key_bucket: Option<KeyBucket>,
 }
 
 /// Reads buckets `key` and `meta` of `db`, whose bytes are `data`.
-pub fn read(db: &Db<'_>, data: &Bytes) -> Result<View, Problem> {
+/// With `status`, also hashes bucket `key` for [`super::status`] on the way.
+pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
     let bucket = db
         .bucket(db.root(), b"key")?
         .ok_or_else(|| Problem::MissingBucket("key".into()))?;
     let mut revisions = Vec::new();
     let mut revision = 0;
+    let mut key_bucket = status.then(KeyBucket::default);
     for entry in db.cursor(bucket)? {
         let entry = entry?;
         if entry.is_bucket() {
@@ -129,6 +134,9 @@ pub fn read(db: &Db<'_>, data: &Bytes) -> Result<View, Problem> {
                 reason: e.to_string(),
             })?;
         revision = revision.max(rev.main);
+        if let Some(k) = key_bucket.as_mut() {
+            k.add(entry.key, entry.value, rev.main);
+        }
         revisions.push(Revision { rev, kv });
     }
     let compact_revision = compaction(db)?;
@@ -136,6 +144,7 @@ pub fn read(db: &Db<'_>, data: &Bytes) -> Result<View, Problem> {
         kvs: latest(revisions),
         revision: revision.max(compact_revision.unwrap_or(0)),
         compact_revision,
+        key_bucket,
     })
 }
 
