@@ -25,7 +25,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -259,37 +259,62 @@ fn kubeboot_with(args: &[String], opts: &[(String, String)]) -> std::process::Ou
     kubeboot(&refs)
 }
 
-/// `kubeboot backup` of `etcd` into `dir`, to `url` with `opts`, then `extra`.
-fn backup(
-    etcd: &Etcd,
-    dir: &Path,
-    url: &str,
-    opts: &[(String, String)],
-    extra: &[&str],
-) -> std::process::Output {
-    let tls = etcd.tls().unwrap();
-    let mut args: Vec<String> = [
-        "backup",
-        "--backup-dir",
-        s(dir),
-        "--lock-file",
-        s(&dir.with_extension("lock")),
-        "--etcd-servers",
-        &etcd.endpoint(),
-        "--etcd-cafile",
-        s(&tls.ca_cert),
-        "--etcd-certfile",
-        s(&tls.client_cert),
-        "--etcd-keyfile",
-        s(&tls.client_key),
-        "--remote",
-        url,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    kubeboot_with(&args, opts)
+/// What every backup here is made with: an age key pair, the backup dir and the
+/// metrics file, in a temp dir of its own (where recoveries go too).
+struct Node {
+    work: tempfile::TempDir,
+    key: PathBuf,
+    recipient: String,
+    dir: PathBuf,
+    metrics: PathBuf,
+}
+
+impl Node {
+    fn new() -> Node {
+        let work = tempfile::tempdir().unwrap();
+        let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
+        let dir = work.path().join("backups");
+        let metrics = work.path().join("backup.prom");
+        Node {
+            work,
+            key,
+            recipient,
+            dir,
+            metrics,
+        }
+    }
+
+    /// `kubeboot backup` of `etcd` into the dir, encrypted to the key, counted in the
+    /// metrics file, to `url` with `opts`.
+    fn backup(&self, etcd: &Etcd, url: &str, opts: &[(String, String)]) -> std::process::Output {
+        let tls = etcd.tls().unwrap();
+        let dir = &self.dir;
+        let args: Vec<String> = [
+            "backup",
+            "--backup-dir",
+            s(dir),
+            "--lock-file",
+            s(&dir.with_extension("lock")),
+            "--etcd-servers",
+            &etcd.endpoint(),
+            "--etcd-cafile",
+            s(&tls.ca_cert),
+            "--etcd-certfile",
+            s(&tls.client_cert),
+            "--etcd-keyfile",
+            s(&tls.client_key),
+            "--remote",
+            url,
+            "--recipient",
+            &self.recipient,
+            "--metrics-file",
+            s(&self.metrics),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        kubeboot_with(&args, opts)
+    }
 }
 
 /// `backup list -o json` of `dir` with the store at `url`.
@@ -330,13 +355,8 @@ fn recover(into: &Path, from: &str, key: &Path, opts: &[(String, String)]) -> st
 /// The one backup in `dir` is listed as here and in the store at `url`, and `recover`
 /// of `url/latest` gives the asset dir the local copy gives, byte for byte but for the
 /// record of where it came from.
-fn listed_and_recovered_by_url(
-    work: &Path,
-    dir: &Path,
-    url: &str,
-    key: &Path,
-    opts: &[(String, String)],
-) {
+fn listed_and_recovered_by_url(node: &Node, url: &str, opts: &[(String, String)]) {
+    let (work, dir, key) = (node.work.path(), &node.dir, &node.key);
     let local = catalog::scan(dir).unwrap();
     assert_eq!(local.len(), 1);
     let v = listing(dir, url, opts);
@@ -378,12 +398,12 @@ fn listed_and_recovered_by_url(
 /// the metrics count it (`failures` so far), and no secret of `secrets` is said.
 fn upload_failed(
     out: &std::process::Output,
-    dir: &Path,
-    metrics: &Path,
+    node: &Node,
     url: &str,
     failures: f64,
     secrets: &[&str],
 ) -> String {
+    let (dir, metrics) = (&node.dir, &node.metrics);
     let err = stderr(out);
     assert!(out.status.success(), "the backup itself is kept: {err}");
     let warnings: Vec<&str> = err
@@ -423,20 +443,11 @@ fn upload_failed(
 fn gcs_an_encrypted_backup_is_listed_and_recovered_by_url() {
     let Some(server) = gcs() else { return };
     let etcd = common::big_tls_etcd();
-    let work = tempfile::tempdir().unwrap();
-    let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
-    let dir = work.path().join("backups");
-    let metrics = work.path().join("backup.prom");
+    let node = Node::new();
     let url = format!("gs://{BUCKET}/cluster-a");
     let opts = gcs_options(&server);
-    let out = backup(
-        &etcd,
-        &dir,
-        &url,
-        &opts,
-        &["--recipient", &recipient, "--metrics-file", s(&metrics)],
-    );
-    let warning = upload_failed(&out, &dir, &metrics, &url, 1.0, &[]);
+    let out = node.backup(&etcd, &url, &opts);
+    let warning = upload_failed(&out, &node, &url, 1.0, &[]);
     // The server's own answer to the archive's multipart upload (`POST …?uploads`, the
     // XML API). If a newer pinned server takes it, this test should assert the upload
     // instead (docs/backup.md).
@@ -445,7 +456,7 @@ fn gcs_an_encrypted_backup_is_listed_and_recovered_by_url() {
         "{warning}"
     );
 
-    let local = catalog::scan(&dir).unwrap();
+    let local = catalog::scan(&node.dir).unwrap();
     let name = &local[0].name;
     let archive = local[0].dir.join("backup.tar.age");
     assert!(
@@ -460,7 +471,7 @@ fn gcs_an_encrypted_backup_is_listed_and_recovered_by_url() {
             &local[0].dir.join(file),
         );
     }
-    listed_and_recovered_by_url(work.path(), &dir, &url, &key, &opts);
+    listed_and_recovered_by_url(&node, &url, &opts);
 }
 
 /// A backup whose archive is at most one part (8 MiB) goes up in one request, an XML
@@ -473,20 +484,11 @@ fn gcs_an_encrypted_backup_is_listed_and_recovered_by_url() {
 fn gcs_a_backup_of_one_part_goes_in_one_put_which_fake_gcs_server_refuses() {
     let Some(server) = gcs() else { return };
     let etcd = common::loaded_tls_etcd();
-    let work = tempfile::tempdir().unwrap();
-    let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
-    let dir = work.path().join("backups");
-    let metrics = work.path().join("backup.prom");
+    let node = Node::new();
     let url = format!("gs://{BUCKET}/cluster-a");
-    let out = backup(
-        &etcd,
-        &dir,
-        &url,
-        &gcs_options(&server),
-        &["--recipient", &recipient, "--metrics-file", s(&metrics)],
-    );
-    let warning = upload_failed(&out, &dir, &metrics, &url, 1.0, &[]);
-    let local = catalog::scan(&dir).unwrap();
+    let out = node.backup(&etcd, &url, &gcs_options(&server));
+    let warning = upload_failed(&out, &node, &url, 1.0, &[]);
+    let local = catalog::scan(&node.dir).unwrap();
     assert!(
         std::fs::metadata(local[0].dir.join("backup.tar.age"))
             .unwrap()
@@ -519,12 +521,9 @@ fn gcs_a_backup_of_one_part_goes_in_one_put_which_fake_gcs_server_refuses() {
 fn gcs_a_wrong_bucket_or_credential_keeps_the_local_copy_and_counts_the_failure() {
     let Some(server) = gcs() else { return };
     let etcd = common::loaded_tls_etcd();
-    let work = tempfile::tempdir().unwrap();
-    let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
-    let dir = work.path().join("backups");
-    let metrics = work.path().join("backup.prom");
+    let node = Node::new();
     let secret = "kubeboot-test-gcs-key-0123456789";
-    let bad = work.path().join("bad-service-account.json");
+    let bad = node.work.path().join("bad-service-account.json");
     std::fs::write(
         &bad,
         serde_json::json!({
@@ -544,14 +543,8 @@ fn gcs_a_wrong_bucket_or_credential_keeps_the_local_copy_and_counts_the_failure(
     .into_iter()
     .enumerate()
     {
-        let out = backup(
-            &etcd,
-            &dir,
-            &url,
-            &opts,
-            &["--recipient", &recipient, "--metrics-file", s(&metrics)],
-        );
-        upload_failed(&out, &dir, &metrics, &url, (i + 1) as f64, &[secret]);
+        let out = node.backup(&etcd, &url, &opts);
+        upload_failed(&out, &node, &url, (i + 1) as f64, &[secret]);
     }
 }
 
@@ -562,19 +555,10 @@ fn azure_an_encrypted_backup_goes_off_the_node_in_parts_and_comes_back_byte_iden
     let Some(server) = azurite() else { return };
     az_container(&server, BUCKET);
     let etcd = common::big_tls_etcd();
-    let work = tempfile::tempdir().unwrap();
-    let (key, recipient) = common::age_key_pair(work.path(), "ops.key");
-    let dir = work.path().join("backups");
-    let metrics = work.path().join("backup.prom");
+    let node = Node::new();
     let url = format!("az://{BUCKET}/cluster-a");
     let opts = az_options(&server, AZ_KEY);
-    let out = backup(
-        &etcd,
-        &dir,
-        &url,
-        &opts,
-        &["--recipient", &recipient, "--metrics-file", s(&metrics)],
-    );
+    let out = node.backup(&etcd, &url, &opts);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("backup copied off the node"), "{err}");
@@ -583,10 +567,10 @@ fn azure_an_encrypted_backup_goes_off_the_node_in_parts_and_comes_back_byte_iden
         "the key is said: {err}"
     );
     assert_eq!(
-        common::metric(&metrics, "kubeboot_backup_upload_failures_total"),
+        common::metric(&node.metrics, "kubeboot_backup_upload_failures_total"),
         0.0
     );
-    let local = catalog::scan(&dir).unwrap();
+    let local = catalog::scan(&node.dir).unwrap();
     assert!(
         std::fs::metadata(local[0].dir.join("backup.tar.age"))
             .unwrap()
@@ -594,7 +578,7 @@ fn azure_an_encrypted_backup_goes_off_the_node_in_parts_and_comes_back_byte_iden
             > 8 << 20,
         "the archive went in more than one part"
     );
-    listed_and_recovered_by_url(work.path(), &dir, &url, &key, &opts);
+    listed_and_recovered_by_url(&node, &url, &opts);
 }
 
 /// Issue 14: a container that is not there (named in the `azure://` form) and a wrong
@@ -604,10 +588,7 @@ fn azure_a_wrong_container_or_key_keeps_the_local_copy_and_counts_the_failure() 
     let Some(server) = azurite() else { return };
     az_container(&server, BUCKET);
     let etcd = common::loaded_tls_etcd();
-    let work = tempfile::tempdir().unwrap();
-    let (_, recipient) = common::age_key_pair(work.path(), "ops.key");
-    let dir = work.path().join("backups");
-    let metrics = work.path().join("backup.prom");
+    let node = Node::new();
     // Well-formed (base64, 64 bytes) but not the account's.
     let wrong =
         "a3ViZWJvb3QtdGVzdC13cm9uZy1henVyZS1rZXktcXJzdHV2d3h5ei1aWVhXVlVUU1JRLXBvbm1sa2ppaGdmeA==";
@@ -618,13 +599,7 @@ fn azure_a_wrong_container_or_key_keeps_the_local_copy_and_counts_the_failure() 
     .into_iter()
     .enumerate()
     {
-        let out = backup(
-            &etcd,
-            &dir,
-            &url,
-            &az_options(&server, key),
-            &["--recipient", &recipient, "--metrics-file", s(&metrics)],
-        );
-        upload_failed(&out, &dir, &metrics, &url, (i + 1) as f64, &[AZ_KEY, wrong]);
+        let out = node.backup(&etcd, &url, &az_options(&server, key));
+        upload_failed(&out, &node, &url, (i + 1) as f64, &[AZ_KEY, wrong]);
     }
 }
