@@ -148,6 +148,14 @@ fn join<T>(h: Option<std::thread::ScopedJoinHandle<'_, T>>, again: impl FnOnce()
     h.and_then(|h| h.join().ok()).unwrap_or_else(again)
 }
 
+/// A content problem of the file named `file`.
+fn invalid(file: &str) -> impl FnOnce(Problem) -> SnapshotError + '_ {
+    move |problem| SnapshotError::Invalid {
+        file: file.to_string(),
+        problem,
+    }
+}
+
 /// A bbolt file holds at least its high-water mark of pages (`pgid`); a shorter one was
 /// cut short (a copy or an upload that stopped), whatever else its bytes say.
 fn check_length(meta: &bbolt::Meta, len: usize) -> Result<(), Problem> {
@@ -165,12 +173,7 @@ impl Snapshot {
     /// Reads and parses the file at `path`; errors name it.
     pub fn open(path: &Path, opts: &Options) -> Result<Snapshot, SnapshotError> {
         let name = path.display().to_string();
-        let io = |error| SnapshotError::Io {
-            file: name.clone(),
-            error,
-        };
         // A terminal or systemd sees how far the read is; the line goes when it drops.
-        let mut progress = None;
         // What cannot be mapped (a pipe, an empty file, a file system without mmap) is
         // read, and a file that cannot be opened is reported by the read.
         if let Some(code) = opts.map_or_exit
@@ -181,25 +184,23 @@ impl Snapshot {
             let len = mapped.as_ref().len() as u64;
             let mut p = Progress::new(format!("reading {name}"), len);
             p.step(format!("checking {name}"));
-            let parsed = Self::parse(Bytes::from_owner(mapped), opts, None);
-            drop(p);
-            return parsed.map_err(|problem| SnapshotError::Invalid {
-                file: name.clone(),
-                problem,
-            });
+            return Self::parse(Bytes::from_owner(mapped), opts, None).map_err(invalid(&name));
         }
+        let mut progress = None;
         let (bytes, streamed) =
-            read::read(path, &mut progress, !opts.skip_hash_check).map_err(io)?;
+            read::read(path, &mut progress, !opts.skip_hash_check).map_err(|error| {
+                SnapshotError::Io {
+                    file: name.clone(),
+                    error,
+                }
+            })?;
         if let Some(p) = progress.as_mut() {
             p.step(format!("checking {name}"));
         }
         // A check that failed is made again by the parse, which reports it in its order
         // (a file that is not bbolt at all says so before "missing trailer").
         let checked = streamed.and_then(|s| s.trailer.ok());
-        Self::parse(Bytes::from(bytes), opts, checked).map_err(|problem| SnapshotError::Invalid {
-            file: name.clone(),
-            problem,
-        })
+        Self::parse(Bytes::from(bytes), opts, checked).map_err(invalid(&name))
     }
 
     /// Parses a snapshot already in memory; `name` is used in errors.
@@ -208,10 +209,7 @@ impl Snapshot {
         bytes: Vec<u8>,
         opts: &Options,
     ) -> Result<Snapshot, SnapshotError> {
-        Self::parse(Bytes::from(bytes), opts, None).map_err(|problem| SnapshotError::Invalid {
-            file: name.to_string(),
-            problem,
-        })
+        Self::parse(Bytes::from(bytes), opts, None).map_err(invalid(name))
     }
 
     /// Parses a snapshot whose trailer was checked as it streamed in
@@ -223,12 +221,7 @@ impl Snapshot {
         checked: trailer::Verified,
     ) -> Result<Snapshot, SnapshotError> {
         let checked = (checked.len == bytes.len()).then_some(checked);
-        Self::parse(Bytes::from(bytes), &Options::default(), checked).map_err(|problem| {
-            SnapshotError::Invalid {
-                file: name.to_string(),
-                problem,
-            }
-        })
+        Self::parse(Bytes::from(bytes), &Options::default(), checked).map_err(invalid(name))
     }
 
     fn parse(

@@ -27,13 +27,35 @@ pub struct Status {
     pub version: Option<String>,
 }
 
+/// CRC-32C over a run of bytes, and how many went in: two runs are joined with
+/// `crc32c_combine`, which needs the second one's length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Crc {
+    pub hash: u32,
+    pub len: usize,
+}
+
+impl Crc {
+    fn add(&mut self, data: &[u8]) {
+        self.hash = crc32c::crc32c_append(self.hash, data);
+        self.len = self.len.saturating_add(data.len());
+    }
+
+    /// `self`, then `next`.
+    fn then(self, next: Crc) -> Crc {
+        Crc {
+            hash: crc32c::crc32c_combine(self.hash, next.hash, next.len),
+            len: self.len.saturating_add(next.len),
+        }
+    }
+}
+
 /// Bucket `key` as the parse saw it (`mvcc::read`), so that `inspect` walks the
-/// biggest bucket once: its entries' CRC-32C, how many bytes went into it, how many
-/// entries, and the main revision of the last one.
+/// biggest bucket once: its entries' CRC-32C, how many entries, and the main revision
+/// of the last one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyBucket {
-    pub crc: u32,
-    pub len: usize,
+    pub crc: Crc,
     pub entries: u64,
     pub last_main: i64,
 }
@@ -41,11 +63,8 @@ pub struct KeyBucket {
 impl KeyBucket {
     /// One entry, in the bucket's order.
     pub fn add(&mut self, key: &[u8], value: &[u8], main: i64) {
-        self.crc = crc32c::crc32c_append(crc32c::crc32c_append(self.crc, key), value);
-        self.len = self
-            .len
-            .saturating_add(key.len())
-            .saturating_add(value.len());
+        self.crc.add(key);
+        self.crc.add(value);
         self.entries += 1;
         self.last_main = main;
     }
@@ -65,13 +84,10 @@ pub fn status_but_key(db: &Db<'_>) -> Result<Walked, Problem> {
 /// A walk that may have left bucket `key`'s entries out.
 #[derive(Debug)]
 pub struct Walked {
-    /// The CRC up to and including bucket `key`'s name (all of it when not skipped).
-    before: u32,
-    /// The CRC of what came after bucket `key`'s entries, from zero, and its length.
-    after: u32,
-    after_len: usize,
-    /// Whether bucket `key`'s entries were left out (there was one to leave out).
-    skipped: bool,
+    /// Up to and including bucket `key`'s name (all of it when nothing was left out).
+    before: Crc,
+    /// What came after bucket `key`'s entries, when they were left out.
+    after: Option<Crc>,
     total_key: u64,
     revision: i64,
     total_size: u64,
@@ -79,15 +95,11 @@ pub struct Walked {
 }
 
 impl Walked {
-    /// The status, with bucket `key`'s entries from the parse when they were skipped.
+    /// The status, with bucket `key`'s entries from the parse when they were left out.
     pub fn finish(self, key: Option<&KeyBucket>) -> Status {
-        let (hash, total_key, revision) = match key.filter(|_| self.skipped) {
-            Some(k) => (
-                crc32c::crc32c_combine(
-                    crc32c::crc32c_combine(self.before, k.crc, k.len),
-                    self.after,
-                    self.after_len,
-                ),
+        let (crc, total_key, revision) = match (self.after, key) {
+            (Some(after), Some(k)) => (
+                self.before.then(k.crc).then(after),
                 self.total_key + k.entries,
                 if k.entries > 0 {
                     k.last_main
@@ -95,10 +107,10 @@ impl Walked {
                     self.revision
                 },
             ),
-            None => (self.before, self.total_key, self.revision),
+            _ => (self.before, self.total_key, self.revision),
         };
         Status {
-            hash,
+            hash: crc.hash,
             revision,
             total_key,
             total_size: self.total_size,
@@ -108,19 +120,12 @@ impl Walked {
 }
 
 fn walk(db: &Db<'_>, skip_key: bool) -> Result<Walked, Problem> {
-    // `hash` is `before` until bucket `key`'s entries are skipped, then `after`.
-    let mut hash = 0u32;
+    // `crc` runs from the start until bucket `key`'s entries are left out, then anew.
+    let mut crc = Crc::default();
     let mut before = None;
-    let mut after_len = 0usize;
     let mut total_key = 0u64;
     let mut revision = 0i64;
     let mut version = None;
-    let mut append = |hash: u32, data: &[u8], skipped: bool| {
-        if skipped {
-            after_len = after_len.saturating_add(data.len());
-        }
-        crc32c::crc32c_append(hash, data)
-    };
     for top in db.cursor(db.root())? {
         let top = top?;
         let Some(bucket) = db.bucket(db.root(), top.key)? else {
@@ -129,19 +134,18 @@ fn walk(db: &Db<'_>, skip_key: bool) -> Result<Walked, Problem> {
                 String::from_utf8_lossy(top.key)
             )));
         };
-        hash = append(hash, top.key, before.is_some());
+        crc.add(top.key);
         let is_key = top.key == b"key";
         let is_meta = top.key == b"meta";
         if is_key && skip_key {
-            before = Some(hash);
-            hash = 0;
+            before = Some(std::mem::take(&mut crc));
             continue;
         }
         for entry in db.cursor(bucket)? {
             let entry = entry?;
-            hash = append(hash, entry.key, before.is_some());
+            crc.add(entry.key);
             if !entry.is_bucket() {
-                hash = append(hash, entry.value, before.is_some());
+                crc.add(entry.value);
             }
             if is_key && let Some(main) = entry.key.first_chunk::<8>() {
                 revision = i64::from_be_bytes(*main);
@@ -152,17 +156,14 @@ fn walk(db: &Db<'_>, skip_key: bool) -> Result<Walked, Problem> {
             total_key += 1;
         }
     }
-    let skipped = before.is_some();
     let (before, after) = match before {
-        Some(b) => (b, hash),
-        None => (hash, 0),
+        Some(b) => (b, Some(crc)),
+        None => (crc, None),
     };
     let meta = db.meta();
     Ok(Walked {
         before,
         after,
-        after_len,
-        skipped,
         total_key,
         revision,
         total_size: meta.pgid.saturating_mul(u64::from(meta.page_size)),
@@ -185,7 +186,7 @@ mod tests {
         let whole = status(&db).unwrap();
         let view = super::super::mvcc::read(&db, &body, true).unwrap();
         let key = view.key_bucket.unwrap();
-        assert!(key.entries > 0 && key.len > 0);
+        assert!(key.entries > 0 && key.crc.len > 0);
         assert_eq!(status_but_key(&db).unwrap().finish(Some(&key)), whole);
         // Without the parse's part the hash is another one: the join is what makes it.
         assert_ne!(status_but_key(&db).unwrap().finish(None).hash, whole.hash);
