@@ -121,27 +121,7 @@ fn options(endpoint: &str, secret: &str) -> Vec<(String, String)> {
 
 /// `kubeboot backup` of `etcd` into `dir`, with `extra`.
 fn backup(etcd: &Etcd, dir: &Path, extra: &[String]) -> std::process::Output {
-    let tls = etcd.tls().unwrap();
-    let endpoint = etcd.endpoint();
-    let lock = dir.with_extension("lock");
-    let mut args: Vec<String> = [
-        "backup",
-        "--backup-dir",
-        s(dir),
-        "--lock-file",
-        s(&lock),
-        "--etcd-servers",
-        &endpoint,
-        "--etcd-cafile",
-        s(&tls.ca_cert),
-        "--etcd-certfile",
-        s(&tls.client_cert),
-        "--etcd-keyfile",
-        s(&tls.client_key),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let mut args = common::backup_args(etcd, dir);
     args.extend_from_slice(extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     kubeboot(&refs)

@@ -287,32 +287,17 @@ impl Node {
     /// `kubeboot backup` of `etcd` into the dir, encrypted to the key, counted in the
     /// metrics file, to `url` with `opts`.
     fn backup(&self, etcd: &Etcd, url: &str, opts: &[(String, String)]) -> std::process::Output {
-        let tls = etcd.tls().unwrap();
-        let dir = &self.dir;
-        let args: Vec<String> = [
-            "backup",
-            "--backup-dir",
-            s(dir),
-            "--lock-file",
-            s(&dir.with_extension("lock")),
-            "--etcd-servers",
-            &etcd.endpoint(),
-            "--etcd-cafile",
-            s(&tls.ca_cert),
-            "--etcd-certfile",
-            s(&tls.client_cert),
-            "--etcd-keyfile",
-            s(&tls.client_key),
+        let mut args = common::backup_args(etcd, &self.dir);
+        for a in [
             "--remote",
             url,
             "--recipient",
             &self.recipient,
             "--metrics-file",
             s(&self.metrics),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        ] {
+            args.push(a.to_string());
+        }
         kubeboot_with(&args, opts)
     }
 }

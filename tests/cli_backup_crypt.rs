@@ -31,26 +31,10 @@ fn s(p: &Path) -> &str {
 
 /// `kubeboot backup` of `etcd` into `dir` with the TLS flags and `extra`.
 fn backup(etcd: &Etcd, dir: &Path, extra: &[&str]) -> std::process::Output {
-    let tls = etcd.tls().unwrap();
-    let lock = dir.with_extension("lock");
-    let endpoint = etcd.endpoint();
-    let mut args = vec![
-        "backup",
-        "--backup-dir",
-        s(dir),
-        "--lock-file",
-        s(&lock),
-        "--etcd-servers",
-        &endpoint,
-        "--etcd-cafile",
-        s(&tls.ca_cert),
-        "--etcd-certfile",
-        s(&tls.client_cert),
-        "--etcd-keyfile",
-        s(&tls.client_key),
-    ];
-    args.extend_from_slice(extra);
-    kubeboot(&args)
+    let mut args = common::backup_args(etcd, dir);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    kubeboot(&refs)
 }
 
 fn only_backup(dir: &Path) -> PathBuf {

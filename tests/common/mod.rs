@@ -181,6 +181,28 @@ pub fn loaded_tls_etcd() -> kubeboot_testkit::etcd::Etcd {
     etcd
 }
 
+/// `backup` of the TLS `etcd` into `dir` (its lock file beside it): the arguments every
+/// backup test starts with.
+pub fn backup_args(etcd: &kubeboot_testkit::etcd::Etcd, dir: &Path) -> Vec<String> {
+    let tls = etcd.tls().unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        "backup".into(),
+        "--backup-dir".into(),
+        path(dir),
+        "--lock-file".into(),
+        path(&dir.with_extension("lock")),
+        "--etcd-servers".into(),
+        etcd.endpoint(),
+        "--etcd-cafile".into(),
+        path(&tls.ca_cert),
+        "--etcd-certfile".into(),
+        path(&tls.client_cert),
+        "--etcd-keyfile".into(),
+        path(&tls.client_key),
+    ]
+}
+
 /// [`loaded_tls_etcd`] and 10 MiB of values: an encrypted backup's archive is then over
 /// 8 MiB, an upload in parts (`PART` in remote.rs).
 pub fn big_tls_etcd() -> kubeboot_testkit::etcd::Etcd {
