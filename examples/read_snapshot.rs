@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         println!("compacted at {rev}");
     }
     for kv in snap.prefix(prefix.as_bytes()) {
+        let kv = kv?;
         println!(
             "{}  mod={} {} bytes",
             String::from_utf8_lossy(&kv.key),

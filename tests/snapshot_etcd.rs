@@ -180,7 +180,7 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
         "a value needing overflow pages"
     );
     assert!(want.values().any(|kv| kv.lease != 0) && want.values().any(|kv| kv.value.is_empty()));
-    assert!(snap.get(b"/test/k00000").is_some() && snap.get(b"/test/k00002").is_none());
+    assert!(snap.get(b"/test/k00000")?.is_some() && snap.get(b"/test/k00002")?.is_none());
     for prefix in [
         &b"/test/k029"[..],
         b"/test/k01",
@@ -189,7 +189,10 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
         b"/test/k02999",
     ] {
         let expect: Vec<_> = want.keys().filter(|k| k.starts_with(prefix)).collect();
-        let got: Vec<_> = snap.prefix(prefix).map(|kv| &kv.key).collect();
+        let got: Vec<_> = snap
+            .prefix(prefix)
+            .map(|kv| kv.map(|kv| kv.key))
+            .collect::<Result<_, _>>()?;
         assert_eq!(got, expect, "prefix {prefix:?}");
     }
 
@@ -214,7 +217,7 @@ fn check_against_etcd(bin_dir: Option<PathBuf>, tls: bool) -> Result<()> {
 }
 
 fn assert_same(snap: &Snapshot, want: &BTreeMap<Vec<u8>, KeyValue>) {
-    let got: Vec<&KeyValue> = snap.prefix(b"").collect();
+    let got: Vec<KeyValue> = snap.prefix(b"").map(Result::unwrap).collect();
     assert_eq!(got.len(), want.len(), "number of live keys");
     assert_eq!(snap.len(), want.len());
     for (g, w) in got.iter().zip(want.values()) {

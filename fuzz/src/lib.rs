@@ -17,7 +17,8 @@ use clap::CommandFactory;
 use kubeboot::checkpoint::{kubelet, observe, runtime};
 use kubeboot::cri::{proto, sandbox};
 use kubeboot::snapshot::bbolt::{Bucket, Db};
-use kubeboot::snapshot::mvcc::{self, RevKey, Revision, StoredKv};
+use kubeboot::snapshot::index::{Builder, Entry};
+use kubeboot::snapshot::mvcc::{RevKey, StoredKv};
 use kubeboot::snapshot::{Options, Snapshot, trailer};
 use kubeboot::{codec, config, encryption, kubeclient};
 use prost::Message;
@@ -72,19 +73,38 @@ fn walk(db: &Db<'_>, bucket: Bucket<'_>, depth: usize) {
 
 /// etcd's MVCC records, without bbolt around them: a sequence of (revision key,
 /// `mvccpb.KeyValue`) pairs, each length-prefixed (see [`mvcc_records`]), decoded the
-/// way `mvcc::read` decodes bucket `key`, then reduced to the latest live view.
+/// way `mvcc::read` decodes bucket `key`, then indexed into the latest live view
+/// (`index::Builder`) and every live key-value decoded again from the values.
 pub fn mvcc(data: &[u8]) {
-    let mut revisions = Vec::new();
-    for (key, value) in split_records(data) {
+    let records = split_records(data);
+    let body: Vec<u8> = records
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    let body = prost::bytes::Bytes::from(body);
+    let mut index = Builder::default();
+    let mut at = 0u64;
+    for (key, value) in records {
+        let place = (at, value.len() as u32);
+        at += value.len() as u64;
         let Some(rev) = RevKey::parse(key) else {
             continue;
         };
         let _ = rev.to_string();
         if let Ok(kv) = StoredKv::decode(value) {
-            revisions.push(Revision { rev, kv });
+            let entry = Entry {
+                at: place.0,
+                len: place.1,
+                value_len: kv.value.len() as u32,
+            };
+            let _ = index.push(&kv.key, (!rev.tombstone).then_some(entry));
         }
     }
-    let _ = mvcc::latest(revisions);
+    let index = index.finish();
+    for i in 0..index.len() {
+        let _ = (index.get(i, &body), index.sizes(i));
+    }
+    let _ = (index.find(b"/registry/pods"), index.prefix(b"/registry/"));
 }
 
 /// The input format of [`mvcc`]: each record is a big-endian u16 key length, the key,

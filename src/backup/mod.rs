@@ -270,7 +270,8 @@ fn restorable_snapshot(
     if snap.integrity() != Integrity::Verified {
         return Err(snap.integrity().describe().to_string());
     }
-    let (stored, info) = source::snapshot::objects(snap, name, etcd_prefix);
+    let (stored, info) =
+        source::snapshot::objects(snap, name, etcd_prefix).map_err(|e| e.to_string())?;
     let cp = source::assemble(etcd_prefix, &stored, info, None, encryption)
         .map_err(|e| e.to_string())?;
     let assets = render::render(&cp, &RenderOptions::default()).map_err(|e| e.to_string())?;

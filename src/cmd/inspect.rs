@@ -120,20 +120,23 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     match mode {
         Mode::Keys(format) => {
             let prefix = args.prefix.as_deref().unwrap_or("").as_bytes();
-            let keys = snap.prefix(prefix).map(|kv| printable_key(&kv.key));
+            let keys = snap
+                .prefix(prefix)
+                .map(|kv| kv.map(|kv| printable_key(&kv.key)));
             if format == Format::Text {
                 for key in keys {
-                    out.write_all(key.as_bytes())?;
+                    out.write_all(key.exit_with(Exit::NoSource)?.as_bytes())?;
                     out.write_all(b"\n")?;
                 }
             } else {
-                let keys: Vec<String> = keys.collect();
+                let keys: Vec<String> = keys.collect::<Result<_, _>>().exit_with(Exit::NoSource)?;
                 out.write_all(render_report(&keys, format)?.as_bytes())?;
             }
         }
         Mode::Get(output) => {
             let key = args.get.as_deref().unwrap_or_default();
-            let kv = snap.get(key.as_bytes()).ok_or_else(|| {
+            let kv = snap.get(key.as_bytes()).exit_with(Exit::NoSource)?;
+            let kv = kv.ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: key {key:?} not found (or deleted)",
                     args.file.display()
@@ -222,9 +225,9 @@ struct Summary {
 fn summarize(args: &InspectArgs, snap: &Snapshot) -> anyhow::Result<Summary> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut bytes = 0u64;
-    for kv in snap.prefix(b"") {
-        bytes += kv.value.len() as u64;
-        let key = String::from_utf8_lossy(&kv.key);
+    for (key, value_len) in snap.sizes(b"") {
+        bytes += value_len;
+        let key = String::from_utf8_lossy(key);
         let resource =
             registry::resource_of_key(&args.etcd_prefix, &key).unwrap_or("(outside the prefix)");
         // Counted by &str first: a million keys share a few dozen resources.

@@ -5,10 +5,13 @@
 //! Three layers, one file each: [`trailer`] checks the sha256 that `etcdctl snapshot
 //! save` appends; [`bbolt`] walks the B+tree file (never trusting an offset); [`mvcc`]
 //! turns etcd's revision-keyed history in bucket `key` into the latest live value per
-//! key. The whole file is read into memory (no mmap, no unsafe) and the result is a
-//! sorted `Vec`, so [`Snapshot::get`] and [`Snapshot::prefix`] are binary searches.
+//! key into a sorted [`index`] of slots, so [`Snapshot::get`] and [`Snapshot::prefix`]
+//! are binary searches that decode a key-value when it is asked for. The file is mapped
+//! for a command that reads it once ([`Options::map_or_exit`]) and read into memory
+//! otherwise; either way nothing else of its size is held beside it.
 
 pub mod bbolt;
+pub mod index;
 pub mod mvcc;
 mod read;
 pub mod status;
@@ -117,7 +120,9 @@ pub enum Problem {
 /// The latest live key-values of an etcd snapshot, sorted by key.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    kvs: Vec<KeyValue>,
+    /// Named in errors.
+    name: String,
+    kvs: index::Index,
     revision: i64,
     compact_revision: Option<i64>,
     integrity: Integrity,
@@ -184,7 +189,7 @@ impl Snapshot {
             let len = mapped.as_ref().len() as u64;
             let mut p = Progress::new(format!("reading {name}"), len);
             p.step(format!("checking {name}"));
-            return Self::parse(Bytes::from_owner(mapped), opts, None).map_err(invalid(&name));
+            return Self::parse(&name, Bytes::from_owner(mapped), opts, None);
         }
         let mut progress = None;
         let (bytes, streamed) =
@@ -200,7 +205,7 @@ impl Snapshot {
         // A check that failed is made again by the parse, which reports it in its order
         // (a file that is not bbolt at all says so before "missing trailer").
         let checked = streamed.and_then(|s| s.trailer.ok());
-        Self::parse(Bytes::from(bytes), opts, checked).map_err(invalid(&name))
+        Self::parse(&name, Bytes::from(bytes), opts, checked)
     }
 
     /// Parses a snapshot already in memory; `name` is used in errors.
@@ -209,7 +214,7 @@ impl Snapshot {
         bytes: Vec<u8>,
         opts: &Options,
     ) -> Result<Snapshot, SnapshotError> {
-        Self::parse(Bytes::from(bytes), opts, None).map_err(invalid(name))
+        Self::parse(name, Bytes::from(bytes), opts, None)
     }
 
     /// Parses a snapshot whose trailer was checked as it streamed in
@@ -221,10 +226,24 @@ impl Snapshot {
         checked: trailer::Verified,
     ) -> Result<Snapshot, SnapshotError> {
         let checked = (checked.len == bytes.len()).then_some(checked);
-        Self::parse(Bytes::from(bytes), &Options::default(), checked).map_err(invalid(name))
+        Self::parse(name, Bytes::from(bytes), &Options::default(), checked)
     }
 
     fn parse(
+        name: &str,
+        bytes: Bytes,
+        opts: &Options,
+        checked: Option<trailer::Verified>,
+    ) -> Result<Snapshot, SnapshotError> {
+        Self::build(bytes, opts, checked)
+            .map(|s| Snapshot {
+                name: name.to_string(),
+                ..s
+            })
+            .map_err(invalid(name))
+    }
+
+    fn build(
         bytes: Bytes,
         opts: &Options,
         checked: Option<trailer::Verified>,
@@ -281,7 +300,8 @@ impl Snapshot {
             .transpose()?
             .map(|walked| walked.finish(view.key_bucket.as_ref()));
         Ok(Snapshot {
-            kvs: view.kvs,
+            name: String::new(),
+            kvs: view.index,
             revision: view.revision,
             compact_revision: view.compact_revision,
             integrity,
@@ -347,18 +367,28 @@ impl Snapshot {
     }
 
     /// The live value of `key`, if any.
-    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
-        let i = self.kvs.binary_search_by(|kv| kv.key[..].cmp(key)).ok()?;
-        self.kvs.get(i)
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, SnapshotError> {
+        self.kvs
+            .find(key)
+            .and_then(|i| self.kvs.get(i, &self.body))
+            .transpose()
+            .map_err(invalid(&self.name))
     }
 
-    /// live keys with this prefix, sorted by key bytes
-    pub fn prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a KeyValue> + 'a {
-        let start = self.kvs.partition_point(|kv| &kv.key[..] < prefix);
+    /// Live keys with this prefix, sorted, each with the length of its value: nothing
+    /// is decoded.
+    pub fn sizes<'a>(&'a self, prefix: &[u8]) -> impl Iterator<Item = (&'a [u8], u64)> + 'a {
+        self.kvs.prefix(prefix).filter_map(|i| self.kvs.sizes(i))
+    }
+
+    /// Live keys with this prefix, sorted by key bytes; each is decoded as it comes.
+    pub fn prefix<'a>(
+        &'a self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<KeyValue, SnapshotError>> + 'a {
         self.kvs
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(move |kv| kv.key.starts_with(prefix))
+            .prefix(prefix)
+            .filter_map(|i| self.kvs.get(i, &self.body))
+            .map(|kv| kv.map_err(invalid(&self.name)))
     }
 }

@@ -24,11 +24,12 @@ use prost::bytes::Bytes;
 
 use super::Problem;
 use super::bbolt::Db;
+use super::index::{Builder, Entry, Index};
 use super::status::KeyBucket;
 
 /// A live key as a client would get it from a range request. Key and value are
-/// slices of the snapshot's file buffer (`Bytes` derefs to `[u8]`): copying a
-/// million values out of it doubled `inspect`'s memory for nothing.
+/// slices of the snapshot's buffers (`Bytes` derefs to `[u8]`), made when it is looked
+/// up ([`super::index::Index::get`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
     pub key: Bytes,
@@ -95,17 +96,10 @@ impl std::fmt::Display for RevKey {
     }
 }
 
-/// One entry of bucket `key`.
-#[derive(Debug, Clone)]
-pub struct Revision {
-    pub rev: RevKey,
-    pub kv: StoredKv,
-}
-
 /// What [`read`] finds.
 #[derive(Debug)]
 pub struct View {
-    pub kvs: Vec<KeyValue>,
+    pub index: Index,
     pub revision: i64,
     pub compact_revision: Option<i64>,
     /// Bucket `key` hashed as etcdctl's status does, when asked for.
@@ -114,12 +108,16 @@ pub struct View {
 
 /// Reads buckets `key` and `meta` of `db`, whose bytes are `data`.
 /// With `status`, also hashes bucket `key` for [`super::status`] on the way.
+///
+/// The newest entry of a key is the last one in bucket order, as etcd's own restore
+/// (`restoreChunk` in kvstore.go) takes it; a bucket out of revision order is refused,
+/// as etcd's index refuses ("put with an unexpected smaller revision", key_index.go).
 pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
     let bucket = db
         .bucket(db.root(), b"key")?
         .ok_or_else(|| Problem::MissingBucket("key".into()))?;
-    let mut revisions = Vec::new();
-    let mut revision = 0;
+    let mut index = Builder::default();
+    let mut last: Option<RevKey> = None;
     let mut key_bucket = status.then(KeyBucket::default);
     for entry in db.cursor(bucket)? {
         let entry = entry?;
@@ -127,33 +125,46 @@ pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
             return Err(Problem::Corrupt("nested bucket inside bucket `key`".into()));
         }
         let rev = RevKey::parse(entry.key)
+            .filter(|r| r.main >= 0 && r.sub >= 0)
             .ok_or_else(|| Problem::BadRevisionKey(hex::encode(entry.key)))?;
-        let kv =
-            StoredKv::decode(subslice(data, entry.value)?).map_err(|e| Problem::BadKeyValue {
-                revision: rev.to_string(),
-                reason: e.to_string(),
-            })?;
-        revision = revision.max(rev.main);
+        if let Some(prev) = last.filter(|p| (p.main, p.sub) >= (rev.main, rev.sub)) {
+            return Err(Problem::Corrupt(format!(
+                "bucket `key`: revision {rev} after {prev}, out of order"
+            )));
+        }
+        let at = place(data, entry.value)?;
+        // Decoded from a slice of `data`: from a `&[u8]`, prost copies each field.
+        let kv = StoredKv::decode(entry.value).map_err(|e| Problem::BadKeyValue {
+            revision: rev.to_string(),
+            reason: e.to_string(),
+        })?;
         if let Some(k) = key_bucket.as_mut() {
             k.add(entry.key, entry.value, rev.main);
         }
-        revisions.push(Revision { rev, kv });
+        let value = (!rev.tombstone).then_some(Entry {
+            at: at.start as u64,
+            len: at.len() as u32,
+            value_len: kv.value.len() as u32,
+        });
+        index.push(&kv.key, value)?;
+        last = Some(rev);
     }
+    let revision = last.map_or(0, |r| r.main);
     let compact_revision = compaction(db)?;
     Ok(View {
-        kvs: latest(revisions),
+        index: index.finish(),
         revision: revision.max(compact_revision.unwrap_or(0)),
         compact_revision,
         key_bucket,
     })
 }
 
-/// `entry` as a zero-copy `Bytes` of `data` (it always is a subslice of it).
-fn subslice(data: &Bytes, entry: &[u8]) -> Result<Bytes, Problem> {
+/// Where `entry` (always a subslice of `data`, of at most 4 GiB as bbolt's are) lies in it.
+fn place(data: &[u8], entry: &[u8]) -> Result<std::ops::Range<usize>, Problem> {
     let start = (entry.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
     let end = start.checked_add(entry.len()).filter(|&e| e <= data.len());
-    match end {
-        Some(end) if start <= end => Ok(data.slice(start..end)),
+    match (end, u32::try_from(entry.len())) {
+        (Some(end), Ok(_)) => Ok(start..end),
         _ => Err(Problem::Corrupt("value outside the file".into())),
     }
 }
@@ -179,91 +190,6 @@ fn compaction(db: &Db<'_>) -> Result<Option<i64>, Problem> {
         }
     }
     Ok(found)
-}
-
-/// The latest live view: per key, the newest revision unless it is a tombstone,
-/// sorted by key. Order of the input does not matter.
-///
-/// Keys share long prefixes (`/registry/configmaps/<namespace>/...`), so a plain sort
-/// spends most of its time in `memcmp` over the same bytes again and again (half of
-/// `recover`'s time on 100k keys, by `perf`). [`sort_by_key`] sorts by 16 bytes of the
-/// key at a time instead. The keys are first copied side by side (4 MB for 100k keys):
-/// scattered through a 300 MB file, each look at one was a cache and TLB miss, and the
-/// sort and every later walk by key (`inspect`'s counts) look at each several times.
-pub fn latest(revisions: Vec<Revision>) -> Vec<KeyValue> {
-    let mut keys = Vec::with_capacity(revisions.iter().map(|r| r.kv.key.len()).sum());
-    let mut starts = Vec::with_capacity(revisions.len() + 1);
-    for r in &revisions {
-        starts.push(keys.len());
-        keys.extend_from_slice(&r.kv.key);
-    }
-    starts.push(keys.len());
-    let keys = Bytes::from(keys);
-    let span = |i: usize| Some(*starts.get(i)?..*starts.get(i + 1)?);
-    let key = |i: usize| keys.get(span(i)?);
-    let mut order: Vec<(u128, usize)> = (0..revisions.len()).map(|i| (0, i)).collect();
-    sort_by_key(&mut order, |i| Some((key(i)?, revisions.get(i)?.rev)));
-    order
-        .chunk_by(|a, b| key(a.1) == key(b.1))
-        .filter_map(|group| {
-            let i = group.last()?.1;
-            let r = revisions.get(i).filter(|r| !r.rev.tombstone)?;
-            Some(KeyValue {
-                key: keys.slice(span(i)?),
-                value: r.kv.value.clone(),
-                create_revision: r.kv.create_revision,
-                mod_revision: r.kv.mod_revision,
-                version: r.kv.version,
-                lease: r.kv.lease,
-            })
-        })
-        .collect()
-}
-
-/// Sorts `order` (indices in `.1`; `.0` is scratch) by `(key, revision)` as `full`
-/// gives them, the keys compared as bytes. An MSD radix sort whose digits are 16
-/// bytes: each round sorts a run by a big-endian `u128` of the key bytes at `depth`
-/// (zero padded, so a key's order agrees with the bytes'), and the runs still tied go
-/// to the next 16 bytes; a tied run whose keys all end in this window is finished by
-/// comparing them whole (short now, or the same key at several revisions). The work
-/// list is a heap `Vec`, not recursion: a hostile snapshot's megabyte key must not
-/// overflow the stack.
-fn sort_by_key<'a, R: Ord>(
-    order: &mut [(u128, usize)],
-    full: impl Fn(usize) -> Option<(&'a [u8], R)>,
-) {
-    let digit = |i: usize, depth: usize| {
-        let mut buf = [0u8; 16];
-        if let Some(rest) = full(i).and_then(|(k, _)| k.get(depth..)) {
-            for (d, s) in buf.iter_mut().zip(rest) {
-                *d = *s;
-            }
-        }
-        u128::from_be_bytes(buf)
-    };
-    let ends_within = |i: usize, depth: usize| full(i).is_none_or(|(k, _)| k.len() <= depth + 16);
-    let mut work = vec![(0, order.len(), 0)];
-    while let Some((start, end, depth)) = work.pop() {
-        let Some(run) = order.get_mut(start..end) else {
-            continue;
-        };
-        for e in run.iter_mut() {
-            e.0 = digit(e.1, depth);
-        }
-        run.sort_unstable_by_key(|e| e.0);
-        let mut at = start;
-        for tied in run.chunk_by_mut(|a, b| a.0 == b.0) {
-            let len = tied.len();
-            if len > 1 {
-                if tied.iter().all(|e| ends_within(e.1, depth)) {
-                    tied.sort_unstable_by(|a, b| full(a.1).cmp(&full(b.1)));
-                } else {
-                    work.push((at, at + len, depth + 16));
-                }
-            }
-            at += len;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -301,117 +227,35 @@ mod tests {
         }
     }
 
-    fn put(main: i64, key: &str, value: &str) -> Revision {
-        let kv = StoredKv {
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-            mod_revision: main,
-            ..Default::default()
-        };
-        Revision {
-            rev: RevKey {
-                main,
-                sub: 0,
-                tombstone: false,
-            },
-            kv,
-        }
-    }
-
-    fn del(main: i64, key: &str) -> Revision {
-        let kv = StoredKv {
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            ..Default::default()
-        };
-        Revision {
-            rev: RevKey {
-                main,
-                sub: 0,
-                tombstone: true,
-            },
-            kv,
-        }
-    }
-
+    /// etcd's own restore takes the last entry of a key in bucket order as its newest,
+    /// and its index refuses a revision older than one it has: so must the reader.
     #[test]
-    fn latest_keeps_newest_and_drops_tombstones() {
-        let revs = vec![
-            put(2, "b", "b1"),
-            put(3, "a", "a1"),
-            put(4, "b", "b2"),
-            del(5, "a"),
-            put(6, "c", "c1"),
-            del(7, "c"),
-            put(8, "c", "c2"),
-            put(9, "", "empty key"),
-        ];
-        let mut shuffled = revs.clone();
-        shuffled.reverse();
-        for input in [revs, shuffled] {
-            let got: Vec<_> = latest(input)
-                .into_iter()
-                .map(|kv| {
-                    (
-                        String::from_utf8(kv.key.to_vec()).unwrap(),
-                        String::from_utf8(kv.value.to_vec()).unwrap(),
-                        kv.mod_revision,
-                    )
-                })
-                .collect();
-            assert_eq!(
-                got,
-                [
-                    ("".into(), "empty key".into(), 9),
-                    ("b".into(), "b2".into(), 4),
-                    ("c".into(), "c2".into(), 8)
-                ]
-            );
-        }
-    }
-
-    #[test]
-    fn abbreviated_sort_agrees_with_byte_order() {
-        let keys = [
-            "/p/x",
-            "/p/x\0",
-            "/p/",
-            "/p/x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0a",
-            "/p/y",
-            "/p/x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
-        ];
-        let revs = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| put(i as i64 + 1, k, "v"))
-            .collect();
-        let got: Vec<Vec<u8>> = latest(revs).into_iter().map(|kv| kv.key.to_vec()).collect();
-        let mut want: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
-        want.sort();
-        assert_eq!(got, want);
-    }
-
-    proptest::proptest! {
-        /// Keys from a tiny alphabet with zero bytes, long shared runs and repeats: the
-        /// radix sort must agree with a plain sort of `(key, revision)`.
-        #[test]
-        fn radix_sort_agrees_with_a_plain_sort(
-            keys in proptest::collection::vec(
-                proptest::collection::vec(proptest::prop_oneof![
-                    proptest::strategy::Just(0u8), proptest::strategy::Just(b'a'),
-                    proptest::strategy::Just(0xffu8)], 0..40), 0..60),
-            pad in 0usize..40,
-        ) {
-            let keys: Vec<Vec<u8>> = keys.into_iter()
-                .map(|k| [vec![b'/'; pad], k].concat()).collect();
-            let mut order: Vec<(u128, usize)> = (0..keys.len()).map(|i| (0, i)).collect();
-            // Revisions descending with the index, so ties on key are ordered by them.
-            let full = |i: usize| keys.get(i).map(|k| (&k[..], usize::MAX - i));
-            sort_by_key(&mut order, full);
-            let mut want: Vec<usize> = (0..keys.len()).collect();
-            want.sort_by(|a, b| full(*a).cmp(&full(*b)));
-            let got: Vec<usize> = order.iter().map(|e| e.1).collect();
-            proptest::prop_assert_eq!(got, want);
-        }
+    fn a_bucket_out_of_revision_order_is_refused() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/auger/boltdb/db");
+        let file = std::fs::read(path).unwrap();
+        let (first, second) = {
+            let db = Db::open(&file).unwrap();
+            let bucket = db.bucket(db.root(), b"key").unwrap().unwrap();
+            let mut keys = db.cursor(bucket).unwrap().map(|e| {
+                let e = e.unwrap();
+                let at = e.key.as_ptr() as usize - file.as_ptr() as usize;
+                (at, e.key.len())
+            });
+            (keys.next().unwrap(), keys.next().unwrap())
+        };
+        assert_eq!((first.1, second.1), (17, 17), "two puts side by side");
+        let ok = Bytes::from(file.clone());
+        assert!(read(&Db::open(&ok).unwrap(), &ok, false).is_ok());
+        let mut swapped = file.clone();
+        let (a, b) = (
+            file[first.0..][..17].to_vec(),
+            file[second.0..][..17].to_vec(),
+        );
+        swapped[first.0..][..17].copy_from_slice(&b);
+        swapped[second.0..][..17].copy_from_slice(&a);
+        let swapped = Bytes::from(swapped);
+        let err = read(&Db::open(&swapped).unwrap(), &swapped, false).unwrap_err();
+        assert!(err.to_string().contains("out of order"), "{err}");
     }
 
     #[test]

@@ -17,15 +17,20 @@ pub fn read(
     let snap = Snapshot::open(path, opts)?;
     // kubeboot.json names the file so that it can be found again from anywhere.
     let location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    Ok(objects(&snap, &location.display().to_string(), etcd_prefix))
+    objects(&snap, &location.display().to_string(), etcd_prefix)
 }
 
 /// The control-plane objects of a snapshot already open (`backup` verifies the one it
 /// just took this way); `location` names it in `kubeboot.json` and errors.
-pub fn objects(snap: &Snapshot, location: &str, etcd_prefix: &str) -> (Vec<Stored>, SourceInfo) {
+pub fn objects(
+    snap: &Snapshot,
+    location: &str,
+    etcd_prefix: &str,
+) -> Result<(Vec<Stored>, SourceInfo), SourceError> {
     let mut stored = Vec::new();
     for prefix in super::prefixes(etcd_prefix) {
         for kv in snap.prefix(prefix.as_bytes()) {
+            let kv = kv?;
             stored.push(Stored {
                 key: String::from_utf8_lossy(&kv.key).into_owned(),
                 value: kv.value.to_vec(),
@@ -42,5 +47,5 @@ pub fn objects(snap: &Snapshot, location: &str, etcd_prefix: &str) -> (Vec<Store
         size: Some(snap.file_len()),
         read_at: super::now_rfc3339(),
     };
-    (stored, info)
+    Ok((stored, info))
 }
