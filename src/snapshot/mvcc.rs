@@ -134,7 +134,7 @@ pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
         }
         let at = place(data, entry.value)?;
         // Decoded from a slice of `data`: from a `&[u8]`, prost copies each field.
-        let kv = StoredKv::decode(entry.value).map_err(|e| Problem::BadKeyValue {
+        let kv = StoredKv::decode(data.slice(at.clone())).map_err(|e| Problem::BadKeyValue {
             revision: rev.to_string(),
             reason: e.to_string(),
         })?;
