@@ -12,6 +12,8 @@ rm -rf "$work/restored"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port) peer=$(free_port)
 ep="http://127.0.0.1:$port"
+# As scripts/bench's own peak RSS figures: etcd's binary read in by its faults.
+[ -z "${RSS_FILE:-}" ] || python3 "$(dirname "$0")/uncache.py" "$bin/etcd"
 /usr/bin/time -f %M -o "${RSS_FILE:-/dev/null}" "$bin/etcd" --data-dir "$work/restored" \
   --listen-client-urls "$ep" --advertise-client-urls "$ep" \
   --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
