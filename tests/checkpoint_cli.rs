@@ -187,6 +187,17 @@ fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm(
         "exited while waiting for the lock"
     );
     assert!(!t.path().join("checkpoints").exists());
+    // The daemon runs as the checkpointer's own binary from beside kubeboot, in the
+    // same process (the PID systemd and its notify socket know), under the same argv.
+    let pid = child.0.id();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let beside =
+        std::path::Path::new(env!("CARGO_BIN_EXE_kubeboot")).with_file_name("kubeboot-checkpoint");
+    assert_eq!(exe, beside);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    assert_eq!(argv[0], env!("CARGO_BIN_EXE_kubeboot").as_bytes());
+    assert_eq!(argv[1], b"checkpoint");
 
     drop(held);
     got.clear();
@@ -233,6 +244,20 @@ fn waits_for_the_lock_then_takes_over_logs_each_error_once_and_stops_on_sigterm(
 
 /// The secure kubelet port gets the kubeconfig's credentials only after its certificate
 /// is verified: with no CA to verify it against, the checkpointer refuses to start.
+/// `kubeboot-checkpoint` runs `checkpoint` and refuses every other command.
+#[test]
+fn the_checkpointer_s_binary_runs_only_checkpoint() {
+    let out =
+        run(Command::new(env!("CARGO_BIN_EXE_kubeboot-checkpoint")).args(["inspect", "x.db"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.trim()
+            == "kubeboot: error: kubeboot-checkpoint runs only `checkpoint`; `inspect` is a command of kubeboot",
+        "{err}"
+    );
+}
+
 #[test]
 fn a_secure_kubelet_url_without_a_ca_is_a_usage_error() {
     let t = tempfile::tempdir().unwrap();

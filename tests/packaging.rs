@@ -24,6 +24,7 @@ use clap::CommandFactory;
 use kubeboot::cmd::Cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubeboot");
+const CHECKPOINTER: &str = env!("CARGO_BIN_EXE_kubeboot-checkpoint");
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,6 +158,7 @@ fn expected_man_pages() -> Vec<String> {
 fn expected_files(layout: &Layout) -> BTreeMap<String, u32> {
     let mut files = BTreeMap::new();
     files.insert("/usr/bin/kubeboot".to_string(), 0o755);
+    files.insert("/usr/bin/kubeboot-checkpoint".to_string(), 0o755);
     for unit in unit_names() {
         files.insert(format!("{}/{unit}", layout.unit_dir), 0o644);
     }
@@ -221,6 +223,11 @@ fn check_payload(root: &Path, layout: &Layout, tmp: &Path) {
     assert!(
         fs::read(at(root, "/usr/bin/kubeboot")).unwrap() == fs::read(BIN).unwrap(),
         "the packaged binary is the one given with --binary"
+    );
+    assert!(
+        fs::read(at(root, "/usr/bin/kubeboot-checkpoint")).unwrap()
+            == fs::read(CHECKPOINTER).unwrap(),
+        "the packaged checkpointer is the one built beside --binary"
     );
     let version = stdout_of(tool(at(root, "/usr/bin/kubeboot"), tmp).arg("--version"));
     assert_eq!(
