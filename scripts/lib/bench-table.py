@@ -89,7 +89,8 @@ def idle_table(out, quick):
               f"| {mib(p['rss_kib_max'])} | {mib(p['hwm_kib'])} "
               f"| {mib(p['rss_anon_kib'])} + {mib(p['rss_file_kib'])} | {rss_ok} | {cpu_ok} |")
     print("\nanon: the process's own memory; file: pages of the files it maps, mostly the "
-          "kubeboot binary's text, shared with every other kubeboot process on the host.\n")
+          "binary's text (kubeboot-checkpoint, or kubeboot when that is not installed), "
+          "shared with every process running it.\n")
 
 
 def rto_table(path, commit):
@@ -161,7 +162,7 @@ def main():
                     row += f" {r['mean'] / floor:.2f} |"
                 kib = rss.get((name, cmd)) or (rss.get((name, "etcd (restored, serving the get)")) if cmd == REFERENCE["read"] else None)
                 if kib and size:
-                    row += f" {kib / 1024:.0f} MiB ({kib * 1024 / size:.2f}× the file) |"
+                    row += f" {kib / 1024:.0f} MiB ({kib * 1024 / size:.3f}× the file) |"
                 elif kib:
                     row += f" {kib / 1024:.0f} MiB |"
                 else:

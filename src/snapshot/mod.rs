@@ -2,13 +2,13 @@
 //! `member/snap/db` natively, read-only, so a master whose etcd is gone (and which may
 //! have no etcd binary at all) can still recover from its backup.
 //!
-//! Three layers, one file each: [`trailer`] checks the sha256 that `etcdctl snapshot
+//! Four layers, one file each: [`trailer`] checks the sha256 that `etcdctl snapshot
 //! save` appends; [`bbolt`] walks the B+tree file (never trusting an offset); [`mvcc`]
-//! turns etcd's revision-keyed history in bucket `key` into the latest live value per
-//! key into a sorted [`index`] of slots, so [`Snapshot::get`] and [`Snapshot::prefix`]
-//! are binary searches that decode a key-value when it is asked for. The file is mapped
-//! for a command that reads it once ([`Options::map_or_exit`]) and read into memory
-//! otherwise; either way nothing else of its size is held beside it.
+//! decodes etcd's revision-keyed history in bucket `key`; [`index`] keeps the latest
+//! live entry per key as a sorted index into the file, so [`Snapshot::get`] and
+//! [`Snapshot::prefix`] are binary searches that decode a key-value when it is asked
+//! for. The file is mapped for a command that reads it once ([`Options::map_or_exit`])
+//! and read into memory otherwise; either way little else is held beside it.
 
 pub mod bbolt;
 pub mod index;
