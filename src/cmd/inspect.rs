@@ -120,16 +120,15 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     match mode {
         Mode::Keys(format) => {
             let prefix = args.prefix.as_deref().unwrap_or("").as_bytes();
-            let keys = snap
-                .prefix(prefix)
-                .map(|kv| kv.map(|kv| printable_key(&kv.key)));
+            // Keys only: read from the index, no value decoded.
+            let keys = snap.sizes(prefix).map(|(key, _)| printable_key(key));
             if format == Format::Text {
                 for key in keys {
-                    out.write_all(key.exit_with(Exit::NoSource)?.as_bytes())?;
+                    out.write_all(key.as_bytes())?;
                     out.write_all(b"\n")?;
                 }
             } else {
-                let keys: Vec<String> = keys.collect::<Result<_, _>>().exit_with(Exit::NoSource)?;
+                let keys: Vec<String> = keys.collect();
                 out.write_all(render_report(&keys, format)?.as_bytes())?;
             }
         }

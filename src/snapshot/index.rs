@@ -15,8 +15,8 @@ use super::Problem;
 use super::mvcc::{KeyValue, StoredKv};
 
 /// One entry of bucket `key`: 32 bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Slot {
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
     /// The sort's current radix digit; once sorted, the key's place in the copied keys
     /// and the length of its value (`start << 64 | key length << 32 | value length`).
     scratch: u128,
