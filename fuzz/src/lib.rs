@@ -17,7 +17,7 @@ use clap::CommandFactory;
 use kubeboot::checkpoint::{kubelet, observe, runtime};
 use kubeboot::cri::{proto, sandbox};
 use kubeboot::snapshot::bbolt::{Bucket, Db};
-use kubeboot::snapshot::index::{Builder, Entry};
+use kubeboot::snapshot::index::Builder;
 use kubeboot::snapshot::mvcc::{RevKey, StoredKv};
 use kubeboot::snapshot::{Options, Snapshot, trailer};
 use kubeboot::{codec, config, encryption, kubeclient};
@@ -82,27 +82,23 @@ pub fn mvcc(data: &[u8]) {
         .flat_map(|(_, v)| v.iter().copied())
         .collect();
     let body = prost::bytes::Bytes::from(body);
-    let mut index = Builder::default();
-    let mut at = 0u64;
+    let mut index = Builder::new(body.clone());
+    let mut at = 0usize;
     for (key, value) in records {
-        let place = (at, value.len() as u32);
-        at += value.len() as u64;
+        let place = at..at + value.len();
+        at += value.len();
         let Some(rev) = RevKey::parse(key) else {
             continue;
         };
         let _ = rev.to_string();
-        if let Ok(kv) = StoredKv::decode(value) {
-            let entry = Entry {
-                at: place.0,
-                len: place.1,
-                value_len: kv.value.len() as u32,
-            };
-            let _ = index.push(&kv.key, (!rev.tombstone).then_some(entry));
+        // Decoded from the body, as `mvcc::read` does: the key must be a slice of it.
+        if let Ok(kv) = StoredKv::decode(body.slice(place.clone())) {
+            let _ = index.push(place, &kv, rev.tombstone);
         }
     }
     let index = index.finish();
     for i in 0..index.len() {
-        let _ = (index.get(i, &body), index.sizes(i));
+        let _ = (index.get(i), index.sizes(i));
     }
     let _ = (index.find(b"/registry/pods"), index.prefix(b"/registry/"));
 }

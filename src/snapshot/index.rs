@@ -1,75 +1,159 @@
 //! The live keys of a snapshot as a compact index into the file: per key, where its
-//! `mvccpb.KeyValue` lies and where its key was copied, and nothing decoded until asked.
+//! `mvccpb.KeyValue` lies, and nothing copied or decoded until asked.
 //!
 //! Why not a `Vec` of decoded key-values: with the file mapped, everything beside it is
 //! what `inspect` and `recover` cost in memory. Decoded values with their `Bytes` handles,
 //! the revision list they came from and the sort's own index took about 300 bytes per
-//! key (a 300 MB snapshot of 100k keys needed 1.12× its size). A [`Slot`] is 32 bytes,
-//! the sort works in the slots themselves, and a key-value is decoded again (a few
-//! hundred nanoseconds) when it is looked at.
+//! key (a 300 MB snapshot of 100k keys needed 1.12× its size); a copy of the keys beside
+//! 32-byte slots still took 84. Now a [`Slot`] of 40 bytes is all: the keys are read
+//! where they lie in the file, and a key-value is decoded again (a few hundred
+//! nanoseconds) when it is looked at. The sort reads each key once per 16 bytes it has
+//! to look at, each read independent of the others (the slot says where the key is), so
+//! the misses overlap: a first cut that found each key by parsing its record's header
+//! made `inspect` 40 % slower on 100k keys; this one costs 3–9 %.
+//!
+//! Finding a key without decoding its record: etcd writes `mvccpb.KeyValue`'s fields in
+//! number order (gogo-protobuf's generated `Marshal`), so the key is right after the
+//! record's first tag and length. A record written any other way (valid protobuf, which
+//! etcd never writes) has its key's place listed beside the slots instead.
+
+use std::ops::Range;
 
 use prost::Message;
 use prost::bytes::Bytes;
+use prost::encoding::encoded_len_varint;
 
 use super::Problem;
 use super::mvcc::{KeyValue, StoredKv};
 
-/// One entry of bucket `key`: 32 bytes.
+/// One entry of bucket `key`: 40 bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    /// The sort's current radix digit; once sorted, the key's place in the copied keys
-    /// and the length of its value (`start << 64 | key length << 32 | value length`).
+    /// The sort's current radix digit; once sorted, [`NEW_KEY`] or [`SAME_KEY`].
     scratch: u128,
-    /// Offset of the entry's value (its `mvccpb.KeyValue`) in the file; [`TOMBSTONE`]
-    /// for a delete, whose value is not needed.
+    /// Offset of the entry's `mvccpb.KeyValue` in the file.
     at: u64,
+    /// Its length, and [`TOMBSTONE`] for a delete (bbolt's values are < 2 GiB).
     len: u32,
     /// The entry's place in the bucket, which is its revision order.
     seq: u32,
+    key_len: u32,
+    value_len: u32,
 }
 
-const TOMBSTONE: u64 = u64::MAX;
+const TOMBSTONE: u32 = 1 << 31;
+/// Once sorted: the first entry of its key, or another entry of the key before it.
+const NEW_KEY: u128 = 0;
+const SAME_KEY: u128 = 1;
 
-/// Bucket `key` as it is walked: each entry's key copied side by side (4 MB for 100k
-/// keys; scattered through a 300 MB file, each look at a key during the sort was a cache
-/// and TLB miss) and its slot.
+/// Where the keys are: each right after its record's first tag and length (the
+/// records etcd writes), or, for the few that are not, listed by `seq`.
+#[derive(Debug, Clone, Default)]
+struct Keys {
+    body: Bytes,
+    /// `(seq, offset of the key in the file)`, by `seq`; empty for every file etcd wrote.
+    odd: Vec<(u32, u64)>,
+}
+
+impl Keys {
+    fn get(&self, s: &Slot) -> &[u8] {
+        let start = match self.odd.binary_search_by_key(&s.seq, |o| o.0) {
+            Ok(i) => self.odd.get(i).map_or(u64::MAX, |o| o.1),
+            Err(_) => s.at.saturating_add(key_offset(s.key_len)),
+        };
+        usize::try_from(start)
+            .ok()
+            .and_then(|start| self.body.get(start..start.checked_add(s.key_len as usize)?))
+            .unwrap_or_default()
+    }
+
+    /// The 16 bytes of `s`'s key from `depth`, zero padded, as a big-endian number: the
+    /// order of these agrees with the order of the bytes.
+    fn digit(&self, s: &Slot, depth: usize) -> u128 {
+        digit(self.get(s), depth)
+    }
+}
+
+fn digit(key: &[u8], depth: usize) -> u128 {
+    let mut buf = [0u8; 16];
+    if let Some(rest) = key.get(depth..) {
+        for (d, b) in buf.iter_mut().zip(rest) {
+            *d = *b;
+        }
+    }
+    u128::from_be_bytes(buf)
+}
+
+/// Where a key of this length starts in a record etcd wrote: after field 1's tag and
+/// the varint of its length.
+fn key_offset(key_len: u32) -> u64 {
+    1 + encoded_len_varint(u64::from(key_len)) as u64
+}
+
+/// Bucket `key` as it is walked, over the file its entries lie in.
 #[derive(Debug, Default)]
 pub struct Builder {
-    keys: Vec<u8>,
-    /// Where each entry's key starts in `keys`, by `seq`, and one past the last.
-    starts: Vec<u64>,
-    /// The length of each entry's value, by `seq`: `inspect` counts them without
-    /// touching the file again.
-    value_lens: Vec<u32>,
+    keys: Keys,
     slots: Vec<Slot>,
-}
-
-/// Where one entry's `mvccpb.KeyValue` lies in the file, and the length of the value in it.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry {
-    pub at: u64,
-    pub len: u32,
-    pub value_len: u32,
+    /// The length of the prefix every key so far shares with the first: the sort
+    /// starts after it (`/registry/` on every Kubernetes cluster).
+    shared: usize,
+    /// The entries before this one took their first digit at a `shared` since shortened.
+    settled: usize,
 }
 
 impl Builder {
-    /// Adds the next entry in bucket order: its user key, and where it is (`None` for a
-    /// tombstone).
-    pub fn push(&mut self, key: &[u8], entry: Option<Entry>) -> Result<(), Problem> {
+    pub fn new(body: Bytes) -> Self {
+        Builder {
+            keys: Keys {
+                body,
+                odd: Vec::new(),
+            },
+            ..Builder::default()
+        }
+    }
+
+    /// Adds the next entry in bucket order: the place of its record in the file and
+    /// the record as prost decoded it from there (its `Bytes` slice the file).
+    pub fn push(
+        &mut self,
+        at: Range<usize>,
+        kv: &StoredKv,
+        tombstone: bool,
+    ) -> Result<(), Problem> {
         let seq = u32::try_from(self.slots.len())
             .map_err(|_| Problem::Corrupt("more than 2^32 entries in bucket `key`".into()))?;
-        if self.starts.is_empty() {
-            self.starts.push(0);
+        let len = u32::try_from(at.len())
+            .ok()
+            .filter(|l| l & TOMBSTONE == 0)
+            .ok_or_else(|| Problem::Corrupt("a value of 2 GiB or more in bucket `key`".into()))?;
+        let (key, at) = (&kv.key, at.start as u64);
+        // Both are shorter than the record.
+        let (key_len, value_len) = (key.len() as u32, kv.value.len() as u32);
+        let key_at = (key.as_ptr() as usize).wrapping_sub(self.keys.body.as_ptr() as usize) as u64;
+        if !key.is_empty() && key_at != at + key_offset(key_len) {
+            self.keys.odd.push((seq, key_at));
         }
-        self.keys.extend_from_slice(key);
-        self.starts.push(self.keys.len() as u64);
-        let (at, len, value_len) = entry.map_or((TOMBSTONE, 0, 0), |e| (e.at, e.len, e.value_len));
-        self.value_lens.push(value_len);
+        let shared = match self.slots.first() {
+            None => key.len(),
+            Some(first) => {
+                let first = self.keys.get(first);
+                let same = first.iter().zip(key.iter()).take_while(|(a, b)| a == b);
+                same.count().min(self.shared)
+            }
+        };
+        if shared < self.shared {
+            self.settled = self.slots.len();
+        }
+        self.shared = shared;
         self.slots.push(Slot {
-            scratch: 0,
+            // The first round's digit, while the key is in the cache.
+            scratch: digit(key, shared),
             at,
-            len,
+            len: if tombstone { len | TOMBSTONE } else { len },
             seq,
+            key_len,
+            value_len,
         });
         Ok(())
     }
@@ -79,52 +163,45 @@ impl Builder {
     pub fn finish(self) -> Index {
         let Builder {
             keys,
-            starts,
-            value_lens,
             mut slots,
+            shared,
+            settled,
         } = self;
-        let span = |seq: u32| {
-            let i = seq as usize;
-            Some(*starts.get(i)? as usize..*starts.get(i + 1)? as usize)
-        };
-        let key = |s: &Slot| span(s.seq).and_then(|r| keys.get(r)).unwrap_or_default();
-        sort_by_key(&mut slots, key);
+        for s in slots.iter_mut().take(settled) {
+            s.scratch = keys.digit(s, shared);
+        }
+        sort_by_key(&mut slots, shared, |s, depth| keys.digit(s, depth));
         // Each run of one key ends with its newest entry; it alone is kept, in place.
         let mut live = 0;
         let mut i = 0;
         while let Some(run) = slots.get(i..) {
-            let Some(first) = run.first() else { break };
-            let n = run.iter().take_while(|s| key(s) == key(first)).count();
-            i += n.max(1);
+            let n = 1 + run
+                .iter()
+                .skip(1)
+                .take_while(|s| s.scratch == SAME_KEY)
+                .count();
+            i += n;
             let Some(&newest) = slots.get(i - 1) else {
                 break;
             };
-            if newest.at == TOMBSTONE {
+            if newest.len & TOMBSTONE != 0 {
                 continue;
             }
-            let r = span(newest.seq).unwrap_or_default();
-            let value_len = value_lens.get(newest.seq as usize).copied().unwrap_or(0);
             if let Some(slot) = slots.get_mut(live) {
-                *slot = Slot {
-                    scratch: (r.start as u128) << 64 | (r.len() as u128) << 32 | value_len as u128,
-                    ..newest
-                };
+                *slot = newest;
             }
             live += 1;
         }
         slots.truncate(live);
         slots.shrink_to_fit();
-        Index {
-            keys: Bytes::from(keys),
-            slots,
-        }
+        Index { keys, slots }
     }
 }
 
 /// The live keys of a snapshot, sorted: lookups are binary searches over the slots.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
-    keys: Bytes,
+    keys: Keys,
     slots: Vec<Slot>,
 }
 
@@ -137,51 +214,39 @@ impl Index {
         self.slots.is_empty()
     }
 
-    /// The span of `s`'s key in `keys`, once sorted.
-    fn span(&self, s: &Slot) -> Option<std::ops::Range<usize>> {
-        let start = (s.scratch >> 64) as usize;
-        let end = start.checked_add((s.scratch >> 32) as u32 as usize)?;
-        (end <= self.keys.len()).then_some(start..end)
-    }
-
     /// The key at position `i` and the length of its value, without decoding it.
     pub fn sizes(&self, i: usize) -> Option<(&[u8], u64)> {
         let s = self.slots.get(i)?;
-        Some((self.key(s), u64::from(s.scratch as u32)))
-    }
-
-    fn key(&self, s: &Slot) -> &[u8] {
-        self.span(s)
-            .and_then(|r| self.keys.get(r))
-            .unwrap_or_default()
+        Some((self.keys.get(s), u64::from(s.value_len)))
     }
 
     /// The position of `key`, if it is live.
     pub fn find(&self, key: &[u8]) -> Option<usize> {
-        self.slots.binary_search_by(|s| self.key(s).cmp(key)).ok()
+        self.slots
+            .binary_search_by(|s| self.keys.get(s).cmp(key))
+            .ok()
     }
 
     /// The positions of the live keys starting with `prefix`.
-    pub fn prefix(&self, prefix: &[u8]) -> std::ops::Range<usize> {
-        let start = self.slots.partition_point(|s| self.key(s) < prefix);
+    pub fn prefix(&self, prefix: &[u8]) -> Range<usize> {
+        let start = self.slots.partition_point(|s| self.keys.get(s) < prefix);
         let rest = self.slots.get(start..).unwrap_or_default();
-        start..start + rest.partition_point(|s| self.key(s).starts_with(prefix))
+        start..start + rest.partition_point(|s| self.keys.get(s).starts_with(prefix))
     }
 
-    /// The key-value at position `i`, decoded from `body` (the file it was built from).
-    /// It decoded when the index was built, so a failure here means the file changed
-    /// under a mapping.
-    pub fn get(&self, i: usize, body: &Bytes) -> Option<Result<KeyValue, Problem>> {
+    /// The key-value at position `i`, decoded from the file again. It decoded when the
+    /// index was built, so a failure here means the file changed under its mapping.
+    pub fn get(&self, i: usize) -> Option<Result<KeyValue, Problem>> {
         let s = self.slots.get(i)?;
+        let key = self.keys.get(s);
         let decoded = || {
-            let key = self.keys.slice(self.span(s)?);
             let start = usize::try_from(s.at).ok()?;
-            let end = start
-                .checked_add(s.len as usize)
-                .filter(|&e| e <= body.len())?;
-            let kv = StoredKv::decode(body.slice(start..end)).ok()?;
-            Some(KeyValue {
-                key,
+            let end = start.checked_add((s.len & !TOMBSTONE) as usize)?;
+            let body = &self.keys.body;
+            let kv =
+                StoredKv::decode(body.get(start..end).map(|_| body.slice(start..end))?).ok()?;
+            (*kv.key == *key).then_some(KeyValue {
+                key: kv.key,
                 value: kv.value,
                 create_revision: kv.create_revision,
                 mod_revision: kv.mod_revision,
@@ -192,48 +257,51 @@ impl Index {
         Some(decoded().ok_or_else(|| {
             Problem::Corrupt(format!(
                 "the value of key {:?} no longer decodes: the file changed while it was read",
-                String::from_utf8_lossy(self.key(s))
+                String::from_utf8_lossy(key)
             ))
         }))
     }
 }
 
-/// Sorts `slots` by `(key, seq)`, the keys compared as bytes. Keys share long prefixes
+/// Sorts `slots` by `(key, seq)`, the keys compared as bytes, every key sharing its
+/// first `shared` bytes; each slot's `scratch` holds its key's digit at `shared`, and
+/// ends as [`NEW_KEY`] or [`SAME_KEY`]. Keys share long prefixes
 /// (`/registry/configmaps/<namespace>/...`), so a plain sort spends most of its time in
 /// `memcmp` over the same bytes again and again (half of `recover`'s time on 100k keys,
-/// by `perf`). This is an MSD radix sort whose digits are 16 bytes: each round sorts a
-/// run by a big-endian `u128` of the key bytes at `depth` (zero padded, so a key's order
-/// agrees with the bytes'), and the runs still tied go to the next 16 bytes; a tied run
-/// whose keys all end in this window is finished by comparing them whole (short now,
-/// or the same key at several revisions). The work list is a heap `Vec`, not
-/// recursion: a hostile snapshot's megabyte key must not overflow the stack.
-fn sort_by_key<'a>(slots: &mut [Slot], key: impl Fn(&Slot) -> &'a [u8]) {
-    let digit = |s: &Slot, depth: usize| {
-        let mut buf = [0u8; 16];
-        if let Some(rest) = key(s).get(depth..) {
-            for (d, b) in buf.iter_mut().zip(rest) {
-                *d = *b;
-            }
-        }
-        u128::from_be_bytes(buf)
-    };
-    let mut work = vec![(0, slots.len(), 0)];
+/// by `perf`), and each comparison reads two keys scattered through the file. This is an
+/// MSD radix sort whose digits are 16 bytes (`digit(slot, depth)`): each round reads a
+/// key once, sorts a run by its digits, and the runs still tied go to the next 16
+/// bytes. A tied run whose keys all end in this window holds keys equal but for zeros at
+/// their ends, so their lengths order them (the shorter is a prefix of the longer), and
+/// equal lengths are the same key at several revisions. The work list is a heap `Vec`,
+/// not recursion: a hostile snapshot's megabyte key must not overflow the stack.
+fn sort_by_key(slots: &mut [Slot], shared: usize, digit: impl Fn(&Slot, usize) -> u128) {
+    let mut work = vec![(0, slots.len(), shared)];
     while let Some((start, end, depth)) = work.pop() {
         let Some(run) = slots.get_mut(start..end) else {
             continue;
         };
-        for s in run.iter_mut() {
-            s.scratch = digit(s, depth);
+        if depth != shared {
+            for s in run.iter_mut() {
+                s.scratch = digit(s, depth);
+            }
         }
         run.sort_unstable_by_key(|s| s.scratch);
         let mut at = start;
         for tied in run.chunk_by_mut(|a, b| a.scratch == b.scratch) {
             let len = tied.len();
-            if len > 1 {
-                if tied.iter().all(|s| key(s).len() <= depth + 16) {
-                    tied.sort_unstable_by(|a, b| (key(a), a.seq).cmp(&(key(b), b.seq)));
-                } else {
-                    work.push((at, at + len, depth + 16));
+            if len > 1 && tied.iter().any(|s| s.key_len as usize > depth + 16) {
+                work.push((at, at + len, depth + 16));
+            } else {
+                tied.sort_unstable_by_key(|s| (s.key_len, s.seq));
+                let mut previous = None;
+                for s in tied.iter_mut() {
+                    s.scratch = if previous == Some(s.key_len) {
+                        SAME_KEY
+                    } else {
+                        NEW_KEY
+                    };
+                    previous = Some(s.key_len);
                 }
             }
             at += len;

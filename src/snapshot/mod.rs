@@ -370,7 +370,7 @@ impl Snapshot {
     pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, SnapshotError> {
         self.kvs
             .find(key)
-            .and_then(|i| self.kvs.get(i, &self.body))
+            .and_then(|i| self.kvs.get(i))
             .transpose()
             .map_err(invalid(&self.name))
     }
@@ -388,7 +388,7 @@ impl Snapshot {
     ) -> impl Iterator<Item = Result<KeyValue, SnapshotError>> + 'a {
         self.kvs
             .prefix(prefix)
-            .filter_map(|i| self.kvs.get(i, &self.body))
+            .filter_map(|i| self.kvs.get(i))
             .map(|kv| kv.map_err(invalid(&self.name)))
     }
 }

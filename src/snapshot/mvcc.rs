@@ -24,7 +24,7 @@ use prost::bytes::Bytes;
 
 use super::Problem;
 use super::bbolt::Db;
-use super::index::{Builder, Entry, Index};
+use super::index::{Builder, Index};
 use super::status::KeyBucket;
 
 /// A live key as a client would get it from a range request. Key and value are
@@ -116,7 +116,7 @@ pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
     let bucket = db
         .bucket(db.root(), b"key")?
         .ok_or_else(|| Problem::MissingBucket("key".into()))?;
-    let mut index = Builder::default();
+    let mut index = Builder::new(data.clone());
     let mut last: Option<RevKey> = None;
     let mut key_bucket = status.then(KeyBucket::default);
     for entry in db.cursor(bucket)? {
@@ -141,12 +141,7 @@ pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
         if let Some(k) = key_bucket.as_mut() {
             k.add(entry.key, entry.value, rev.main);
         }
-        let value = (!rev.tombstone).then_some(Entry {
-            at: at.start as u64,
-            len: at.len() as u32,
-            value_len: kv.value.len() as u32,
-        });
-        index.push(&kv.key, value)?;
+        index.push(at, &kv, rev.tombstone)?;
         last = Some(rev);
     }
     let revision = last.map_or(0, |r| r.main);
