@@ -91,6 +91,9 @@ struct State {
     authz: Authorizer,
     /// The audiences service-account tokens must name (TokenReview reports them).
     audiences: Vec<String>,
+    /// What `/readyz` answered last, so that each change is logged once (a drill's
+    /// log then says why a master's api-server stayed out of the load balancer).
+    last_readyz: std::sync::Mutex<&'static str>,
 }
 
 /// A running server; dropping it stops accepting and closes open connections.
@@ -137,6 +140,7 @@ impl ApiServer {
             verbosity: config.verbosity,
             bootstrapped: Arc::new(AtomicBool::new(false)),
             policy_seeded: Arc::new(AtomicBool::new(false)),
+            last_readyz: std::sync::Mutex::new(""),
             authz: Authorizer {
                 modes: config.authorization_modes.clone(),
                 policy: Arc::new(rbac::Policy::default()),
@@ -354,7 +358,9 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
         ApiError::new(401, "Unauthorized", "Unauthorized").into()
     };
     let (code, resp) = into_response(reply);
-    if state.verbosity >= 2 || code >= 500 || (code == 403 && state.verbosity >= 1) {
+    // A health check refused is how a master's api-server stays out of a load balancer.
+    let health = ["/readyz", "/healthz", "/livez"].contains(&path.as_str());
+    if state.verbosity >= 2 || code >= 500 || (code == 403 && (health || state.verbosity >= 1)) {
         eprintln!("fake-apiserver: {method} {path}?{query} {code} user={name}");
     }
     resp
@@ -423,20 +429,25 @@ async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
     match segs.as_slice() {
         ["healthz" | "livez", ..] if get => Reply::Text(200, "ok".into()),
         ["readyz", ..] if get => {
-            if !state.store.healthy().await {
-                Reply::Text(
-                    500,
-                    "[-]etcd failed: reason withheld\nreadyz check failed".into(),
-                )
+            let failed = if !state.store.healthy().await {
+                Some("[-]etcd failed: reason withheld")
             } else if !state.policy_seeded.load(Ordering::SeqCst) {
-                let msg = "[-]poststarthook/rbac/bootstrap-roles failed: not finished\nreadyz check failed";
-                Reply::Text(500, msg.into())
+                Some("[-]poststarthook/rbac/bootstrap-roles failed: not finished")
             } else if !state.bootstrapped.load(Ordering::SeqCst) {
-                let msg =
-                    "[-]poststarthook/system-namespaces failed: not finished\nreadyz check failed";
-                Reply::Text(500, msg.into())
+                Some("[-]poststarthook/system-namespaces failed: not finished")
             } else {
-                Reply::Text(200, "ok".into())
+                None
+            };
+            let now = failed.unwrap_or("ok");
+            if let Ok(mut last) = state.last_readyz.lock()
+                && *last != now
+            {
+                eprintln!("fake-apiserver: /readyz now answers: {now}");
+                *last = now;
+            }
+            match failed {
+                Some(f) => Reply::Text(500, format!("{f}\nreadyz check failed")),
+                None => Reply::Text(200, "ok".into()),
             }
         }
         ["version"] if get => json(Some(discovery::version())),
