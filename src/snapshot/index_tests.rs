@@ -49,11 +49,7 @@ fn live(index: &Index) -> Vec<(String, String, i64)> {
         .map(|i| {
             let kv = index.get(i).unwrap().unwrap();
             assert_eq!((kv.create_revision, kv.version, kv.lease), (1, 3, 4));
-            (
-                String::from_utf8(kv.key.to_vec()).unwrap(),
-                String::from_utf8(kv.value.to_vec()).unwrap(),
-                kv.mod_revision,
-            )
+            (utf8(&kv.key), utf8(&kv.value), kv.mod_revision)
         })
         .collect()
 }
