@@ -1,38 +1,36 @@
 //! The live keys of a snapshot as a compact index into the file: per key, where its
-//! `mvccpb.KeyValue` lies, and nothing copied or decoded until asked.
+//! `mvccpb.KeyValue` lies, and nothing decoded until asked.
 //!
-//! Why not a `Vec` of decoded key-values: with the file mapped, everything beside it is
-//! what `inspect` and `recover` cost in memory. Decoded values with their `Bytes` handles,
-//! the revision list they came from and the sort's own index took about 300 bytes per
-//! key (a 300 MB snapshot of 100k keys needed 1.12× its size); a copy of the keys beside
-//! 32-byte slots still took 84. Now a [`Slot`] of 40 bytes is all: the keys are read
-//! where they lie in the file, and a key-value is decoded again (a few hundred
-//! nanoseconds) when it is looked at. The sort reads each key once per 16 bytes it has
-//! to look at, each read independent of the others (the slot says where the key is), so
-//! the misses overlap: a first cut that found each key by parsing its record's header
-//! made `inspect` 40 % slower on 100k keys; this one costs 3–9 %.
+//! Why not a `Vec` of decoded key-values: everything beside the file is what `inspect`
+//! and `recover` cost in memory. Decoded values with their `Bytes` handles, the revision
+//! list they came from and the sort's own index took about 300 bytes per key (a 300 MB
+//! snapshot of 100k keys needed 1.12× its size). Now a [`Slot`] of 48 bytes and a copy
+//! of the key are all, and a key-value is decoded again (a few hundred nanoseconds) when
+//! it is looked at.
 //!
-//! Finding a key without decoding its record: etcd writes `mvccpb.KeyValue`'s fields in
-//! number order (gogo-protobuf's generated `Marshal`), so the key is right after the
-//! record's first tag and length. A record written any other way (valid protobuf, which
-//! etcd never writes) has its key's place listed beside the slots instead.
+//! Why the keys are copied: the sort and the lookups must not need the file's pages.
+//! A mapped file's pages are given back as the parse goes ([`crate::fsutil::mapped`]), so
+//! that what the process holds is this index, not the file; a sort that read its keys in
+//! the file brought every page back (and was 3–9 % slower: a key read in the file is a
+//! cache miss, one in the copy mostly not).
 
 use std::ops::Range;
 
 use prost::Message;
 use prost::bytes::Bytes;
-use prost::encoding::encoded_len_varint;
 
 use super::Problem;
 use super::mvcc::{KeyValue, StoredKv};
 
-/// One entry of bucket `key`: 40 bytes.
+/// One entry of bucket `key`: 48 bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     /// The sort's current radix digit; once sorted, [`NEW_KEY`] or [`SAME_KEY`].
     scratch: u128,
     /// Offset of the entry's `mvccpb.KeyValue` in the file.
     at: u64,
+    /// Offset of its key in [`Keys`].
+    key_at: u64,
     /// Its length, and [`TOMBSTONE`] for a delete (bbolt's values are < 2 GiB).
     len: u32,
     /// The entry's place in the bucket, which is its revision order.
@@ -46,24 +44,15 @@ const TOMBSTONE: u32 = 1 << 31;
 const NEW_KEY: u128 = 0;
 const SAME_KEY: u128 = 1;
 
-/// Where the keys are: each right after its record's first tag and length (the
-/// records etcd writes), or, for the few that are not, listed by `seq`.
+/// The keys of every entry, one after another in bucket order.
 #[derive(Debug, Clone, Default)]
-struct Keys {
-    body: Bytes,
-    /// `(seq, offset of the key in the file)`, by `seq`; empty for every file etcd wrote.
-    odd: Vec<(u32, u64)>,
-}
+struct Keys(Vec<u8>);
 
 impl Keys {
     fn get(&self, s: &Slot) -> &[u8] {
-        let start = match self.odd.binary_search_by_key(&s.seq, |o| o.0) {
-            Ok(i) => self.odd.get(i).map_or(u64::MAX, |o| o.1),
-            Err(_) => s.at.saturating_add(key_offset(s.key_len)),
-        };
-        usize::try_from(start)
+        usize::try_from(s.key_at)
             .ok()
-            .and_then(|start| self.body.get(start..start.checked_add(s.key_len as usize)?))
+            .and_then(|start| self.0.get(start..start.checked_add(s.key_len as usize)?))
             .unwrap_or_default()
     }
 
@@ -84,15 +73,10 @@ fn digit(key: &[u8], depth: usize) -> u128 {
     u128::from_be_bytes(buf)
 }
 
-/// Where a key of this length starts in a record etcd wrote: after field 1's tag and
-/// the varint of its length.
-fn key_offset(key_len: u32) -> u64 {
-    1 + encoded_len_varint(u64::from(key_len)) as u64
-}
-
 /// Bucket `key` as it is walked, over the file its entries lie in.
 #[derive(Debug, Default)]
 pub struct Builder {
+    body: Bytes,
     keys: Keys,
     slots: Vec<Slot>,
     /// The length of the prefix every key so far shares with the first: the sort
@@ -105,10 +89,7 @@ pub struct Builder {
 impl Builder {
     pub fn new(body: Bytes) -> Self {
         Builder {
-            keys: Keys {
-                body,
-                odd: Vec::new(),
-            },
+            body,
             ..Builder::default()
         }
     }
@@ -130,10 +111,7 @@ impl Builder {
         let (key, at) = (&kv.key, at.start as u64);
         // Both are shorter than the record.
         let (key_len, value_len) = (key.len() as u32, kv.value.len() as u32);
-        let key_at = (key.as_ptr() as usize).wrapping_sub(self.keys.body.as_ptr() as usize) as u64;
-        if !key.is_empty() && key_at != at + key_offset(key_len) {
-            self.keys.odd.push((seq, key_at));
-        }
+        let key_at = self.keys.0.len() as u64;
         let shared = match self.slots.first() {
             None => key.len(),
             Some(first) => {
@@ -146,10 +124,12 @@ impl Builder {
             self.settled = self.slots.len();
         }
         self.shared = shared;
+        self.keys.0.extend_from_slice(key);
         self.slots.push(Slot {
             // The first round's digit, while the key is in the cache.
             scratch: digit(key, shared),
             at,
+            key_at,
             len: if tombstone { len | TOMBSTONE } else { len },
             seq,
             key_len,
@@ -162,6 +142,7 @@ impl Builder {
     /// sorted by key. The caller has checked that bucket order is revision order.
     pub fn finish(self) -> Index {
         let Builder {
+            body,
             keys,
             mut slots,
             shared,
@@ -194,13 +175,14 @@ impl Builder {
         }
         slots.truncate(live);
         slots.shrink_to_fit();
-        Index { keys, slots }
+        Index { body, keys, slots }
     }
 }
 
 /// The live keys of a snapshot, sorted: lookups are binary searches over the slots.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
+    body: Bytes,
     keys: Keys,
     slots: Vec<Slot>,
 }
@@ -242,7 +224,7 @@ impl Index {
         let decoded = || {
             let start = usize::try_from(s.at).ok()?;
             let end = start.checked_add((s.len & !TOMBSTONE) as usize)?;
-            let body = &self.keys.body;
+            let body = &self.body;
             let kv =
                 StoredKv::decode(body.get(start..end).map(|_| body.slice(start..end))?).ok()?;
             (*kv.key == *key).then_some(KeyValue {
@@ -268,7 +250,7 @@ impl Index {
 /// ends as [`NEW_KEY`] or [`SAME_KEY`]. Keys share long prefixes
 /// (`/registry/configmaps/<namespace>/...`), so a plain sort spends most of its time in
 /// `memcmp` over the same bytes again and again (half of `recover`'s time on 100k keys,
-/// by `perf`), and each comparison reads two keys scattered through the file. This is an
+/// by `perf`), and each comparison reads two keys scattered through memory. This is an
 /// MSD radix sort whose digits are 16 bytes (`digit(slot, depth)`): each round reads a
 /// key once, sorts a run by its digits, and the runs still tied go to the next 16
 /// bytes. A tied run whose keys all end in this window holds keys equal but for zeros at

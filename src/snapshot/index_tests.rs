@@ -109,10 +109,7 @@ fn a_value_that_no_longer_decodes_is_an_error_naming_its_key() {
     let last = changed.len() - 1;
     changed[last] = 0xff;
     let index = Index {
-        keys: Keys {
-            body: Bytes::from(changed),
-            ..index.keys
-        },
+        body: Bytes::from(changed),
         ..index
     };
     let err = index.get(0).unwrap().unwrap_err().to_string();
@@ -123,7 +120,7 @@ fn a_value_that_no_longer_decodes_is_an_error_naming_its_key() {
 }
 
 /// Records etcd never writes but protobuf allows: fields out of order, the key twice
-/// (the last counts), unknown fields. Each is found where prost finds it.
+/// (the last counts), unknown fields. Each is indexed by the key prost decodes.
 #[test]
 fn records_not_written_as_etcd_writes_them_are_found_by_their_decoded_key() {
     use prost::encoding::{WireType, encode_key, encode_varint};
