@@ -97,3 +97,44 @@ fn a_sigbus_outside_every_guarded_mapping_still_kills() {
     assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("kubeboot: error"));
 }
+
+/// The `Rss:` of the mapping starting at `start`, from /proc/self/smaps, in bytes.
+fn resident(start: usize) -> usize {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut lines = smaps
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{start:x}-")));
+    lines.next().expect("the mapping is listed");
+    let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+    let kib: usize = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn pages_read_through_are_given_back_every_window_and_read_again_unchanged() {
+    let len = 4 * WINDOW + 4096 * 3;
+    let (_d, path) = file_of(len);
+    let m = Mapped::map(&File::open(&path).unwrap(), "f", 3)
+        .unwrap()
+        .unwrap();
+    let start = m.as_ref().as_ptr() as usize;
+    let mut sum = 0u64;
+    let mut most = 0;
+    for chunk in m.as_ref().chunks(1 << 20) {
+        sum += chunk
+            .iter()
+            .step_by(4096)
+            .map(|&b| u64::from(b))
+            .sum::<u64>();
+        m.read_through(chunk.len());
+        most = most.max(resident(start));
+    }
+    // Without giving back, every page read stays: the whole file.
+    assert!(most <= WINDOW + (1 << 20), "{most} bytes held of {len}");
+    m.give_back();
+    assert_eq!(resident(start), 0);
+    // What comes back is the file, whatever was given back before.
+    assert_eq!(m.as_ref(), std::fs::read(&path).unwrap().as_slice());
+    let again: u64 = m.as_ref().iter().step_by(4096).map(|&b| u64::from(b)).sum();
+    assert_eq!(sum, again);
+}

@@ -7,8 +7,9 @@
 //! decodes etcd's revision-keyed history in bucket `key`; [`index`] keeps the latest
 //! live entry per key as a sorted index into the file, so [`Snapshot::get`] and
 //! [`Snapshot::prefix`] are binary searches that decode a key-value when it is asked
-//! for. The file is mapped for a command that reads it once ([`Options::map_or_exit`])
-//! and read into memory otherwise; either way little else is held beside it.
+//! for. The file is mapped for a command that reads it once ([`Options::map_or_exit`]),
+//! its pages given back as the walks read them, so that such a command holds the index
+//! and a window of the file, not the file; it is read into memory otherwise.
 
 pub mod bbolt;
 pub mod index;
@@ -18,6 +19,7 @@ pub mod status;
 pub mod trailer;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use prost::bytes::Bytes;
 
@@ -135,6 +137,16 @@ pub struct Snapshot {
     status: Option<Status>,
 }
 
+/// A mapped file, shared by the `Bytes` that slice it and the parse that gives its pages
+/// back.
+struct Held(Arc<Mapped>);
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().as_ref()
+    }
+}
+
 /// Runs `f` on a thread of scope `s`; `None` when no thread could be made, and then
 /// [`join`] runs it here.
 pub(super) fn beside<'s, 'e, T: Send + 's>(
@@ -189,7 +201,9 @@ impl Snapshot {
             let len = mapped.as_ref().len() as u64;
             let mut p = Progress::new(format!("reading {name}"), len);
             p.step(format!("checking {name}"));
-            return Self::parse(&name, Bytes::from_owner(mapped), opts, None);
+            let mapped = Arc::new(mapped);
+            let bytes = Bytes::from_owner(Held(mapped.clone()));
+            return Self::parse(&name, bytes, opts, None, Some(&mapped));
         }
         let mut progress = None;
         let (bytes, streamed) =
@@ -205,7 +219,7 @@ impl Snapshot {
         // A check that failed is made again by the parse, which reports it in its order
         // (a file that is not bbolt at all says so before "missing trailer").
         let checked = streamed.and_then(|s| s.trailer.ok());
-        Self::parse(&name, Bytes::from(bytes), opts, checked)
+        Self::parse(&name, Bytes::from(bytes), opts, checked, None)
     }
 
     /// Parses a snapshot already in memory; `name` is used in errors.
@@ -214,7 +228,7 @@ impl Snapshot {
         bytes: Vec<u8>,
         opts: &Options,
     ) -> Result<Snapshot, SnapshotError> {
-        Self::parse(name, Bytes::from(bytes), opts, None)
+        Self::parse(name, Bytes::from(bytes), opts, None, None)
     }
 
     /// Parses a snapshot whose trailer was checked as it streamed in
@@ -226,7 +240,7 @@ impl Snapshot {
         checked: trailer::Verified,
     ) -> Result<Snapshot, SnapshotError> {
         let checked = (checked.len == bytes.len()).then_some(checked);
-        Self::parse(name, Bytes::from(bytes), &Options::default(), checked)
+        Self::parse(name, Bytes::from(bytes), &Options::default(), checked, None)
     }
 
     fn parse(
@@ -234,8 +248,9 @@ impl Snapshot {
         bytes: Bytes,
         opts: &Options,
         checked: Option<trailer::Verified>,
+        mapped: Option<&Mapped>,
     ) -> Result<Snapshot, SnapshotError> {
-        Self::build(bytes, opts, checked)
+        Self::build(bytes, opts, checked, mapped)
             .map(|s| Snapshot {
                 name: name.to_string(),
                 ..s
@@ -243,10 +258,14 @@ impl Snapshot {
             .map_err(invalid(name))
     }
 
+    /// `mapped`: the mapping `bytes` are, told what is read so that it gives its pages
+    /// back as the walks go, and once more when they are done (the lookups after
+    /// them fault in only what they read).
     fn build(
         bytes: Bytes,
         opts: &Options,
         checked: Option<trailer::Verified>,
+        mapped: Option<&Mapped>,
     ) -> Result<Snapshot, Problem> {
         if bytes.is_empty() {
             return Err(Problem::Empty);
@@ -275,24 +294,34 @@ impl Snapshot {
         let body = file.slice(..body_len);
         // With the status asked for, the parse hashes bucket `key` (nearly all of the
         // file) as it reads it, and the walk beside it does the other buckets.
-        let read = || bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body, opts.status));
+        let read_through = |n| {
+            if let Some(m) = mapped {
+                m.read_through(n);
+            }
+        };
+        let read = || {
+            bbolt::Db::open(&body).and_then(|db| mvcc::read(&db, &body, opts.status, &read_through))
+        };
+        let verify = || trailer::verify_reading(&file, &read_through);
         let walk = || bbolt::Db::open(&body).and_then(|db| status::status_but_key(&db));
         let hash = integrity == Integrity::Verified;
         let proof = checked.filter(|_| hash).map(|c| c.file_sha256);
         // Up to three walks of the file at once: the parse here, the hash (unless it
         // was done as the file came in) and the status, each on its own thread.
         let (view, file_sha256, status) = std::thread::scope(|s| {
-            let hasher = (hash && proof.is_none())
-                .then(|| beside(s, "snapshot-sha256", || trailer::verify(&file)));
+            let hasher = (hash && proof.is_none()).then(|| beside(s, "snapshot-sha256", verify));
             let walker = opts.status.then(|| beside(s, "snapshot-status", walk));
             let view = read();
             let file_sha256 = match hasher {
-                Some(h) => join(h, || trailer::verify(&file)).map(Some),
+                Some(h) => join(h, verify).map(Some),
                 None => Ok(proof),
             };
             let status = walker.map(|w| join(w, walk));
             (view, file_sha256, status)
         });
+        if let Some(m) = mapped {
+            m.give_back();
+        }
         // A wrong hash is the root cause of any parse error, so it is reported first.
         let file_sha256 = file_sha256?;
         let view = view?;

@@ -107,12 +107,19 @@ pub struct View {
 }
 
 /// Reads buckets `key` and `meta` of `db`, whose bytes are `data`.
-/// With `status`, also hashes bucket `key` for [`super::status`] on the way.
+/// With `status`, also hashes bucket `key` for [`super::status`] on the way. Tells
+/// `read_through` of each record read (a mapping gives its pages back as they are read:
+/// `fsutil::mapped`).
 ///
 /// The newest entry of a key is the last one in bucket order, as etcd's own restore
 /// (`restoreChunk` in kvstore.go) takes it; a bucket out of revision order is refused,
 /// as etcd's index refuses ("put with an unexpected smaller revision", key_index.go).
-pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
+pub fn read(
+    db: &Db<'_>,
+    data: &Bytes,
+    status: bool,
+    read_through: &dyn Fn(usize),
+) -> Result<View, Problem> {
     let bucket = db
         .bucket(db.root(), b"key")?
         .ok_or_else(|| Problem::MissingBucket("key".into()))?;
@@ -141,6 +148,7 @@ pub fn read(db: &Db<'_>, data: &Bytes, status: bool) -> Result<View, Problem> {
         if let Some(k) = key_bucket.as_mut() {
             k.add(entry.key, entry.value, rev.main);
         }
+        read_through(at.len());
         index.push(at, &kv, rev.tombstone)?;
         last = Some(rev);
     }
@@ -240,7 +248,7 @@ mod tests {
         };
         assert_eq!((first.1, second.1), (17, 17), "two puts side by side");
         let ok = Bytes::from(file.clone());
-        assert!(read(&Db::open(&ok).unwrap(), &ok, false).is_ok());
+        assert!(read(&Db::open(&ok).unwrap(), &ok, false, &|_| ()).is_ok());
         let mut swapped = file.clone();
         let (a, b) = (
             file[first.0..][..17].to_vec(),
@@ -249,7 +257,7 @@ mod tests {
         swapped[first.0..][..17].copy_from_slice(&b);
         swapped[second.0..][..17].copy_from_slice(&a);
         let swapped = Bytes::from(swapped);
-        let err = read(&Db::open(&swapped).unwrap(), &swapped, false).unwrap_err();
+        let err = read(&Db::open(&swapped).unwrap(), &swapped, false, &|_| ()).unwrap_err();
         assert!(err.to_string().contains("out of order"), "{err}");
     }
 

@@ -184,7 +184,7 @@ mod tests {
         let body = Bytes::from(std::fs::read(path).unwrap());
         let db = Db::open(&body).unwrap();
         let whole = status(&db).unwrap();
-        let view = super::super::mvcc::read(&db, &body, true).unwrap();
+        let view = super::super::mvcc::read(&db, &body, true, &|_| ()).unwrap();
         let key = view.key_bucket.unwrap();
         assert!(key.entries > 0 && key.crc.len > 0);
         assert_eq!(status_but_key(&db).unwrap().finish(Some(&key)), whole);
