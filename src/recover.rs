@@ -158,13 +158,6 @@ pub enum RecoverError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Render(#[from] RenderError),
-    /// The snapshot file changed between the two reads a restore needs.
-    #[error("{file} changed while it was read (revision {before:?}, now {now})")]
-    Changed {
-        file: String,
-        before: Option<i64>,
-        now: i64,
-    },
     /// `--strict`, and an object holds a field whose value the recovery would lose.
     #[error(
         "--strict: {first} is unknown to kubeboot's descriptors{}; nothing written (without --strict it is a warning in kubeboot.json)",
@@ -175,7 +168,11 @@ pub enum RecoverError {
 
 /// Reads the source and renders the asset dir.
 pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
-    let mut cp = read(req).await?;
+    if !matches!(req.source, Source::Apiserver { .. }) {
+        // What etcd stores is protobuf, decoded after the read.
+        crate::codec::build_beside();
+    }
+    let (mut cp, snap) = read(req).await?;
     if let Some(origin) = &req.origin {
         cp.source.location = origin.clone();
     }
@@ -191,22 +188,8 @@ pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
         });
     }
     let self_hosted_etcd = render::has_self_hosted_etcd(&cp);
-    let backup = match (&req.source, self_hosted_etcd) {
-        (
-            Source::Snapshot {
-                file,
-                skip_hash_check,
-                map_or_exit,
-            },
-            true,
-        ) => Some(read_backup(
-            file,
-            *skip_hash_check,
-            *map_or_exit,
-            cp.source.revision,
-        )?),
-        _ => None,
-    };
+    // The restore is of the very bytes the objects were read from: one read, one file.
+    let backup = snap.filter(|_| self_hosted_etcd).map(backup_of);
     let assets = render::render_with_backup(&cp, &req.render, backup.as_ref())?;
     Ok(Recovered {
         restored_revision: backup.map(|b| b.revision),
@@ -216,7 +199,9 @@ pub async fn recover(req: &Request<'_>) -> Result<Recovered, RecoverError> {
     })
 }
 
-async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
+/// The control plane, and the snapshot it came from when the source is a file (a
+/// restore of self-hosted etcd needs its bytes).
+async fn read(req: &Request<'_>) -> Result<(ControlPlane, Option<Snapshot>), SourceError> {
     let prefix = &req.etcd_prefix;
     let kubeconfig = req.kubeconfig.clone();
     match &req.source {
@@ -231,14 +216,17 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
                 map_or_exit: *map_or_exit,
             };
             tracing::info!(file = %file.display(), source = req.source.kind(), "reading etcd snapshot");
-            let (stored, info) = source::snapshot::read(file, &opts, prefix)?;
-            source::assemble(prefix, &stored, info, kubeconfig, req.encryption)
+            let snap = Snapshot::open(file, &opts)?;
+            let (stored, info) = source::snapshot::objects(&snap, &absolute(file), prefix)?;
+            let cp = source::assemble(prefix, &stored, info, kubeconfig, req.encryption)?;
+            Ok((cp, Some(snap)))
         }
         Source::Etcd(cfg) => {
             tracing::info!(endpoints = %cfg.endpoints.join(","), source = req.source.kind(), "reading etcd");
             let prefixes = source::prefixes(prefix);
             let (stored, info) = source::etcd::read(cfg, &prefixes).await?;
-            source::assemble(prefix, &stored, info, kubeconfig, req.encryption)
+            let cp = source::assemble(prefix, &stored, info, kubeconfig, req.encryption)?;
+            Ok((cp, None))
         }
         Source::Apiserver {
             kubeconfig: path,
@@ -255,38 +243,27 @@ async fn read(req: &Request<'_>) -> Result<ControlPlane, SourceError> {
                 );
             }
             tracing::info!(kubeconfig = %path.display(), source = req.source.kind(), "reading the api-server");
-            source::apiserver::read(path, &cfg, kubeconfig).await
+            Ok((source::apiserver::read(path, &cfg, kubeconfig).await?, None))
         }
     }
 }
 
-/// The backup file as a restore needs it: its exact bytes, and the revision and
-/// trailer the snapshot reader finds in *those* bytes. A file that changed since the
-/// source read it (another revision) is an error, not a restore of other data.
-fn read_backup(
-    file: &Path,
-    skip_hash_check: bool,
-    map_or_exit: Option<i32>,
-    read_revision: Option<i64>,
-) -> Result<EtcdBackup, RecoverError> {
-    let name = file.display().to_string();
-    let opts = snapshot::Options {
-        skip_hash_check,
-        status: false,
-        map_or_exit,
-    };
-    let snap = Snapshot::open(file, &opts).map_err(SourceError::from)?;
-    if read_revision != Some(snap.revision()) {
-        return Err(RecoverError::Changed {
-            file: name,
-            before: read_revision,
-            now: snap.revision(),
-        });
-    }
-    Ok(EtcdBackup {
+/// `path` made absolute, so that `kubeboot.json` names a file that can be found again
+/// from anywhere.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The backup file as a restore needs it: its exact bytes, and the revision and trailer
+/// the snapshot reader found in them.
+fn backup_of(snap: Snapshot) -> EtcdBackup {
+    EtcdBackup {
         revision: snap.revision(),
         has_trailer: snap.integrity() != snapshot::Integrity::NoTrailerSkipped,
         sha256: snap.file_sha256(),
         bytes: snap.into_file(),
-    })
+    }
 }

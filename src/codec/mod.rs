@@ -24,7 +24,7 @@ mod wellknown;
 use prost_reflect::DynamicMessage;
 use serde_json::{Map, Value as Json};
 
-pub use descriptors::Descriptors;
+pub use descriptors::{Descriptors, build_beside};
 use envelope::{Detected, Problem};
 
 /// How a value was stored.
