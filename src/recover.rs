@@ -216,8 +216,7 @@ async fn read(req: &Request<'_>) -> Result<(ControlPlane, Option<Snapshot>), Sou
                 map_or_exit: *map_or_exit,
             };
             tracing::info!(file = %file.display(), source = req.source.kind(), "reading etcd snapshot");
-            let snap = Snapshot::open(file, &opts)?;
-            let (stored, info) = source::snapshot::objects(&snap, &absolute(file), prefix)?;
+            let (stored, info, snap) = source::snapshot::read(file, &opts, prefix)?;
             let cp = source::assemble(prefix, &stored, info, kubeconfig, req.encryption)?;
             Ok((cp, Some(snap)))
         }
@@ -246,15 +245,6 @@ async fn read(req: &Request<'_>) -> Result<(ControlPlane, Option<Snapshot>), Sou
             Ok((source::apiserver::read(path, &cfg, kubeconfig).await?, None))
         }
     }
-}
-
-/// `path` made absolute, so that `kubeboot.json` names a file that can be found again
-/// from anywhere.
-fn absolute(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
 }
 
 /// The backup file as a restore needs it: its exact bytes, and the revision and trailer

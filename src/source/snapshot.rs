@@ -2,13 +2,28 @@
 //! `member/snap/db`, read natively so a master with no etcd binary can still use its
 //! backup.
 
+use std::path::Path;
+
 use super::{SourceError, Stored};
 use crate::model::{SourceInfo, SourceKind};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Options, Snapshot};
 
-/// The control-plane objects of a snapshot (`recover` reads its file this way, and
-/// `backup` verifies the one it just took); `location` names it in `kubeboot.json` and
-/// errors.
+/// Reads the control-plane objects out of a snapshot file; the snapshot comes back
+/// too, for a restore of self-hosted etcd from the very bytes they came from.
+pub fn read(
+    path: &Path,
+    opts: &Options,
+    etcd_prefix: &str,
+) -> Result<(Vec<Stored>, SourceInfo, Snapshot), SourceError> {
+    let snap = Snapshot::open(path, opts)?;
+    // kubeboot.json names the file so that it can be found again from anywhere.
+    let location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let (stored, info) = objects(&snap, &location.display().to_string(), etcd_prefix)?;
+    Ok((stored, info, snap))
+}
+
+/// The control-plane objects of a snapshot already open (`backup` verifies the one it
+/// just took this way); `location` names it in `kubeboot.json` and errors.
 pub fn objects(
     snap: &Snapshot,
     location: &str,
