@@ -313,3 +313,57 @@ fn a_mapped_file_reads_as_a_read_one() {
 fn live(snap: &Snapshot) -> Vec<kubeboot::snapshot::KeyValue> {
     snap.prefix(b"").map(Result::unwrap).collect()
 }
+
+/// `backup` checks the file it just wrote with the proof its stream made
+/// (`Snapshot::open_streamed`): the proof stands for the hash, mapped or read, so the
+/// file is not hashed a second time; a proof made for another length stands for
+/// nothing, and the file is hashed. The proof's witness: a trailer spoiled after the
+/// stream was hashed is only found when the file is hashed again.
+#[test]
+fn a_streamed_proof_stands_for_the_hash_of_a_file_of_its_length_only() {
+    use kubeboot::snapshot::trailer::Streaming;
+    let dir = tempfile::tempdir().unwrap();
+    let full = small_snapshot();
+    let proof_of = |bytes: &[u8]| {
+        let mut s = Streaming::default();
+        s.update(bytes);
+        s.finish().trailer.expect("a whole snapshot's proof")
+    };
+    let proof = proof_of(full);
+    let other = proof_of(&small_snapshot_with_one_more_page(full));
+    let mut spoiled = full.to_vec();
+    let last = spoiled.len() - 1;
+    spoiled[last] ^= 0x55;
+    let path = dir.path().join("snapshot.db");
+    std::fs::write(&path, &spoiled).unwrap();
+    let want = Snapshot::from_bytes("whole", full.to_vec(), &CHECK).unwrap();
+    for opts in [
+        CHECK,
+        Options {
+            map_or_exit: Some(3),
+            ..CHECK
+        },
+    ] {
+        let s = Snapshot::open_streamed(&path, &opts, proof).unwrap();
+        assert_eq!(s.file_sha256(), want.file_sha256(), "{opts:?}");
+        assert_eq!(s.integrity(), Integrity::Verified);
+        assert!(live(&s) == live(&want), "{opts:?}");
+        let err = Snapshot::open_streamed(&path, &opts, other).expect_err("hashed again");
+        assert!(
+            matches!(err.problem(), Some(Problem::HashMismatch { .. })),
+            "{opts:?}: {err}"
+        );
+    }
+}
+
+/// `full` with its body grown by one zeroed page and a trailer made for it: a whole
+/// snapshot of another length.
+fn small_snapshot_with_one_more_page(full: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let body_len = full.len() - 32;
+    let mut grown = full[..body_len].to_vec();
+    grown.extend(std::iter::repeat_n(0u8, 4096));
+    let sum = Sha256::digest(&grown);
+    grown.extend_from_slice(&sum);
+    grown
+}

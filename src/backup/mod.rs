@@ -58,6 +58,10 @@ pub struct Options {
     pub recipients: Vec<age::x25519::Recipient>,
     /// The largest snapshot kept, in bytes (`--max-size`).
     pub max_size: u64,
+    /// The check that the snapshot restores maps the file, and a page of it lost
+    /// meanwhile ends the process with this code ([`SnapshotOptions::map_or_exit`]);
+    /// `None` reads it into memory.
+    pub map_or_exit: Option<i32>,
 }
 
 /// What a run did.
@@ -182,7 +186,6 @@ async fn build(opts: &Options, staging: &Path) -> Result<(Manifest, Timestamp), 
         &file,
         opts.idle_timeout,
         opts.max_size,
-        db_size,
     )
     .await?;
     let mut manifest = verify_restorable(opts, &file, taken, pki)?;
@@ -301,7 +304,7 @@ fn verify_restorable(
     pki: Vec<FileRecord>,
 ) -> Result<Manifest, BackupError> {
     let name = file.display().to_string();
-    let size = taken.bytes.len() as u64;
+    let size = taken.len;
     let sha256 = hex::encode(taken.hashes.file_sha256);
     let sync = taken.sync;
     let unverified = |reason: String| BackupError::Unverified {
@@ -312,8 +315,12 @@ fn verify_restorable(
         .hashes
         .trailer
         .map_err(|problem| unverified(problem.to_string()))?;
-    let snap = Snapshot::from_streamed(&name, taken.bytes, checked)
-        .map_err(|e| unverified(e.to_string()))?;
+    let read = SnapshotOptions {
+        map_or_exit: opts.map_or_exit,
+        ..SnapshotOptions::default()
+    };
+    let snap =
+        Snapshot::open_streamed(file, &read, checked).map_err(|e| unverified(e.to_string()))?;
     let r = restorable_snapshot(&name, &snap, &opts.etcd_prefix, opts.encryption.as_ref())
         .map_err(unverified)?;
     sync.wait()?;

@@ -3,10 +3,12 @@
 //! etcd tool can restore it. Only the file's own dir is written; the caller makes it
 //! a backup (or throws it away) as a whole.
 //!
-//! The bytes are also kept in memory and hashed as they arrive: the check that the
-//! backup restores reads them next, and reading the file back and hashing it twice
-//! (the trailer, then the manifest's sum) cost a backup half again what
-//! `etcdctl snapshot save` takes (docs/benchmarks.md).
+//! The bytes are hashed as they arrive (the trailer and the manifest's sum in one pass):
+//! hashing the file again cost a backup half again what `etcdctl snapshot save` takes
+//! (docs/benchmarks.md). They are not kept in memory: a copy of the database held in the
+//! master's memory (2× the file at its peak, 8 GiB for a full etcd) is what the kernel's
+//! OOM killer would take from etcd or the api-server. The check that the backup
+//! restores maps the file it was written to; its pages are still in the page cache.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,12 +20,12 @@ use etcd_client::Client;
 
 use crate::snapshot::trailer::{Streamed, Streaming};
 
-/// A snapshot written to its file, still in memory, with its sums. The file is being
-/// fsynced on a thread of its own meanwhile: the check that it restores works from
-/// memory and need not wait for the disk.
+/// A snapshot written to its file, with its length and sums. The file is being fsynced
+/// on a thread of its own meanwhile: the check that it restores reads the page cache
+/// and need not wait for the disk.
 #[derive(Debug)]
 pub struct Taken {
-    pub bytes: Vec<u8>,
+    pub len: u64,
     pub hashes: Streamed,
     pub sync: Syncing,
 }
@@ -81,15 +83,13 @@ pub async fn db_size(
 /// Writes the snapshot stream to `file` (created 0600, fsynced) and returns it.
 /// `idle_timeout` bounds the wait for each chunk, not the whole transfer: a large
 /// database may take minutes, a stalled stream must not hang a timer unit forever.
-/// A stream longer than `max_bytes` is cut off with [`TakeError::TooLarge`];
-/// `expected` (the database's size) only sizes the buffer.
+/// A stream longer than `max_bytes` is cut off with [`TakeError::TooLarge`].
 pub async fn snapshot_to(
     client: &mut Client,
     endpoint: &str,
     file: &Path,
     idle_timeout: Duration,
     max_bytes: u64,
-    expected: u64,
 ) -> Result<Taken, TakeError> {
     let etcd_err = |reason: String| TakeError::Etcd {
         endpoint: endpoint.to_string(),
@@ -110,8 +110,6 @@ pub async fn snapshot_to(
         .open(file)
         .map_err(file_err)?;
     let mut written = 0u64;
-    let room = expected.min(max_bytes).saturating_add(512);
-    let mut bytes = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
     let mut hashes = Streaming::default();
     loop {
         let next = tokio::time::timeout(idle_timeout, stream.message())
@@ -137,7 +135,6 @@ pub async fn snapshot_to(
         }
         out.write_all(chunk.blob()).map_err(file_err)?;
         hashes.update(chunk.blob());
-        bytes.extend_from_slice(chunk.blob());
     }
     if written == 0 {
         return Err(etcd_err("the stream was empty".into()));
@@ -147,7 +144,7 @@ pub async fn snapshot_to(
         .spawn(move || out.sync_all())
         .map_err(file_err)?;
     Ok(Taken {
-        bytes,
+        len: written,
         hashes: hashes.finish(),
         sync: Syncing {
             thread: sync,

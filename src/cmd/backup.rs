@@ -199,6 +199,8 @@ pub fn run(args: BackupArgs) -> Result<(), Failure> {
         idle_timeout: args.etcd.etcd_request_timeout,
         recipients,
         max_size: args.max_size,
+        // One run that exits: the snapshot it just wrote is mapped, not copied.
+        map_or_exit: Some(Exit::Failed as i32),
     };
     let _lock = super::take_lock(&args.lock_file, "backup")?;
     let runtime = tokio::runtime::Builder::new_current_thread()

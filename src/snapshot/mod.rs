@@ -189,7 +189,27 @@ fn check_length(meta: &bbolt::Meta, len: usize) -> Result<(), Problem> {
 impl Snapshot {
     /// Reads and parses the file at `path`; errors name it.
     pub fn open(path: &Path, opts: &Options) -> Result<Snapshot, SnapshotError> {
+        Self::open_checked(path, opts, None)
+    }
+
+    /// [`Snapshot::open`] for a file just written from a stream whose trailer was checked
+    /// as it arrived ([`trailer::Streaming`]): not hashed again. A proof made for another
+    /// length is ignored and the file is hashed here.
+    pub fn open_streamed(
+        path: &Path,
+        opts: &Options,
+        checked: trailer::Verified,
+    ) -> Result<Snapshot, SnapshotError> {
+        Self::open_checked(path, opts, Some(checked))
+    }
+
+    fn open_checked(
+        path: &Path,
+        opts: &Options,
+        checked: Option<trailer::Verified>,
+    ) -> Result<Snapshot, SnapshotError> {
         let name = path.display().to_string();
+        let proof = |len: usize| checked.filter(|c| c.len == len);
         // A terminal or systemd sees how far the read is; the line goes when it drops.
         // What cannot be mapped (a pipe, an empty file, a file system without mmap) is
         // read, and a file that cannot be opened is reported by the read.
@@ -201,24 +221,26 @@ impl Snapshot {
             let len = mapped.as_ref().len() as u64;
             let mut p = Progress::new(format!("reading {name}"), len);
             p.step(format!("checking {name}"));
+            let checked = proof(mapped.as_ref().len());
             let mapped = Arc::new(mapped);
             let bytes = Bytes::from_owner(Held(mapped.clone()));
-            return Self::parse(&name, bytes, opts, None, Some(&mapped));
+            return Self::parse(&name, bytes, opts, checked, Some(&mapped));
         }
         let mut progress = None;
+        let hash = !opts.skip_hash_check && checked.is_none();
         let (bytes, streamed) =
-            read::read(path, &mut progress, !opts.skip_hash_check).map_err(|error| {
-                SnapshotError::Io {
-                    file: name.clone(),
-                    error,
-                }
+            read::read(path, &mut progress, hash).map_err(|error| SnapshotError::Io {
+                file: name.clone(),
+                error,
             })?;
         if let Some(p) = progress.as_mut() {
             p.step(format!("checking {name}"));
         }
         // A check that failed is made again by the parse, which reports it in its order
         // (a file that is not bbolt at all says so before "missing trailer").
-        let checked = streamed.and_then(|s| s.trailer.ok());
+        let checked = streamed
+            .and_then(|s| s.trailer.ok())
+            .or_else(|| proof(bytes.len()));
         Self::parse(&name, Bytes::from(bytes), opts, checked, None)
     }
 
@@ -229,18 +251,6 @@ impl Snapshot {
         opts: &Options,
     ) -> Result<Snapshot, SnapshotError> {
         Self::parse(name, Bytes::from(bytes), opts, None, None)
-    }
-
-    /// Parses a snapshot whose trailer was checked as it streamed in
-    /// ([`trailer::Streaming`]), without hashing it again. A proof made for another
-    /// length is ignored and the bytes are hashed here.
-    pub fn from_streamed(
-        name: &str,
-        bytes: Vec<u8>,
-        checked: trailer::Verified,
-    ) -> Result<Snapshot, SnapshotError> {
-        let checked = (checked.len == bytes.len()).then_some(checked);
-        Self::parse(name, Bytes::from(bytes), &Options::default(), checked, None)
     }
 
     fn parse(

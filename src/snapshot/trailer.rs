@@ -61,7 +61,7 @@ pub fn verify_reading(file: &[u8], read_through: &dyn Fn(usize)) -> Result<[u8; 
 }
 
 /// Proof that the trailer of a file of `len` bytes matched its content, from
-/// [`Streaming::finish`]; [`super::Snapshot::from_streamed`] takes it instead of hashing.
+/// [`Streaming::finish`]; [`super::Snapshot::open_streamed`] takes it instead of hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     pub(super) len: usize,
