@@ -359,8 +359,9 @@ fn a_streamed_proof_stands_for_the_hash_of_a_file_of_its_length_only() {
 /// `full` with its body grown by one zeroed page and a trailer made for it: a whole
 /// snapshot of another length.
 fn small_snapshot_with_one_more_page(full: &[u8]) -> Vec<u8> {
+    use kubeboot::snapshot::trailer::TRAILER_LEN;
     use sha2::{Digest, Sha256};
-    let body_len = full.len() - 32;
+    let body_len = full.len() - TRAILER_LEN;
     let mut grown = full[..body_len].to_vec();
     grown.extend(std::iter::repeat_n(0u8, 4096));
     let sum = Sha256::digest(&grown);

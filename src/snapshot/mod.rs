@@ -218,10 +218,10 @@ impl Snapshot {
             && let Ok(Some(mapped)) = Mapped::map(&file, &name, code)
         {
             // Hashed beside the parse; there is no read to count.
-            let len = mapped.as_ref().len() as u64;
-            let mut p = Progress::new(format!("reading {name}"), len);
+            let len = mapped.as_ref().len();
+            let mut p = Progress::new(format!("reading {name}"), len as u64);
             p.step(format!("checking {name}"));
-            let checked = proof(mapped.as_ref().len());
+            let checked = proof(len);
             let mapped = Arc::new(mapped);
             let bytes = Bytes::from_owner(Held(mapped.clone()));
             return Self::parse(&name, bytes, opts, checked, Some(&mapped));
