@@ -43,6 +43,8 @@ pub struct EtcdTls {
 #[derive(Debug)]
 pub struct Etcd {
     child: Option<Child>,
+    /// The command line it was started with, to start it again on the same data dir.
+    args: Vec<String>,
     bin_dir: Option<PathBuf>,
     endpoint: String,
     data_dir: PathBuf,
@@ -99,36 +101,29 @@ impl Etcd {
         let endpoint = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
 
-        let etcd_bin = bin(&opts.bin_dir, "etcd");
-        let mut cmd = Command::new(&etcd_bin);
-        cmd.arg("--name=default")
-            .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!("--listen-client-urls={endpoint}"))
-            .arg(format!("--advertise-client-urls={endpoint}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=default={peer}"))
-            .arg("--initial-cluster-state=new")
-            .env_remove("ETCDCTL_API");
+        let mut args = vec![
+            "--name=default".to_string(),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={endpoint}"),
+            format!("--advertise-client-urls={endpoint}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster=default={peer}"),
+            "--initial-cluster-state=new".to_string(),
+        ];
         if let Some(n) = opts.max_request_bytes {
-            cmd.arg(format!("--max-request-bytes={n}"));
+            args.push(format!("--max-request-bytes={n}"));
         }
         if let Some(t) = &tls {
             let dir = t.ca_cert.parent().unwrap_or(tmp.path());
-            cmd.arg(format!("--cert-file={}", dir.join("server.crt").display()))
-                .arg(format!("--key-file={}", dir.join("server.key").display()))
-                .arg(format!("--trusted-ca-file={}", t.ca_cert.display()))
-                .arg("--client-cert-auth");
+            args.push(format!("--cert-file={}", dir.join("server.crt").display()));
+            args.push(format!("--key-file={}", dir.join("server.key").display()));
+            args.push(format!("--trusted-ca-file={}", t.ca_cert.display()));
+            args.push("--client-cert-auth".to_string());
         }
-        let out = File::create(&log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", etcd_bin.display()))?;
         let mut etcd = Etcd {
-            child: Some(child),
+            child: None,
+            args,
             bin_dir: opts.bin_dir.clone(),
             endpoint,
             data_dir,
@@ -136,8 +131,34 @@ impl Etcd {
             tls,
             tmp,
         };
+        etcd.spawn()?;
         etcd.wait_healthy()?;
         Ok(etcd)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let etcd_bin = bin(&self.bin_dir, "etcd");
+        let out = File::options().create(true).append(true).open(&self.log)?;
+        let child = Command::new(&etcd_bin)
+            .args(&self.args)
+            .env_remove("ETCDCTL_API")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("spawning {}", etcd_bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Starts it again on its data dir and ports after `shutdown` or `kill` (a member
+    /// that restarts, as a static pod's does), and waits until it is healthy.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("etcd at {} is still running", self.endpoint);
+        }
+        self.spawn()?;
+        self.wait_healthy()
     }
 
     fn wait_healthy(&mut self) -> Result<()> {

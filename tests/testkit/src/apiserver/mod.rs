@@ -207,7 +207,7 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("fake-apiserver: accept: {e}");
+                    crate::note!("fake-apiserver: accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -361,7 +361,7 @@ async fn handle(state: &State, cert_user: Option<User>, req: Request<Incoming>) 
     // A health check refused is how a master's api-server stays out of a load balancer.
     let health = ["/readyz", "/healthz", "/livez"].contains(&path.as_str());
     if state.verbosity >= 2 || code >= 500 || (code == 403 && (health || state.verbosity >= 1)) {
-        eprintln!("fake-apiserver: {method} {path}?{query} {code} user={name}");
+        crate::note!("fake-apiserver: {method} {path}?{query} {code} user={name}");
     }
     resp
 }
@@ -400,7 +400,7 @@ async fn bearer(state: &State, token: &str) -> Option<User> {
         Ok(u) => Some(u),
         Err(why) => {
             if state.verbosity >= 1 {
-                eprintln!("fake-apiserver: bearer token refused: {why}");
+                crate::note!("fake-apiserver: bearer token refused: {why}");
             }
             None
         }
@@ -442,7 +442,7 @@ async fn route(state: &State, req: rest::Incoming<'_>) -> Reply {
             if let Ok(mut last) = state.last_readyz.lock()
                 && *last != now
             {
-                eprintln!("fake-apiserver: /readyz now answers: {now}");
+                crate::note!("fake-apiserver: /readyz now answers: {now}");
                 *last = now;
             }
             match failed {

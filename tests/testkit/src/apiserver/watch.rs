@@ -115,12 +115,31 @@ async fn run(store: &Store, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>) {
         };
         let resp = match resp {
             Ok(Some(r)) => r,
-            Ok(None) => return,
+            Ok(None) => {
+                crate::note!(
+                    "fake-apiserver: watch of {} from {start}: etcd ended it",
+                    spec.prefix
+                );
+                return;
+            }
             Err(e) => {
+                crate::note!(
+                    "fake-apiserver: watch of {} from {start}: etcd: {e}",
+                    spec.prefix
+                );
                 send(error(ApiError::internal(format!("etcd watch: {e}")))).await;
                 return;
             }
         };
+        if resp.created() {
+            let rev = resp.header().map_or(0, |h| h.revision());
+            if start > rev + 1 {
+                crate::note!(
+                    "fake-apiserver: watch of {} from {start}: etcd is only at revision {rev}",
+                    spec.prefix
+                );
+            }
+        }
         if resp.compact_revision() > 0 || resp.canceled() {
             let msg = format!(
                 "too old resource version: {} ({})",

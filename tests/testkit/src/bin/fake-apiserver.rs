@@ -12,18 +12,18 @@ fn main() -> Result<()> {
     let (node_ip, mounts) = node::from_env()?;
     config.resolve_node(node_ip, &mounts);
     for flag in &ignored {
-        eprintln!("fake-apiserver: ignoring unsupported flag {flag}");
+        kubeboot_testkit::note!("fake-apiserver: ignoring unsupported flag {flag}");
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let server = ApiServer::start(config).await?;
-        eprintln!("fake-apiserver: serving on {}", server.url());
+        kubeboot_testkit::note!("fake-apiserver: serving on {}", server.url());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("fake-apiserver: shutting down");
+        kubeboot_testkit::note!("fake-apiserver: shutting down");
         Ok(())
     })
 }

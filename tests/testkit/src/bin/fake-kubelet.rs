@@ -15,12 +15,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("fake-kubelet: {e:#}");
+            kubeboot_testkit::note!("fake-kubelet: {e:#}");
             return ExitCode::from(2);
         }
     };
     if let Err(e) = cfg.load_image_map() {
-        eprintln!("fake-kubelet: {e:#}");
+        kubeboot_testkit::note!("fake-kubelet: {e:#}");
         return ExitCode::from(2);
     }
     kubeboot_testkit::daemon::run_until_signal("fake-kubelet", |shutdown| {

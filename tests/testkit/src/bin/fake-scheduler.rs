@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}: {e:#}", profile.name);
+            kubeboot_testkit::note!("{}: {e:#}", profile.name);
             return ExitCode::from(2);
         }
     };

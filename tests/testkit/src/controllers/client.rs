@@ -84,13 +84,13 @@ impl ErrorLog {
         match r {
             Ok(()) => {
                 if self.last.take().is_some() {
-                    eprintln!("{}: {what}: working again", self.component);
+                    crate::note!("{}: {what}: working again", self.component);
                 }
             }
             Err(e) => {
                 let line = format!("{e:#}");
                 if self.last.as_deref() != Some(line.as_str()) {
-                    eprintln!("{}: {what}: {line} (retrying)", self.component);
+                    crate::note!("{}: {what}: {line} (retrying)", self.component);
                     self.last = Some(line);
                 }
             }

@@ -75,7 +75,7 @@ pub async fn serve(
             });
         }
     });
-    eprintln!("{component}: serving /healthz on http://{bound}");
+    crate::note!("{component}: serving /healthz on http://{bound}");
     Ok(Some(bound))
 }
 

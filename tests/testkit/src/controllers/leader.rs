@@ -233,7 +233,7 @@ where
         e,
     };
     let mut log = ErrorLog::new(component);
-    eprintln!(
+    crate::note!(
         "{component}: attempting to acquire leader lease {lease} as {}",
         c.e.identity
     );
@@ -245,7 +245,7 @@ where
         }
         tokio::time::sleep(jittered(timing.retry_period)).await;
     }
-    eprintln!("{component}: successfully acquired lease {lease}");
+    crate::note!("{component}: successfully acquired lease {lease}");
     let renew = async {
         let mut last = Instant::now();
         loop {

@@ -200,7 +200,7 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
             } else {
                 format!(" on {node}")
             };
-            eprintln!(
+            crate::note!(
                 "{component}: created pod {ns}/{}{on}",
                 made.metadata.name.unwrap_or_default()
             );
@@ -214,7 +214,7 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
             let api: Api<Pod> = Api::namespaced(c, &namespace);
             let r = api.delete(&name, &delete_params(&uid)).await.map(|_| ());
             ok_if(ok_if(r, 404), 409)?;
-            eprintln!("{component}: deleted pod {namespace}/{name} ({why})");
+            crate::note!("{component}: deleted pod {namespace}/{name} ({why})");
         }
         Action::CreateReplicaSet(rs) => {
             let ns = rs.metadata.namespace.clone().unwrap_or_default();
@@ -223,7 +223,7 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
                 api.create(&PostParams::default(), &rs).await.map(|_| ()),
                 409,
             )?;
-            eprintln!(
+            crate::note!(
                 "{component}: created replicaset {ns}/{}",
                 rs.metadata.name.unwrap_or_default()
             );
@@ -236,7 +236,7 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
             let api: Api<ReplicaSet> = Api::namespaced(c, &namespace);
             let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
             api.patch(&name, &PatchParams::default(), &patch).await?;
-            eprintln!("{component}: scaled replicaset {namespace}/{name} to {replicas}");
+            crate::note!("{component}: scaled replicaset {namespace}/{name} to {replicas}");
         }
         Action::DeleteReplicaSet {
             namespace,
@@ -246,14 +246,14 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
             let api: Api<ReplicaSet> = Api::namespaced(c, &namespace);
             let r = api.delete(&name, &delete_params(&uid)).await.map(|_| ());
             ok_if(ok_if(r, 404), 409)?;
-            eprintln!("{component}: deleted replicaset {namespace}/{name} (owner gone)");
+            crate::note!("{component}: deleted replicaset {namespace}/{name} (owner gone)");
         }
         Action::NodeStatus(node) => {
             let name = node.metadata.name.clone().unwrap_or_default();
             Api::<Node>::all(c)
                 .replace_status(&name, &PostParams::default(), &*node)
                 .await?;
-            eprintln!("{component}: node {name}: Ready is {}", ready_of(&node));
+            crate::note!("{component}: node {name}: Ready is {}", ready_of(&node));
         }
         Action::NodeTaints { name, taints } => {
             let patch = Patch::Merge(json!({"spec": {"taints": taints}}));
@@ -264,7 +264,7 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
                 .iter()
                 .map(|t| format!("{}:{}", t.key, t.effect))
                 .collect();
-            eprintln!("{component}: node {name}: taints [{}]", keys.join(", "));
+            crate::note!("{component}: node {name}: taints [{}]", keys.join(", "));
         }
         Action::PodStatus(pod) => {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -274,7 +274,7 @@ pub async fn execute(client: &Client, component: &str, action: Action) -> Result
                 .await
                 .map(|_| ());
             ok_if(r, 404)?;
-            eprintln!("{component}: pod {ns}/{name}: Ready is False (node not ready)");
+            crate::note!("{component}: pod {ns}/{name}: Ready is False (node not ready)");
         }
         Action::Status {
             owner,

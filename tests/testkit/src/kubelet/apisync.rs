@@ -67,9 +67,14 @@ impl ApiSync {
             watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
         let (store, writer) = reflector::store();
         let stream = reflector::reflector(writer, watcher(pods, wc).default_backoff());
+        // Relists are logged: a drill that fails on a pod never started reads here
+        // when this kubelet last had the whole truth.
         let watch = tokio::spawn(stream.for_each(|ev| async move {
-            if let Err(e) = ev {
-                eprintln!("fake-kubelet: pod watch: {e}");
+            match ev {
+                Err(e) => crate::note!("fake-kubelet: pod watch: {e}"),
+                Ok(watcher::Event::Init) => crate::note!("fake-kubelet: pod watch: listing"),
+                Ok(watcher::Event::InitDone) => crate::note!("fake-kubelet: pod watch: listed"),
+                Ok(_) => {}
             }
         }));
         let ctx = Arc::new(Ctx {
@@ -131,7 +136,7 @@ async fn node_loop(ctx: Arc<Ctx>) {
     loop {
         tick.tick().await;
         if let Err(e) = heartbeat(&ctx, &mut registered).await {
-            eprintln!("fake-kubelet: node heartbeat: {e:#}");
+            crate::note!("fake-kubelet: node heartbeat: {e:#}");
         }
     }
 }
@@ -217,7 +222,7 @@ async fn pod_loop(ctx: Arc<Ctx>) {
     loop {
         tick.tick().await;
         if let Err(e) = sync_pods(&ctx).await {
-            eprintln!("fake-kubelet: pod sync: {e:#}");
+            crate::note!("fake-kubelet: pod sync: {e:#}");
         }
     }
 }
@@ -295,7 +300,7 @@ async fn sync_pods(ctx: &Ctx) -> Result<()> {
             Ok(_) => {
                 lock(&ctx.posted).insert(k, body);
             }
-            Err(e) => eprintln!("fake-kubelet: status of {k}: {e}"),
+            Err(e) => crate::note!("fake-kubelet: status of {k}: {e}"),
         }
     }
     // Mirror pods without a static pod, and deleted pods whose processes are gone.
@@ -305,7 +310,7 @@ async fn sync_pods(ctx: &Ctx) -> Result<()> {
             !is_mirror(p) && p.metadata.deletion_timestamp.is_some() && !ctx.shared.has(k);
         if orphan_mirror || deleted {
             if let Err(e) = delete_now(p).await {
-                eprintln!("fake-kubelet: deleting {k}: {e}");
+                crate::note!("fake-kubelet: deleting {k}: {e}");
             }
             lock(&ctx.posted).remove(k);
         }

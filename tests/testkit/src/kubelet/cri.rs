@@ -91,7 +91,7 @@ pub async fn start(shared: Arc<Shared>, endpoint: &str) -> Result<JoinHandle<()>
             .serve_with_incoming(incoming)
             .await
         {
-            eprintln!("fake-kubelet: CRI server on {}: {e}", path.display());
+            crate::note!("fake-kubelet: CRI server on {}: {e}", path.display());
         }
     }))
 }

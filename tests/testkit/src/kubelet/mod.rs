@@ -195,7 +195,7 @@ impl Shared {
             .collect();
         for k in stale {
             if let Some(e) = pods.remove(&k) {
-                eprintln!("fake-kubelet: stopping pod {k}");
+                crate::note!("fake-kubelet: stopping pod {k}");
                 self.stop(k, e);
             }
         }
@@ -215,12 +215,12 @@ impl Shared {
                 .filter(|e| !matches!(e.live_phase(), "Succeeded" | "Failed"))
                 .map(|e| &e.pod);
             if let Err((reason, message)) = ports::admit(&d.pod, active) {
-                eprintln!("fake-kubelet: rejecting pod {k}: {reason}: {message}");
+                crate::note!("fake-kubelet: rejecting pod {k}: {reason}: {message}");
                 let e = runner::rejected(d.pod, d.source, d.identity, reason, message);
                 pods.insert(k, e);
                 continue;
             }
-            eprintln!("fake-kubelet: starting pod {k}");
+            crate::note!("fake-kubelet: starting pod {k}");
             let after = lock(&self.terminating).get(&k).map(|(_, d)| d.clone());
             let e = runner::start(self.clone(), k.clone(), d.pod, d.source, d.identity, after);
             pods.insert(k, e);
@@ -286,7 +286,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         }
         shared.reconcile(desired);
     }
-    eprintln!("fake-kubelet: shutting down, stopping all pods");
+    crate::note!("fake-kubelet: shutting down, stopping all pods");
     shared.stop_all().await;
     if let Some(api) = api {
         api.shutdown().await;

@@ -95,9 +95,10 @@ pub fn env(c: &Container, pod: &Pod, node_ip: &str) -> BTreeMap<String, String> 
             Some(v) => {
                 out.insert(e.name.clone(), v);
             }
-            None => eprintln!(
+            None => crate::note!(
                 "fake-kubelet: env {} of container {}: unsupported source, skipped",
-                e.name, c.name
+                e.name,
+                c.name
             ),
         }
     }
@@ -233,6 +234,7 @@ pub async fn terminate(child: &mut Child, grace: Duration) -> i32 {
             signal_group(pid, libc::SIGKILL);
             return exit_code(st);
         }
+        crate::note!("fake-kubelet: pid {pid} still running {grace:?} after SIGTERM; SIGKILL");
         signal_group(pid, libc::SIGKILL);
     }
     child.wait().await.map(exit_code).unwrap_or(137)

@@ -170,7 +170,7 @@ fn downward(pod: &Pod, items: &[DownwardAPIVolumeFile], default_mode: i32) -> Ve
             let path = &it.field_ref.as_ref()?.field_path;
             let value = field(pod, path);
             if value.is_none() {
-                eprintln!("fake-kubelet: downward API field {path:?} is not supported; skipped");
+                crate::note!("fake-kubelet: downward API field {path:?} is not supported; skipped");
             }
             Some(File {
                 path: it.path.clone(),

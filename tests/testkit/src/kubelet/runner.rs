@@ -186,7 +186,7 @@ async fn setup_volumes(ctx: &Arc<Ctx>) -> Option<PodVolumes> {
         match volumes::setup(&ctx.shared, &ctx.pod).await {
             Ok(v) => return Some(v),
             Err(e) => {
-                eprintln!("fake-kubelet: {}: {}: {}", ctx.key, e.reason, e.message);
+                crate::note!("fake-kubelet: {}: {}: {}", ctx.key, e.reason, e.message);
                 ctx.live(|l| {
                     for c in l.init.iter_mut().chain(l.containers.iter_mut()) {
                         c.state = waiting(e.reason, &e.message);
@@ -205,7 +205,7 @@ async fn refresh_volumes(ctx: Arc<Ctx>, vols: Arc<PodVolumes>) {
     loop {
         tokio::time::sleep(VOLUME_SYNC).await;
         if let Err(e) = vols.sync(&ctx.shared, &ctx.pod).await {
-            eprintln!("fake-kubelet: {}: refreshing volumes: {e}", ctx.key);
+            crate::note!("fake-kubelet: {}: refreshing volumes: {e}", ctx.key);
         }
     }
 }
@@ -272,9 +272,12 @@ async fn run_container(
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                eprintln!(
+                crate::note!(
                     "fake-kubelet: {}/{}: {}: {}",
-                    ctx.key, c.name, e.reason, e.message
+                    ctx.key,
+                    c.name,
+                    e.reason,
+                    e.message
                 );
                 // No container was created, so there is no exit to back off from:
                 // upstream's pod worker retries the sync after `backOffPeriod`.

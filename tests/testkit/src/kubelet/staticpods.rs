@@ -215,7 +215,7 @@ fn log_once(path: &Path, hash: &str, msg: &str) {
     let key = format!("{}#{hash}", path.display());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     if !seen.contains(&key) {
-        eprintln!(
+        crate::note!(
             "fake-kubelet: skipping static pod file {}: {msg}",
             path.display()
         );

@@ -81,7 +81,7 @@ impl KubeletAuth {
                 Ok(Decision::Allow) => return Ok(user),
                 Ok(_) => last = Some(a),
                 Err(e) => {
-                    eprintln!(
+                    crate::note!(
                         "fake-kubelet: authorization error for {} {path}: {e:#}",
                         user.name
                     );
@@ -114,7 +114,7 @@ impl KubeletAuth {
                 Ok(Some(u)) => Ok(u),
                 Ok(None) => Err(Refusal::Unauthenticated),
                 Err(e) => {
-                    eprintln!("fake-kubelet: unable to authenticate the request: {e:#}");
+                    crate::note!("fake-kubelet: unable to authenticate the request: {e:#}");
                     Err(Refusal::Unauthenticated)
                 }
             },

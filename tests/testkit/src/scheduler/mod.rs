@@ -63,7 +63,7 @@ async fn bind(client: &Client, p: &Pod, node: &str) -> Result<()> {
         .create_subresource("binding", &name, &PostParams::default(), &body)
         .await
         .with_context(|| format!("binding {ns}/{name} to {node}"))?;
-    eprintln!("{COMPONENT}: bound {ns}/{name} to {node}");
+    crate::note!("{COMPONENT}: bound {ns}/{name} to {node}");
     Ok(())
 }
 
@@ -86,7 +86,7 @@ async fn mark_unschedulable(client: &Client, p: &Pod, message: &str) -> Result<(
     api.replace_status(&name, &PostParams::default(), &pod)
         .await
         .with_context(|| format!("marking {ns}/{name} unschedulable"))?;
-    eprintln!("{COMPONENT}: {ns}/{name} is unschedulable: {message}");
+    crate::note!("{COMPONENT}: {ns}/{name} is unschedulable: {message}");
     Ok(())
 }
 
