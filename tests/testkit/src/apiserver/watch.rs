@@ -6,6 +6,7 @@
 //! informers relist exactly as they do against a real server.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +17,9 @@ use tokio::sync::mpsc;
 use super::selectors::Selector;
 use super::status::ApiError;
 use super::store::{Store, set_resource_version};
+
+/// Why a watch ended when its client stopped reading.
+const GONE: &str = "the client went away";
 
 /// How often a bookmark is sent when the client allowed them.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
@@ -38,16 +42,28 @@ pub struct WatchSpec {
     pub render: Render,
 }
 
-/// Starts the watch; the receiver yields the response body's lines.
+/// Numbers the watches in this process's log.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Starts the watch; the receiver yields the response body's lines. Each watch is
+/// logged when it opens and when it closes, with why: a drill whose kubelet missed an
+/// event reads there which watch it was on.
 pub fn start(store: Arc<Store>, spec: WatchSpec) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(64);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let from = spec.since.map_or("now".to_string(), |rv| rv.to_string());
+    crate::note!(
+        "fake-apiserver: watch {id} of {} from {from}: opened",
+        spec.prefix
+    );
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(spec.timeout);
-        tokio::select! {
-            _ = run(&store, &spec, &tx) => {}
-            _ = deadline => {}
-            _ = tx.closed() => {}
-        }
+        let why = tokio::select! {
+            why = run(&store, &spec, &tx) => why,
+            _ = deadline => "its timeout passed".to_string(),
+            _ = tx.closed() => GONE.to_string(),
+        };
+        crate::note!("fake-apiserver: watch {id}: closed: {why}");
     });
     rx
 }
@@ -69,9 +85,15 @@ fn bookmark(spec: &WatchSpec, rev: i64, end_of_initial: bool) -> Bytes {
     )
 }
 
-async fn run(store: &Store, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>) {
+/// Streams until the watch ends; returns why it did.
+async fn run(store: &Store, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>) -> String {
     let send = |b: Bytes| async move { tx.send(b).await.is_ok() };
-    let error = |e: ApiError| line("ERROR", e.to_status());
+    // An ERROR event ends the watch, as upstream's does.
+    let failed = |e: ApiError| async move {
+        let why = format!("sent ERROR {} {}", e.code, e.message);
+        send(line("ERROR", e.to_status())).await;
+        why
+    };
     let start = match spec.since {
         Some(rv) => rv + 1,
         None => match store.list(&spec.prefix, None, 0).await {
@@ -81,26 +103,20 @@ async fn run(store: &Store, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>) {
                     .filter(|s| spec.selector.matches(&s.object))
                 {
                     if !send(line("ADDED", (spec.render)(s.object))).await {
-                        return;
+                        return GONE.into();
                     }
                 }
                 if spec.initial_events_end && !send(bookmark(spec, rev, true)).await {
-                    return;
+                    return GONE.into();
                 }
                 rev + 1
             }
-            Err(e) => {
-                send(error(e)).await;
-                return;
-            }
+            Err(e) => return failed(e).await,
         },
     };
     let stream = match store.watch(&spec.prefix, start).await {
         Ok(s) => s,
-        Err(e) => {
-            send(error(e)).await;
-            return;
-        }
+        Err(e) => return failed(e).await,
     };
     let (mut requests, mut responses) = stream.split();
     let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
@@ -115,27 +131,14 @@ async fn run(store: &Store, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>) {
         };
         let resp = match resp {
             Ok(Some(r)) => r,
-            Ok(None) => {
-                crate::note!(
-                    "fake-apiserver: watch of {} from {start}: etcd ended it",
-                    spec.prefix
-                );
-                return;
-            }
-            Err(e) => {
-                crate::note!(
-                    "fake-apiserver: watch of {} from {start}: etcd: {e}",
-                    spec.prefix
-                );
-                send(error(ApiError::internal(format!("etcd watch: {e}")))).await;
-                return;
-            }
+            Ok(None) => return "etcd ended its watch".into(),
+            Err(e) => return failed(ApiError::internal(format!("etcd watch: {e}"))).await,
         };
         if resp.created() {
             let rev = resp.header().map_or(0, |h| h.revision());
             if start > rev + 1 {
                 crate::note!(
-                    "fake-apiserver: watch of {} from {start}: etcd is only at revision {rev}",
+                    "fake-apiserver: a watch of {} from {start} waits: etcd is at {rev}",
                     spec.prefix
                 );
             }
@@ -146,27 +149,23 @@ async fn run(store: &Store, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>) {
                 start - 1,
                 resp.compact_revision()
             );
-            send(error(ApiError::new(410, "Expired", msg))).await;
-            return;
+            return failed(ApiError::new(410, "Expired", msg)).await;
         }
         if resp.events().is_empty() && !resp.created() && spec.bookmarks {
             let rev = resp.header().map_or(0, |h| h.revision());
             if !send(bookmark(spec, rev, false)).await {
-                return;
+                return GONE.into();
             }
         }
         for ev in resp.events() {
             match convert(store, spec, ev) {
                 Ok(Some((kind, obj))) => {
                     if !send(line(kind, (spec.render)(obj))).await {
-                        return;
+                        return GONE.into();
                     }
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    send(error(e)).await;
-                    return;
-                }
+                Err(e) => return failed(e).await,
             }
         }
     }
