@@ -13,15 +13,6 @@ use serde_json::{Value, json};
 
 const TEST_DEADLINE: Duration = Duration::from_secs(120);
 
-async fn client(h: &Harness) -> Result<kube::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 fn config_map(name: &str, value: &str) -> Result<ConfigMap> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -34,7 +25,7 @@ fn config_map(name: &str, value: &str) -> Result<ConfigMap> {
 async fn kube_rs_lists_creates_replaces_and_watches() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
         let h = Harness::start().await?;
-        let cms: Api<ConfigMap> = Api::namespaced(client(&h).await?, "kube-system");
+        let cms: Api<ConfigMap> = Api::namespaced(h.kube_client().await?, "kube-system");
         assert!(cms.list(&ListParams::default()).await?.items.is_empty());
 
         let created = cms
@@ -105,7 +96,7 @@ async fn kube_rs_lists_creates_replaces_and_watches() -> Result<()> {
         }
         assert_eq!(seen, ["ADDED b", "DELETED a"]);
 
-        let pods: Api<Pod> = Api::all(client(&h).await?);
+        let pods: Api<Pod> = Api::all(h.kube_client().await?);
         assert!(pods.list(&ListParams::default()).await?.items.is_empty());
         anyhow::Ok(())
     })

@@ -13,15 +13,6 @@ use kubeboot_testkit::apiserver::ApiServer;
 use kubeboot_testkit::apiserver::harness::Harness;
 use serde_json::json;
 
-async fn client(h: &Harness) -> Result<kube::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 fn pod(name: &str) -> Result<Pod> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -41,7 +32,7 @@ async fn a_pod_watch_follows_the_api_server_that_stays() -> Result<()> {
     .await?;
     let mut config = config.context("no config")?;
     config.secure_port = h.server.addr().port();
-    let client = client(&h).await?;
+    let client = h.kube_client().await?;
     let pods: Api<Pod> = Api::all(client.clone());
     let wc = watcher::Config::default().fields("spec.nodeName=n1");
     let (store, writer) = reflector::store();

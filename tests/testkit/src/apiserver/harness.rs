@@ -237,6 +237,15 @@ impl Harness {
         })
     }
 
+    /// A kube-rs client as the admin, through the harness's kubeconfig.
+    pub async fn kube_client(&self) -> Result<kube::Client> {
+        // kube-rs may see more than one rustls provider in this build; pick one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     async fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + READY_DEADLINE;
         loop {
