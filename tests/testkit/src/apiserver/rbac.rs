@@ -183,6 +183,8 @@ pub fn authorize(s: &Snapshot, a: &Attributes) -> (Decision, String) {
 pub struct Policy {
     current: RwLock<Arc<Snapshot>>,
     dirty: AtomicBool,
+    /// The last reload failed (logged once until one succeeds).
+    failing: AtomicBool,
 }
 
 impl Default for Policy {
@@ -190,6 +192,7 @@ impl Default for Policy {
         Policy {
             current: RwLock::new(Arc::new(Snapshot::default())),
             dirty: AtomicBool::new(true),
+            failing: AtomicBool::new(false),
         }
     }
 }
@@ -215,19 +218,36 @@ fn parse<T: serde::de::DeserializeOwned>(v: Vec<serde_json::Value>) -> Vec<T> {
         .collect()
 }
 
-async fn load(store: &Store) -> Option<Snapshot> {
+async fn load(store: &Store) -> Result<Snapshot, String> {
     let mut lists = Vec::new();
     for p in prefixes(store) {
-        let (items, _) = store.list(&p, None, 0).await.ok()?;
+        let (items, _) = store
+            .list(&p, None, 0)
+            .await
+            .map_err(|e| format!("listing {p}: {}", e.message))?;
         lists.push(items.into_iter().map(|s| s.object).collect::<Vec<_>>());
     }
-    let [cr, r, crb, rb] = <[Vec<serde_json::Value>; 4]>::try_from(lists).ok()?;
-    Some(Snapshot {
+    let [cr, r, crb, rb] = <[Vec<serde_json::Value>; 4]>::try_from(lists)
+        .map_err(|l| format!("{} RBAC prefixes, not 4", l.len()))?;
+    Ok(Snapshot {
         cluster_roles: parse(cr),
         roles: parse(r),
         cluster_role_bindings: parse(crb),
         role_bindings: parse(rb),
     })
+}
+
+/// A reload in progress: dropped before it stored a snapshot (it failed, or the request
+/// it runs in went away because its client hung up), it marks the cache stale again, so
+/// the next request reloads instead of trusting what is there (at first, nothing).
+struct Reload<'a>(Option<&'a AtomicBool>);
+
+impl Drop for Reload<'_> {
+    fn drop(&mut self) {
+        if let Some(dirty) = self.0 {
+            dirty.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Policy {
@@ -237,12 +257,24 @@ impl Policy {
     }
 
     /// The current snapshot, reloaded from etcd first when stale. If etcd does not
-    /// answer, the last snapshot is used and the reload retried next time.
+    /// answer, or the request goes away meanwhile, the last snapshot is used and the
+    /// reload done again next time.
     pub async fn snapshot(&self, store: &Store) -> Arc<Snapshot> {
         if self.dirty.swap(false, Ordering::SeqCst) {
+            let mut reload = Reload(Some(&self.dirty));
             match load(store).await {
-                Some(s) => *self.current.write().await = Arc::new(s),
-                None => self.invalidate(),
+                Ok(s) => {
+                    *self.current.write().await = Arc::new(s);
+                    reload.0 = None;
+                    if self.failing.swap(false, Ordering::SeqCst) {
+                        crate::note!("fake-apiserver: RBAC policy loaded again");
+                    }
+                }
+                Err(e) => {
+                    if !self.failing.swap(true, Ordering::SeqCst) {
+                        crate::note!("fake-apiserver: RBAC policy not loaded: {e}");
+                    }
+                }
             }
         }
         self.current.read().await.clone()
