@@ -67,16 +67,35 @@ impl ApiSync {
             watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
         let (store, writer) = reflector::store();
         let stream = reflector::reflector(writer, watcher(pods, wc).default_backoff());
-        // Relists are logged: a drill that fails on a pod never started reads here
-        // when this kubelet last had the whole truth.
-        let watch = tokio::spawn(stream.for_each(|ev| async move {
-            match ev {
-                Err(e) => crate::note!("fake-kubelet: pod watch: {e}"),
-                Ok(watcher::Event::Init) => crate::note!("fake-kubelet: pod watch: listing"),
-                Ok(watcher::Event::InitDone) => crate::note!("fake-kubelet: pod watch: listed"),
-                Ok(_) => {}
-            }
-        }));
+        // Relists and every change are logged: a drill that fails on a pod this node
+        // never started reads here what its watch last brought, and when.
+        let watch = tokio::spawn(async move {
+            stream
+                .for_each(|ev| async move {
+                    match ev {
+                        Err(e) => crate::note!("fake-kubelet: pod watch: {e}"),
+                        Ok(watcher::Event::Init) => {
+                            crate::note!("fake-kubelet: pod watch: listing");
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            crate::note!("fake-kubelet: pod watch: listed");
+                        }
+                        Ok(watcher::Event::Apply(p)) => crate::note!(
+                            "fake-kubelet: pod watch: {} at {}",
+                            key(&p),
+                            p.resource_version().unwrap_or_default()
+                        ),
+                        Ok(watcher::Event::Delete(p)) => crate::note!(
+                            "fake-kubelet: pod watch: {} deleted at {}",
+                            key(&p),
+                            p.resource_version().unwrap_or_default()
+                        ),
+                        Ok(watcher::Event::InitApply(_)) => {}
+                    }
+                })
+                .await;
+            crate::note!("fake-kubelet: pod watch: ended");
+        });
         let ctx = Arc::new(Ctx {
             shared: shared.clone(),
             client,
