@@ -59,7 +59,7 @@ async fn ds_pods_on(c: &kube::Client, want: &[&str]) -> Result<Vec<Pod>> {
 async fn daemonset_places_one_pod_per_eligible_node_and_follows_changes() -> Result<()> {
     run_test(|logs| async move {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let agents = json!({"pool": "agents"});
         create_nodes(&c, vec![
             node("a", agents.clone(), json!([]), true)?,
@@ -165,7 +165,7 @@ async fn deployment_settled(c: &kube::Client, replicas: usize) -> Result<Vec<Pod
 async fn deployment_gets_a_replicaset_and_pods_and_survives_an_apiserver_restart() -> Result<()> {
     run_test(|logs| async move {
         let mut h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let mut cm = Proc::start(
             CM,
             &flags(
@@ -207,7 +207,7 @@ async fn deployment_gets_a_replicaset_and_pods_and_survives_an_apiserver_restart
             Ok(())
         })
         .await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         Api::<Pod>::namespaced(c.clone(), "default")
             .delete(&victim, &Default::default())
             .await?;
@@ -253,7 +253,7 @@ async fn holder(c: &kube::Client) -> Result<String> {
 async fn only_the_leader_acts_and_another_takes_over() -> Result<()> {
     run_test(|logs| async move {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let mut one = Proc::start(CM, &flags(&h, &[]), "cm1", &logs)?;
         let mut two = Proc::start(CM, &flags(&h, &[]), "cm2", &logs)?;
         let first = eventually("a leader", STEP, || holder(&c)).await?;

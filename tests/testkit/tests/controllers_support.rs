@@ -20,13 +20,6 @@ use serde_json::{Value, json};
 pub const TEST_DEADLINE: Duration = Duration::from_secs(150);
 pub const STEP: Duration = Duration::from_secs(30);
 
-pub async fn client(h: &Harness) -> Result<kube::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 /// Log files of the processes a test started (in a directory that outlives the
 /// harness), printed if the test fails.
 #[derive(Clone)]

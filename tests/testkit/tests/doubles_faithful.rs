@@ -35,7 +35,7 @@ fn host_ports(spec: &Value, list: &str) -> Vec<Value> {
 async fn hostnetwork_pod_ports_are_defaulted_to_host_ports_but_templates_are_not() -> Result<()> {
     run_test(|_logs| async move {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
         let spec = |host_net: bool| {
             json!({"hostNetwork": host_net,
@@ -117,7 +117,7 @@ async fn daemonset_pods_wait_for_the_scheduler_which_honours_affinity_and_host_p
 {
     run_test(|logs| async move {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let cp = json!({"node-role.kubernetes.io/control-plane": ""});
         let taint = json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
         create_nodes(&c, vec![

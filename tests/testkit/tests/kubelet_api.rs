@@ -17,13 +17,6 @@ use serde_json::json;
 const TEST_DEADLINE: Duration = Duration::from_secs(120);
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn client(h: &Harness) -> Result<kube::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 /// Polls `f` until it returns `Some`, or fails naming `what`.
 async fn until<T, F: Future<Output = Option<T>>>(
     what: &str,
@@ -45,7 +38,7 @@ async fn until<T, F: Future<Output = Option<T>>>(
 /// image `sleeper` to /bin/sleep.
 async fn kubelet_on_api(labels: Option<&str>) -> Result<(Harness, kube::Client, FakeKubelet)> {
     let h = Harness::start().await?;
-    let c = client(&h).await?;
+    let c = h.kube_client().await?;
     let opts = KubeletOptions {
         image_map: vec![("sleeper".into(), PathBuf::from("/bin/sleep"))],
         kubeconfig: Some(h.kubeconfig.clone()),

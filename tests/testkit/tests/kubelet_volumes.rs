@@ -33,13 +33,6 @@ async fn start(opts: KubeletOptions) -> Result<FakeKubelet> {
     tokio::task::spawn_blocking(move || FakeKubelet::start(bin, opts)).await?
 }
 
-async fn client(h: &Harness) -> Result<kube::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(&h.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 /// Polls `f` until it returns `Some`, or fails naming `what` (with the kubelet's log).
 async fn until<T, F: Future<Output = Option<T>>>(
     what: &str,
@@ -138,7 +131,7 @@ async fn static_pod_host_paths_resolve_under_the_node_root_fs() -> Result<()> {
 async fn api_pod_secret_and_config_map_volumes_with_items_modes_and_refresh() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let t = tempfile::tempdir()?;
         let root = t.path().join("nodes/worker-1");
         let k = start(node(t.path(), "worker-1", [127, 0, 0, 1], Some(h.kubeconfig.clone()))).await?;
@@ -191,7 +184,7 @@ async fn api_pod_secret_and_config_map_volumes_with_items_modes_and_refresh() ->
 async fn service_account_token_is_mounted_or_the_pod_says_why() -> Result<()> {
     tokio::time::timeout(TEST_DEADLINE, async {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let t = tempfile::tempdir()?;
         let root = t.path().join("nodes/worker-1");
         let k = start(node(t.path(), "worker-1", [127, 0, 0, 1], Some(h.kubeconfig.clone()))).await?;

@@ -85,7 +85,7 @@ fn taints_of(n: &Node) -> Vec<String> {
 async fn a_silent_node_goes_unknown_is_tainted_and_its_pods_lose_ready() -> Result<()> {
     run_test(|logs| async move {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         create_nodes(&c, vec![node("live", json!({}), json!([]), true)?, node("dead", json!({}), json!([]), true)?]).await?;
         for n in ["live", "dead"] {
             heartbeat(&c, n).await?;

@@ -55,7 +55,7 @@ async fn cp_on(c: &kube::Client, want: &[&str]) -> Result<Vec<Pod>> {
 async fn scheduler_binds_to_fitting_nodes_and_reports_unschedulable() -> Result<()> {
     run_test(|logs| async move {
         let h = Harness::start().await?;
-        let c = client(&h).await?;
+        let c = h.kube_client().await?;
         let cp = json!({"node-role.kubernetes.io/control-plane": ""});
         let cp_taint = json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
         create_nodes(&c, vec![
